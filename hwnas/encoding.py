@@ -1,0 +1,120 @@
+"""Integer gene encoding of architectures, for vectorised work on whole populations.
+
+Search, latency prediction, FLOPs counting and accuracy predictors all work on numpy arrays of
+shape ``(n, num_genes)`` holding *choice indices*, never on Python objects, so that scoring a
+population of 100k candidates is a handful of array operations.
+
+Gene order: ``kernel[slot] * S``, ``expand[slot] * S``, ``depth[stage] * K``, ``resolution``
+(S block slots, K stages). :class:`GeneLayout` converts between genes, value arrays and
+:class:`~hwnas.arch.Architecture` objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from hwnas.arch import Architecture
+from hwnas.errors import ArchitectureError
+from hwnas.space import SearchSpace, get_space
+
+
+@dataclass(frozen=True)
+class ArchArrays:
+    """Decoded values of a population: one row per architecture."""
+
+    kernel: np.ndarray      # (n, slots) int
+    expand: np.ndarray      # (n, slots) int
+    depth: np.ndarray       # (n, stages) int
+    resolution: np.ndarray  # (n,) int
+    active: np.ndarray      # (n, slots) bool: slot is within its stage's depth
+
+
+class GeneLayout:
+    """Maps architectures of one space to integer genes and back."""
+
+    def __init__(self, space: SearchSpace | str) -> None:
+        self.space = get_space(space)
+        s = self.space
+        self.num_slots = s.num_block_slots
+        self.num_stages = s.num_stages
+        self.kernel_values = np.asarray(s.kernel_sizes, dtype=np.int64)
+        self.expand_values = np.asarray(s.expand_ratios, dtype=np.int64)
+        self.depth_values = np.asarray(s.depths, dtype=np.int64)
+        self.resolution_values = np.asarray(s.resolutions, dtype=np.int64)
+        self.kernel_genes = slice(0, self.num_slots)
+        self.expand_genes = slice(self.num_slots, 2 * self.num_slots)
+        self.depth_genes = slice(2 * self.num_slots, 2 * self.num_slots + self.num_stages)
+        self.resolution_gene = 2 * self.num_slots + self.num_stages
+        self.num_genes = self.resolution_gene + 1
+        self.cardinalities = np.array(
+            [len(s.kernel_sizes)] * self.num_slots + [len(s.expand_ratios)] * self.num_slots
+            + [len(s.depths)] * self.num_stages + [len(s.resolutions)], dtype=np.int64)
+        # slot -> (stage, position) for the depth mask
+        self.slot_stage = np.repeat(np.arange(self.num_stages), s.max_depth)
+        self.slot_position = np.tile(np.arange(s.max_depth), self.num_stages)
+
+    # ----------------------------------------------------------------------------- conversions
+    def encode(self, archs: Sequence[Architecture] | Architecture) -> np.ndarray:
+        """Architectures -> genes ``(n, num_genes)`` (int8). Validates each architecture."""
+        if isinstance(archs, Architecture):
+            archs = [archs]
+        genes = np.empty((len(archs), self.num_genes), dtype=np.int8)
+        lookup = [
+            {v: i for i, v in enumerate(self.space.kernel_sizes)},
+            {v: i for i, v in enumerate(self.space.expand_ratios)},
+            {v: i for i, v in enumerate(self.space.depths)},
+            {v: i for i, v in enumerate(self.space.resolutions)},
+        ]
+        for row, arch in enumerate(archs):
+            arch.validate(self.space)
+            genes[row, self.kernel_genes] = [lookup[0][k] for k in arch.kernel]
+            genes[row, self.expand_genes] = [lookup[1][e] for e in arch.expand]
+            genes[row, self.depth_genes] = [lookup[2][d] for d in arch.depth]
+            genes[row, self.resolution_gene] = lookup[3][arch.resolution]
+        return genes
+
+    def check(self, genes: np.ndarray) -> np.ndarray:
+        genes = np.atleast_2d(np.asarray(genes))
+        if genes.shape[1] != self.num_genes:
+            raise ArchitectureError(
+                f"gene matrix has {genes.shape[1]} columns; space {self.space.name!r} needs {self.num_genes}")
+        if (genes < 0).any() or (genes >= self.cardinalities).any():
+            raise ArchitectureError("gene matrix holds a choice index outside the space")
+        return genes
+
+    def values(self, genes: np.ndarray) -> ArchArrays:
+        """Genes -> value arrays (kernel sizes, expand ratios, depths, resolutions, active mask)."""
+        genes = self.check(genes).astype(np.int64, copy=False)
+        depth = self.depth_values[genes[:, self.depth_genes]]
+        active = self.slot_position[None, :] < depth[:, self.slot_stage]
+        return ArchArrays(
+            kernel=self.kernel_values[genes[:, self.kernel_genes]],
+            expand=self.expand_values[genes[:, self.expand_genes]],
+            depth=depth,
+            resolution=self.resolution_values[genes[:, self.resolution_gene]],
+            active=active,
+        )
+
+    def decode(self, genes: np.ndarray) -> list[Architecture]:
+        v = self.values(genes)
+        return [Architecture(tuple(v.kernel[i]), tuple(v.expand[i]), tuple(v.depth[i]), int(v.resolution[i]))
+                for i in range(len(v.resolution))]
+
+    def canonicalize(self, genes: np.ndarray) -> np.ndarray:
+        """Zero the genes of inactive slots, so equal networks have equal genes."""
+        genes = self.check(genes).copy()
+        active = self.values(genes).active
+        k = genes[:, self.kernel_genes]
+        k[~active] = 0
+        genes[:, self.kernel_genes] = k
+        e = genes[:, self.expand_genes]
+        e[~active] = 0
+        genes[:, self.expand_genes] = e
+        return genes
+
+    def random(self, n: int, rng: np.random.Generator | int | None = None) -> np.ndarray:
+        rng = np.random.default_rng(rng)
+        return (rng.random((n, self.num_genes)) * self.cardinalities).astype(np.int8)

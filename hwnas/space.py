@@ -1,0 +1,240 @@
+"""Search spaces as data: a named preset fully describes an elastic MobileNetV3 supernet.
+
+Everything downstream (supernet construction, FLOPs, latency-table keys, predictor encodings)
+is derived from a :class:`SearchSpace`, and its :meth:`SearchSpace.fingerprint` is stamped into
+every artifact so a table or predictor built for one space is never silently used with another.
+
+Presets live in a small registry in the style of timm's model registry: ``register_space`` adds
+one, ``get_space`` looks one up by name with a helpful error listing what exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from hwnas.errors import SpaceError
+
+ACTIVATIONS = ("relu", "hswish")
+
+
+def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
+    """Round a channel count to a multiple of ``divisor`` without dropping >10% (as MobileNet/OFA do)."""
+    min_value = divisor if min_value is None else min_value
+    new_value = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if new_value < 0.9 * value:
+        new_value += divisor
+    return new_value
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One elastic stage: ``width`` output channels, first-block ``stride``, SE and activation."""
+
+    width: int
+    stride: int
+    se: bool
+    act: str
+
+    def __post_init__(self) -> None:
+        if self.width <= 0:
+            raise SpaceError(f"stage width must be positive, got {self.width}")
+        if self.stride not in (1, 2):
+            raise SpaceError(f"stage stride must be 1 or 2, got {self.stride}")
+        if self.act not in ACTIVATIONS:
+            raise SpaceError(f"stage activation {self.act!r} is not one of {ACTIVATIONS}")
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """An OFA-style elastic MobileNetV3 space.
+
+    Fixed parts: stem conv, a first MBConv block (expand 1, kernel 3), the final 1x1 expand conv,
+    global pooling, the feature-mix 1x1 conv and the classifier. Elastic parts: per block kernel
+    size and expand ratio, per stage depth, and the input resolution.
+    """
+
+    name: str
+    in_channels: int
+    num_classes: int
+    stem_width: int
+    stem_stride: int
+    stem_act: str
+    first_block_width: int
+    first_block_act: str
+    stages: tuple[StageSpec, ...]
+    final_expand_width: int
+    feature_width: int
+    resolutions: tuple[int, ...]
+    kernel_sizes: tuple[int, ...] = (3, 5, 7)
+    expand_ratios: tuple[int, ...] = (3, 4, 6)
+    depths: tuple[int, ...] = (2, 3, 4)
+    dropout: float = 0.1
+    se_reduction: int = 4
+    channel_divisor: int = 8
+    bn_eps: float = 1e-5
+    bn_momentum: float = 0.1
+    description: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "stages", tuple(
+            s if isinstance(s, StageSpec) else StageSpec(**s) for s in self.stages))
+        for attr in ("resolutions", "kernel_sizes", "expand_ratios", "depths"):
+            values = tuple(int(v) for v in getattr(self, attr))
+            if not values:
+                raise SpaceError(f"space {self.name!r}: {attr} must not be empty")
+            if len(set(values)) != len(values):
+                raise SpaceError(f"space {self.name!r}: {attr} has duplicates: {values}")
+            object.__setattr__(self, attr, tuple(sorted(values)))
+        if not self.stages:
+            raise SpaceError(f"space {self.name!r}: needs at least one stage")
+        if any(k % 2 == 0 or k < 1 for k in self.kernel_sizes):
+            raise SpaceError(f"space {self.name!r}: kernel sizes must be odd, got {self.kernel_sizes}")
+        if min(self.depths) < 1:
+            raise SpaceError(f"space {self.name!r}: depths must be >= 1, got {self.depths}")
+        if min(self.expand_ratios) < 1:
+            raise SpaceError(f"space {self.name!r}: expand ratios must be >= 1")
+        if self.stem_act not in ACTIVATIONS or self.first_block_act not in ACTIVATIONS:
+            raise SpaceError(f"space {self.name!r}: activations must be one of {ACTIVATIONS}")
+        if self.stem_stride not in (1, 2):
+            raise SpaceError(f"space {self.name!r}: stem stride must be 1 or 2")
+        if min(self.resolutions) < 8:
+            raise SpaceError(f"space {self.name!r}: resolutions must be >= 8 px")
+        for attr in ("in_channels", "num_classes", "stem_width", "first_block_width",
+                     "final_expand_width", "feature_width"):
+            if int(getattr(self, attr)) <= 0:
+                raise SpaceError(f"space {self.name!r}: {attr} must be positive")
+
+    # ----------------------------------------------------------------------------- shape facts
+    @property
+    def num_stages(self) -> int:
+        return len(self.stages)
+
+    @property
+    def max_depth(self) -> int:
+        return max(self.depths)
+
+    @property
+    def num_block_slots(self) -> int:
+        """Elastic block slots: ``num_stages * max_depth`` (inactive slots are ignored)."""
+        return self.num_stages * self.max_depth
+
+    @property
+    def max_kernel(self) -> int:
+        return max(self.kernel_sizes)
+
+    def mid_channels(self, in_channels: int, expand: int) -> int:
+        """Hidden width of an MBConv block, exactly as OFA computes it."""
+        return make_divisible(round(in_channels * expand), self.channel_divisor)
+
+    def se_channels(self, channels: int) -> int:
+        return make_divisible(channels // self.se_reduction, self.channel_divisor)
+
+    def stage_in_width(self, stage: int) -> int:
+        return self.first_block_width if stage == 0 else self.stages[stage - 1].width
+
+    # ----------------------------------------------------------------------------- identity
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["stages"] = [asdict(s) for s in self.stages]
+        for attr in ("resolutions", "kernel_sizes", "expand_ratios", "depths"):
+            data[attr] = list(data[attr])
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "SearchSpace":
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise SpaceError(f"malformed search-space description: {exc}") from None
+
+    def fingerprint(self) -> str:
+        """Short stable hash of everything that changes the network (not the name or description)."""
+        data = self.to_dict()
+        data.pop("name")
+        data.pop("description")
+        blob = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def check_fingerprint(self, fingerprint: str, what: str) -> None:
+        """Refuse an artifact built for another space (or a changed version of this one)."""
+        if fingerprint != self.fingerprint():
+            raise SpaceError(
+                f"{what} was built for a different search space (fingerprint {fingerprint}, "
+                f"space {self.name!r} is {self.fingerprint()}). Rebuild it for this space, "
+                f"or pass the space it was made for.")
+
+
+# --------------------------------------------------------------------------------- registry
+_REGISTRY: dict[str, SearchSpace] = {}
+
+
+def register_space(space: SearchSpace, *, overwrite: bool = False) -> SearchSpace:
+    if space.name in _REGISTRY and not overwrite:
+        raise SpaceError(f"a search space named {space.name!r} is already registered")
+    _REGISTRY[space.name] = space
+    return space
+
+
+def list_spaces() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get_space(name: "str | SearchSpace") -> SearchSpace:
+    """Look up a preset by name (a ``SearchSpace`` is passed through)."""
+    if isinstance(name, SearchSpace):
+        return name
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise SpaceError(
+            f"unknown search space {name!r}; known spaces: {', '.join(list_spaces())}") from None
+
+
+OFA_MBV3_W10 = register_space(SearchSpace(
+    name="ofa-mbv3-w1.0",
+    description="The published once-for-all MobileNetV3 ImageNet supernet (ofa_mbv3_d234_e346_k357_w1.0).",
+    in_channels=3,
+    num_classes=1000,
+    stem_width=16,
+    stem_stride=2,
+    stem_act="hswish",
+    first_block_width=16,
+    first_block_act="relu",
+    stages=(
+        StageSpec(24, 2, False, "relu"),
+        StageSpec(40, 2, True, "relu"),
+        StageSpec(80, 2, False, "hswish"),
+        StageSpec(112, 1, True, "hswish"),
+        StageSpec(160, 2, True, "hswish"),
+    ),
+    final_expand_width=960,
+    feature_width=1280,
+    resolutions=tuple(range(128, 225, 4)),
+    dropout=0.1,
+))
+
+FMNIST_MBV3 = register_space(SearchSpace(
+    name="fmnist-mbv3",
+    description="Compact OFA-style MobileNetV3 space for 28 px grey images (Fashion-MNIST), stem stride 1.",
+    in_channels=1,
+    num_classes=10,
+    stem_width=16,
+    stem_stride=1,
+    stem_act="hswish",
+    first_block_width=16,
+    first_block_act="relu",
+    stages=(
+        StageSpec(24, 2, False, "relu"),
+        StageSpec(40, 2, True, "relu"),
+        StageSpec(64, 2, False, "hswish"),
+        StageSpec(80, 1, True, "hswish"),
+        StageSpec(112, 1, True, "hswish"),
+    ),
+    final_expand_width=384,
+    feature_width=512,
+    resolutions=(20, 24, 28, 32),
+    dropout=0.1,
+))
