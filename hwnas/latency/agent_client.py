@@ -1,0 +1,112 @@
+"""Client for the edge agent (``hwnas agent serve``), built on urllib so a board needs nothing extra.
+
+A profiling run sends hundreds of models; boards reboot, Wi-Fi drops and agents get restarted.
+Connection errors, timeouts and 5xx answers are therefore retried with exponential back-off,
+while 4xx answers (bad token, bad model, bad option) are the caller's fault and fail at once with
+the agent's reason.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+from hwnas.errors import ConfigError, MeasurementError
+from hwnas.latency.measure import LatencyStats
+
+_RETRYABLE = (urllib.error.URLError, ConnectionError, TimeoutError, socket.timeout,
+              http.client.HTTPException, OSError)
+
+
+class AgentClient:
+    """Talks to one agent. ``retries`` extra attempts after the first, waiting ``backoff_s * 2**k``."""
+
+    def __init__(self, url: str, token: str | None = None, timeout_s: float = 60.0,
+                 retries: int = 3, backoff_s: float = 0.5) -> None:
+        parsed = urllib.parse.urlparse(url)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ConfigError(f"agent url {url!r} is not an http(s) address; use e.g. http://127.0.0.1:8765")
+        self.url = url.rstrip("/")
+        self.token = token
+        self.timeout_s = timeout_s
+        self.retries = max(0, int(retries))
+        self.backoff_s = backoff_s
+
+    def health(self) -> dict[str, Any]:
+        return self._request("GET", "/v1/health", auth=False)
+
+    def info(self) -> dict[str, Any]:
+        return self._request("GET", "/v1/info")
+
+    def measure(self, model_bytes: bytes, **options: Any) -> LatencyStats:
+        """Measure an ONNX model on the agent. Options: warmup, repeats, threads, pin, batch, provider, shape."""
+        query = {k: _query_value(v) for k, v in options.items() if v is not None}
+        body = self._request("POST", "/v1/measure", data=bytes(model_bytes), query=query)
+        return LatencyStats.from_dict(body)
+
+    def _request(self, method: str, path: str, data: bytes | None = None,
+                 query: dict[str, str] | None = None, auth: bool = True) -> dict[str, Any]:
+        url = self.url + path + ("?" + urllib.parse.urlencode(query) if query else "")
+        headers = {"Accept": "application/json"}
+        if data is not None:
+            headers["Content-Type"] = "application/octet-stream"
+        if auth and self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        last: str = ""
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self.backoff_s * 2 ** (attempt - 1))
+            request = urllib.request.Request(url, data=data, headers=headers, method=method)
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                    return _json_body(response.read(), self.url)
+            except urllib.error.HTTPError as exc:
+                reason = _error_reason(exc)
+                if exc.code < 500:
+                    raise MeasurementError(self._refusal(exc.code, reason)) from None
+                last = f"HTTP {exc.code}: {reason}"
+            except _RETRYABLE as exc:
+                last = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
+        raise MeasurementError(
+            f"agent at {self.url} unreachable after {self.retries + 1} attempts (last error: {last}); "
+            "is `hwnas agent serve` running there, and is the url/port in the device profile right?")
+
+    def _refusal(self, code: int, reason: str) -> str:
+        hint = {401: "set HWNAS_AGENT_TOKEN (or the profile's token_env) to the token the agent printed at start",
+                413: "the model is larger than the agent's --max-upload-mb; restart the agent with a larger limit"}
+        return f"agent at {self.url} refused the request (HTTP {code}): {reason}" + (
+            f"; {hint[code]}" if code in hint else "")
+
+
+def _query_value(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(int(v)) for v in value)
+    return str(value)
+
+
+def _json_body(raw: bytes, url: str) -> dict[str, Any]:
+    try:
+        body = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise MeasurementError(f"{url} answered with something that is not JSON; is it an hwnas agent?") from None
+    if not isinstance(body, dict):
+        raise MeasurementError(f"{url} answered with unexpected JSON; is it an hwnas agent?")
+    return body
+
+
+def _error_reason(exc: urllib.error.HTTPError) -> str:
+    try:
+        raw = exc.read()
+    except (OSError, http.client.HTTPException):
+        raw = b""
+    try:
+        body = json.loads(raw.decode("utf-8"))
+        return str(body.get("error", body)) if isinstance(body, dict) else str(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return raw.decode("utf-8", errors="replace")[:300] or str(exc.reason)

@@ -1,0 +1,385 @@
+"""Latency measurement backends: local ONNX Runtime, PyTorch on CUDA, and a remote edge agent.
+
+All backends follow one protocol (warm-up runs, then ``repeats`` individually timed runs, median
+reported) and return :class:`LatencyStats`, so a latency table does not care where it was measured.
+The median is the headline number because it ignores the occasional run disturbed by another
+process; p10/p90 show how noisy the device was.
+
+The edge agent imports this module on a board that has only numpy + onnxruntime, so torch is
+imported lazily inside :class:`TorchCudaMeasurer` and onnxruntime lazily where it is used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Iterator, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from hwnas.errors import MeasurementError
+from hwnas.latency.device import DeviceProfile, load_device_profile
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    """Summary of ``repeats`` timed runs of one batch, in milliseconds per batch."""
+
+    median_ms: float
+    mean_ms: float
+    std_ms: float
+    min_ms: float
+    p10_ms: float
+    p90_ms: float
+    repeats: int
+    batch_size: int
+
+    @classmethod
+    def from_samples(cls, samples_ms: Sequence[float], batch_size: int) -> "LatencyStats":
+        a = np.asarray(samples_ms, dtype=np.float64)
+        if a.size == 0 or not np.all(np.isfinite(a)):
+            raise MeasurementError("no valid timing samples were recorded; rerun with repeats >= 1")
+        p10, median, p90 = np.percentile(a, [10, 50, 90])
+        return cls(median_ms=float(median), mean_ms=float(a.mean()),
+                   std_ms=float(a.std(ddof=1)) if a.size > 1 else 0.0, min_ms=float(a.min()),
+                   p10_ms=float(p10), p90_ms=float(p90), repeats=int(a.size), batch_size=int(batch_size))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "LatencyStats":
+        names = [f.name for f in fields(cls)]
+        missing = [n for n in names if n not in data]
+        if missing:
+            raise MeasurementError(f"latency record lacks {', '.join(missing)}; it was not written by "
+                                   "this hwnas version — re-measure it")
+        try:
+            return cls(**{n: (int(data[n]) if n in ("repeats", "batch_size") else float(data[n])) for n in names})
+        except (TypeError, ValueError) as exc:
+            raise MeasurementError(f"latency record has a non-numeric field ({exc}); re-measure it") from None
+
+
+@runtime_checkable
+class Measurer(Protocol):
+    """What every backend offers: time an ONNX model and describe the hardware/software it ran on."""
+
+    def measure_onnx(self, model: bytes | str | Path, input_shape: tuple[int, ...] | None = None) -> LatencyStats:
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        ...
+
+
+# ---------------------------------------------------------------------------- host facts
+
+def cpu_model() -> str:
+    """CPU name from /proc/cpuinfo (x86 'model name', ARM boards' 'Model'/'Hardware'), else platform."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        text = ""
+    for key in ("model name", "Model", "Hardware", "cpu model", "Processor"):
+        for line in text.splitlines():
+            k, _, v = line.partition(":")
+            if k.strip() == key and v.strip():
+                return v.strip()
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def memory_mb() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) // 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def gpu_names() -> list[str]:
+    """NVIDIA GPU names from the driver's /proc entries (no torch or nvidia-smi needed)."""
+    names = []
+    for info in sorted(Path("/proc/driver/nvidia/gpus").glob("*/information")):
+        with contextlib.suppress(OSError):
+            for line in info.read_text(encoding="utf-8").splitlines():
+                if line.startswith("Model:"):
+                    names.append(line.split(":", 1)[1].strip())
+    return names
+
+
+def host_facts() -> dict[str, Any]:
+    """Hardware and software facts stamped next to every measurement."""
+    affinity = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    facts: dict[str, Any] = {
+        "hostname": platform.node(), "machine": platform.machine(), "os": platform.platform(),
+        "cpu_model": cpu_model(), "cpu_count": os.cpu_count(), "cpu_affinity": affinity,
+        "memory_mb": memory_mb(), "gpu_names": gpu_names(), "python_version": platform.python_version(),
+        "numpy_version": np.__version__,
+    }
+    try:
+        from hwnas import __version__ as hwnas_version
+        facts["hwnas_version"] = hwnas_version
+    except ImportError:  # pragma: no cover
+        facts["hwnas_version"] = None
+    try:
+        ort = _import_ort()
+        facts["onnxruntime_version"] = ort.__version__
+        facts["onnxruntime_providers"] = list(ort.get_available_providers())
+    except MeasurementError:
+        facts["onnxruntime_version"] = None
+        facts["onnxruntime_providers"] = []
+    return facts
+
+
+# ---------------------------------------------------------------------------- ONNX Runtime
+
+def _import_ort() -> Any:
+    try:
+        import onnxruntime
+    except ImportError:
+        raise MeasurementError("onnxruntime is not installed; pip install onnxruntime "
+                               "(or onnxruntime-gpu for CUDA)") from None
+    return onnxruntime
+
+
+@contextlib.contextmanager
+def pinned_to(cores: Sequence[int] | None) -> Iterator[None]:
+    """Run the block with this thread's CPU affinity set to ``cores``; restore it afterwards.
+
+    Linux applies ``sched_setaffinity(0, ...)`` to the calling thread, and ONNX Runtime's pool
+    threads inherit it when the session is created inside the block.
+    """
+    if not cores:
+        yield
+        return
+    if not hasattr(os, "sched_setaffinity"):
+        raise MeasurementError("core pinning needs Linux (os.sched_setaffinity); set pin_cores: null in the profile")
+    before = os.sched_getaffinity(0)
+    missing = sorted(set(cores) - before)
+    if missing:
+        raise MeasurementError(f"cannot pin to CPU(s) {missing}: this process may only use {sorted(before)}; "
+                               "edit pin_cores in the device profile")
+    os.sched_setaffinity(0, set(cores))
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+_ORT_DTYPES = {
+    "tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
+    "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(int8)": np.int8,
+    "tensor(uint8)": np.uint8, "tensor(bool)": np.bool_,
+}
+
+
+def _ort_error_reason(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:500]
+
+
+class OnnxRuntimeMeasurer:
+    """Times ONNX models with an ``onnxruntime.InferenceSession`` configured from a device profile."""
+
+    def __init__(self, profile: DeviceProfile) -> None:
+        self.profile = profile
+        self._ort = _import_ort()
+        available = list(self._ort.get_available_providers())
+        if profile.provider not in available:
+            raise MeasurementError(
+                f"execution provider {profile.provider} is not available in this onnxruntime "
+                f"{self._ort.__version__}; available: {', '.join(available)}. Install the matching "
+                "onnxruntime package (e.g. onnxruntime-gpu) or change provider in the device profile")
+
+    def session_options(self) -> Any:
+        """ONNX Runtime's conventions for stable latency: fixed intra-op threads, sequential execution."""
+        so = self._ort.SessionOptions()
+        so.intra_op_num_threads = self.profile.threads
+        so.inter_op_num_threads = 1
+        so.execution_mode = self._ort.ExecutionMode.ORT_SEQUENTIAL
+        so.graph_optimization_level = self._ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.log_severity_level = 3  # errors only; warnings would flood a profiling run
+        return so
+
+    def providers(self) -> list[str]:
+        if self.profile.provider == "CPUExecutionProvider":
+            return ["CPUExecutionProvider"]
+        return [self.profile.provider, "CPUExecutionProvider"]  # ORT convention: CPU fallback last
+
+    def _session(self, model: bytes | str | Path) -> Any:
+        source = bytes(model) if isinstance(model, (bytes, bytearray, memoryview)) else str(model)
+        try:
+            return self._ort.InferenceSession(source, sess_options=self.session_options(),
+                                              providers=self.providers())
+        except Exception as exc:  # ORT raises its own pybind exception types (InvalidProtobuf, Fail, ...)
+            raise MeasurementError(f"onnxruntime cannot load the model ({_ort_error_reason(exc)}); check it is a "
+                                   "valid ONNX file using only standard ops supported by this runtime") from None
+
+    def _inputs(self, session: Any, input_shape: tuple[int, ...] | None) -> dict[str, np.ndarray]:
+        """Fixed random inputs created once: static dims from the model, a symbolic batch -> batch_size."""
+        rng = np.random.default_rng(0)
+        feeds = {}
+        for i, arg in enumerate(session.get_inputs()):
+            if i == 0 and input_shape is not None:
+                shape = tuple(int(d) for d in input_shape)
+            else:
+                shape = tuple(d if isinstance(d, int) and d > 0 else
+                              (self.profile.batch_size if j == 0 else None) for j, d in enumerate(arg.shape))
+                if any(d is None for d in shape):
+                    raise MeasurementError(f"model input {arg.name!r} has symbolic non-batch dims {arg.shape}; "
+                                           "pass input_shape explicitly or export with static shapes")
+            dtype = _ORT_DTYPES.get(arg.type)
+            if dtype is None:
+                raise MeasurementError(f"model input {arg.name!r} has unsupported type {arg.type}; "
+                                       f"supported: {', '.join(_ORT_DTYPES)}")
+            if np.issubdtype(dtype, np.floating):
+                feeds[arg.name] = rng.standard_normal(shape).astype(dtype)
+            else:
+                feeds[arg.name] = np.zeros(shape, dtype=dtype)
+        return feeds
+
+    def measure_onnx(self, model: bytes | str | Path, input_shape: tuple[int, ...] | None = None) -> LatencyStats:
+        """Warm up, then time ``repeats`` single runs with ``perf_counter_ns``; return their statistics."""
+        with pinned_to(self.profile.pin_cores):
+            session = self._session(model)
+            if self.profile.provider not in session.get_providers():
+                raise MeasurementError(f"onnxruntime did not enable {self.profile.provider} for this model "
+                                       f"(session uses {session.get_providers()}); check the provider's install")
+            feeds = self._inputs(session, input_shape)
+            first = next(iter(feeds.values()), None)
+            batch = int(first.shape[0]) if first is not None and first.ndim else 1
+            try:
+                for _ in range(self.profile.warmup):
+                    session.run(None, feeds)
+                samples = []
+                for _ in range(self.profile.repeats):
+                    t0 = time.perf_counter_ns()
+                    session.run(None, feeds)
+                    samples.append((time.perf_counter_ns() - t0) / 1e6)
+            except Exception as exc:
+                raise MeasurementError(f"onnxruntime failed running the model ({_ort_error_reason(exc)}); check "
+                                       "input_shape matches the model's input") from None
+        return LatencyStats.from_samples(samples, batch)
+
+    def describe(self) -> dict[str, Any]:
+        return {**host_facts(), "backend": "onnxruntime", "provider": self.profile.provider,
+                "threads": self.profile.threads, "pin_cores": list(self.profile.pin_cores or []) or None}
+
+
+# ---------------------------------------------------------------------------- PyTorch on CUDA
+
+_TORCH_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+
+
+class TorchCudaMeasurer:
+    """Times torch modules on a CUDA GPU with CUDA events (GPU-side time, no host sync noise).
+
+    With ``cuda_graphs: true`` the forward pass is captured once and replayed, removing kernel
+    launch overhead that otherwise dominates small batch-1 models.
+    """
+
+    def __init__(self, profile: DeviceProfile) -> None:
+        self.profile = profile
+        try:
+            import torch
+        except ImportError:
+            raise MeasurementError("no CUDA device: torch is not installed; install torch with CUDA "
+                                   "or use a CPU profile such as cpu-1thread") from None
+        if not torch.cuda.is_available():
+            raise MeasurementError("no CUDA device available (torch.cuda.is_available() is False); run on a "
+                                   "machine with an NVIDIA GPU or use a CPU profile such as cpu-1thread")
+        self._torch = torch
+        self.device = torch.device("cuda")
+
+    def measure_module(self, module: Any, input_shape: tuple[int, ...]) -> LatencyStats:
+        """Time ``module`` on a full input of ``input_shape`` (batch first) at the profile's precision."""
+        torch = self._torch
+        dtype = getattr(torch, _TORCH_DTYPES[self.profile.precision])
+        model = copy.deepcopy(module).eval().to(self.device, dtype=dtype)  # never move the caller's module
+        x = torch.randn(*input_shape, device=self.device, dtype=dtype)
+        torch.backends.cudnn.benchmark = True
+        with torch.inference_mode():
+            step = self._graph_step(model, x) if self.profile.cuda_graphs else (lambda: model(x))
+            for _ in range(self.profile.warmup):
+                step()
+            torch.cuda.synchronize()
+            samples = []
+            for _ in range(self.profile.repeats):
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                start.record()
+                step()
+                end.record()
+                end.synchronize()
+                samples.append(start.elapsed_time(end))
+        return LatencyStats.from_samples(samples, int(input_shape[0]))
+
+    def _graph_step(self, model: Any, x: Any) -> Any:
+        torch = self._torch
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):  # warm up on a side stream before capture, as PyTorch documents
+            for _ in range(3):
+                model(x)
+        torch.cuda.current_stream().wait_stream(stream)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            model(x)
+        return graph.replay
+
+    def measure_onnx(self, model: bytes | str | Path, input_shape: tuple[int, ...] | None = None) -> LatencyStats:
+        """ONNX models run through onnxruntime's CUDAExecutionProvider (needs onnxruntime-gpu).
+
+        Timed on the host with ``perf_counter_ns`` around ``session.run``, so it includes the
+        host<->device copies of inputs and outputs, as a deployed ORT model would.
+        """
+        profile = self.profile
+        if profile.provider == "CPUExecutionProvider":
+            profile = profile.replace(provider="CUDAExecutionProvider")
+        return OnnxRuntimeMeasurer(profile.replace(backend="onnxruntime", cuda_graphs=False)).measure_onnx(
+            model, input_shape)
+
+    def describe(self) -> dict[str, Any]:
+        torch = self._torch
+        return {**host_facts(), "backend": "torch-cuda", "torch_version": torch.__version__,
+                "cuda_version": torch.version.cuda, "gpu_name": torch.cuda.get_device_name(self.device),
+                "precision": self.profile.precision, "cuda_graphs": self.profile.cuda_graphs,
+                "provider": self.profile.provider}
+
+
+# ---------------------------------------------------------------------------- remote agent
+
+class RemoteMeasurer:
+    """Sends ONNX bytes to an ``hwnas agent serve`` process on the target board and gets stats back."""
+
+    def __init__(self, profile: DeviceProfile) -> None:
+        from hwnas.latency.agent_client import AgentClient
+
+        self.profile = profile
+        self.client = AgentClient(profile.url or "", token=profile.token(), timeout_s=profile.timeout_s)
+
+    def options(self) -> dict[str, Any]:
+        p = self.profile
+        return {"warmup": p.warmup, "repeats": p.repeats, "threads": p.threads, "pin": p.pin_cores,
+                "batch": p.batch_size, "provider": p.provider}
+
+    def measure_onnx(self, model: bytes | str | Path, input_shape: tuple[int, ...] | None = None) -> LatencyStats:
+        data = bytes(model) if isinstance(model, (bytes, bytearray, memoryview)) else Path(model).read_bytes()
+        return self.client.measure(data, shape=input_shape, **self.options())
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.client.info(), "backend": "remote", "url": self.profile.url,
+                "provider": self.profile.provider, "threads": self.profile.threads,
+                "pin_cores": list(self.profile.pin_cores or []) or None}
+
+
+def make_measurer(profile: DeviceProfile | str | Path) -> Measurer:
+    """The measurer for a profile's backend (accepts a profile, a profile name or a .yaml path)."""
+    profile = load_device_profile(profile)
+    backends = {"onnxruntime": OnnxRuntimeMeasurer, "torch-cuda": TorchCudaMeasurer, "remote": RemoteMeasurer}
+    return backends[profile.backend](profile)

@@ -1,0 +1,474 @@
+"""NSGA-II on integer gene matrices, vectorised so that engine overhead stays far below scoring.
+
+A generation is a handful of numpy calls on ``(n, num_genes)`` int8 arrays: constrained
+non-dominated sorting (Deb et al. 2002; feasible beats infeasible, lower violation beats higher),
+crowding distance, binary tournaments, uniform crossover, per-gene mutation within each gene's
+cardinality, canonicalisation (inactive block slots zeroed, so equal networks have equal genes)
+and de-duplication against everything evaluated so far, so the evaluation budget is spent on
+distinct networks only. The Pareto front reported is over *all* evaluated candidates.
+"""
+
+from __future__ import annotations
+
+import time
+from bisect import bisect_right
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from hwnas.errors import ConfigError
+from hwnas.search.problem import SearchProblem
+
+# Dominance blocks are limited to about this many (i, j, objective) comparisons at once.
+_BLOCK_ELEMENTS = 1 << 22
+# Above this many points the general-m sort peels fronts one at a time instead of holding the
+# full (n, n) dominance matrix.
+_FULL_MATRIX_MAX = 4096
+
+
+# --------------------------------------------------------------------------------- dominance
+def _dominates(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """``D[i, j]``: ``A[i]`` Pareto-dominates ``B[j]`` (minimisation), computed in row blocks."""
+    D = np.empty((len(A), len(B)), dtype=bool)
+    step = max(1, _BLOCK_ELEMENTS // max(1, len(B) * A.shape[1]))
+    for s in range(0, len(A), step):
+        a = A[s:s + step, None, :]
+        D[s:s + step] = (a <= B[None]).all(-1) & (a < B[None]).any(-1)
+    return D
+
+
+def _pareto_mask_2d(F: np.ndarray) -> np.ndarray:
+    order = np.lexsort((F[:, 1], F[:, 0]))
+    f = F[order]
+    best_before = np.minimum.accumulate(f[:, 1])
+    keep = np.ones(len(f), dtype=bool)
+    keep[1:] = f[1:, 1] < best_before[:-1]
+    # Exact duplicates of a front point are not dominated by it.
+    same = np.zeros(len(f), dtype=bool)
+    same[1:] = (f[1:] == f[:-1]).all(1)
+    for i in np.flatnonzero(same):  # rare; usually empty
+        keep[i] = keep[i - 1]
+    mask = np.zeros(len(F), dtype=bool)
+    mask[order[keep]] = True
+    return mask
+
+
+def pareto_mask(F: np.ndarray) -> np.ndarray:
+    """Boolean mask of the non-dominated rows of minimisation matrix ``F`` (n, m).
+
+    2 objectives: one sort and a running minimum. More: rows are taken in order of their sum (a
+    dominator always has a smaller sum) and checked in blocks against the front found so far,
+    which stays fast for large ``n`` because fronts are small.
+    """
+    F = np.asarray(F, dtype=np.float64)
+    n = len(F)
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    if F.shape[1] == 1:
+        return F[:, 0] == F[:, 0].min()
+    if F.shape[1] == 2:
+        return _pareto_mask_2d(F)
+    order = np.lexsort(F.T[::-1])
+    order = order[np.argsort(F[order].sum(1), kind="stable")]
+    front: list[np.ndarray] = []
+    front_f = np.empty((0, F.shape[1]))
+    for s in range(0, n, 1024):
+        idx = order[s:s + 1024]
+        X = F[idx]
+        dominated = _dominates(X, X).any(0)
+        if len(front_f):
+            dominated |= _dominates(front_f, X).any(0)
+        front.append(idx[~dominated])
+        front_f = np.concatenate([front_f, X[~dominated]])
+    mask = np.zeros(n, dtype=bool)
+    mask[np.concatenate(front)] = True
+    return mask
+
+
+def _ranks_2d(F: np.ndarray) -> np.ndarray:
+    """Front index per row in O(n log n): sweep in (f1, f2) order keeping each front's lowest f2."""
+    order = np.lexsort((F[:, 1], F[:, 0]))
+    f = F[order]
+    dup = np.zeros(len(f), dtype=bool)
+    dup[1:] = (f[1:] == f[:-1]).all(1)
+    lowest: list[float] = []  # lowest f2 in each front so far; non-decreasing in front index
+    unique_ranks = []
+    for v in f[~dup, 1].tolist():
+        r = bisect_right(lowest, v)
+        if r == len(lowest):
+            lowest.append(v)
+        else:
+            lowest[r] = v
+        unique_ranks.append(r)
+    # identical points do not dominate each other: a duplicate shares its first copy's front
+    ranks_sorted = np.asarray(unique_ranks, dtype=np.int64)[np.cumsum(~dup) - 1]
+    ranks = np.empty(len(f), dtype=np.int64)
+    ranks[order] = ranks_sorted
+    return ranks
+
+
+def _ranks_matrix(F: np.ndarray, n_stop: int) -> np.ndarray:
+    D = _dominates(F, F)
+    count = D.sum(0)
+    ranks = np.full(len(F), len(F), dtype=np.int64)
+    remaining = np.ones(len(F), dtype=bool)
+    assigned, r = 0, 0
+    while assigned < n_stop:
+        front = remaining & (count == 0)
+        ranks[front] = r
+        remaining &= ~front
+        assigned += int(front.sum())
+        count -= D[front].sum(0)
+        r += 1
+    return ranks
+
+
+def _ranks_peeling(F: np.ndarray, n_stop: int) -> np.ndarray:
+    ranks = np.full(len(F), len(F), dtype=np.int64)
+    remaining = np.arange(len(F))
+    assigned, r = 0, 0
+    while assigned < n_stop:
+        mask = pareto_mask(F[remaining])
+        ranks[remaining[mask]] = r
+        assigned += int(mask.sum())
+        remaining = remaining[~mask]
+        r += 1
+    return ranks
+
+
+def non_dominated_ranks(F: np.ndarray, n_stop: int | None = None) -> np.ndarray:
+    """Pareto front index (0 = non-dominated) of every row of minimisation matrix ``F`` (n, m).
+
+    2 objectives use an O(n log n) sweep; more use a blocked dominance matrix (or front peeling
+    for very large ``n``). With ``n_stop``, sorting may stop once that many rows have a front;
+    the rest get rank ``n`` (NSGA-II survival only needs the best ``pop_size``).
+    """
+    F = np.asarray(F, dtype=np.float64)
+    if F.ndim != 2:
+        raise ConfigError(f"objective matrix must be 2-D (n, m), got shape {F.shape}")
+    n = len(F)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    if F.shape[1] == 1:
+        return np.unique(F[:, 0], return_inverse=True)[1].astype(np.int64).ravel()
+    if F.shape[1] == 2:
+        return _ranks_2d(F)
+    n_stop = n if n_stop is None else min(n, n_stop)
+    return _ranks_matrix(F, n_stop) if n <= _FULL_MATRIX_MAX else _ranks_peeling(F, n_stop)
+
+
+def crowding_distance(F: np.ndarray, ranks: np.ndarray) -> np.ndarray:
+    """NSGA-II crowding distance within each front; each front's extreme points get ``inf``.
+
+    Each objective's gaps are normalised by that front's range, so objectives in different
+    units (accuracy, milliseconds) weigh equally. Fronts of one or two points are all ``inf``.
+    """
+    F = np.asarray(F, dtype=np.float64)
+    n, m = F.shape
+    dist = np.zeros(n)
+    if n == 0:
+        return dist
+    for k in range(m):
+        order = np.lexsort((F[:, k], ranks))
+        f, r = F[order, k], ranks[order]
+        first = np.ones(n, dtype=bool)
+        first[1:] = r[1:] != r[:-1]
+        last = np.ones(n, dtype=bool)
+        last[:-1] = r[1:] != r[:-1]
+        starts, ends = np.flatnonzero(first), np.flatnonzero(last)
+        span = np.repeat(f[ends] - f[starts], ends - starts + 1)  # sorted: range = last - first
+        gap = np.zeros(n)
+        gap[1:-1] = f[2:] - f[:-2]
+        gap = np.divide(gap, span, out=np.zeros(n), where=span > 0)
+        gap[first | last] = np.inf
+        dist[order] += gap
+    return dist
+
+
+def constrained_ranks(F: np.ndarray, violation: np.ndarray, n_stop: int | None = None) -> np.ndarray:
+    """Deb's constrained domination as fronts: feasible rows by Pareto rank, then infeasible
+    rows after all feasible fronts, one front per distinct violation value (lower first)."""
+    feasible = violation <= 0
+    ranks = np.empty(len(F), dtype=np.int64)
+    n_feasible = int(feasible.sum())
+    if n_feasible:
+        ranks[feasible] = non_dominated_ranks(F[feasible], n_stop)
+    offset = int(ranks[feasible].max()) + 1 if n_feasible else 0
+    if n_feasible < len(F):
+        ranks[~feasible] = offset + np.unique(violation[~feasible], return_inverse=True)[1].ravel()
+    return ranks
+
+
+# --------------------------------------------------------------------------------- config/result
+@dataclass
+class NSGA2Config:
+    """NSGA-II settings. ``mutation_prob`` is per gene; ``None`` means ``2 / num_genes``."""
+
+    pop_size: int = 256
+    n_evaluations: int = 10_000
+    crossover_prob: float = 0.9
+    mutation_prob: float | None = None
+    seed: int = 0
+    tournament_size: int = 2
+    check_feasible: bool = True
+    max_redraws: int = 50
+
+    def validate(self) -> None:
+        if self.pop_size < 4:
+            raise ConfigError(f"pop_size must be at least 4, got {self.pop_size}; use e.g. --population 256")
+        if self.n_evaluations < self.pop_size:
+            raise ConfigError(f"n_evaluations ({self.n_evaluations}) is below pop_size ({self.pop_size}); "
+                              f"raise the evaluation budget or shrink the population")
+        for name in ("crossover_prob", "mutation_prob"):
+            p = getattr(self, name)
+            if p is not None and not 0.0 <= p <= 1.0:
+                raise ConfigError(f"{name} must lie in [0, 1], got {p}")
+        if self.tournament_size < 2:
+            raise ConfigError(f"tournament_size must be at least 2, got {self.tournament_size}")
+
+
+@dataclass
+class SearchResult:
+    """Everything a search evaluated, in evaluation order, plus its final population and front.
+
+    ``F`` holds minimisation values (``'max'`` objectives negated); :meth:`objective_values` and
+    :meth:`front_table` give natural units. ``population`` and ``front`` index the rows of ``genes``.
+    """
+
+    problem: SearchProblem
+    config: NSGA2Config
+    genes: np.ndarray              # (N, num_genes) int8, canonical, all distinct
+    F: np.ndarray                  # (N, m) minimisation values
+    constraint_values: np.ndarray  # (N, c) natural units
+    violation: np.ndarray          # (N,) total normalised violation, 0 = feasible
+    population: np.ndarray         # indices of the final population
+    front: np.ndarray              # indices of the feasible non-dominated set of ALL rows, by objective 0
+    wall_time_s: float
+    generations: int
+    exhausted: bool = False        # True if the space ran out of new networks before the budget
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_evaluations(self) -> int:
+        return len(self.genes)
+
+    @property
+    def evaluations_per_s(self) -> float:
+        return self.n_evaluations / self.wall_time_s if self.wall_time_s > 0 else float("inf")
+
+    @property
+    def front_genes(self) -> np.ndarray:
+        return self.genes[self.front]
+
+    @property
+    def front_F(self) -> np.ndarray:
+        return self.F[self.front]
+
+    def objective_values(self, index: np.ndarray | None = None) -> np.ndarray:
+        """Objective values in natural units for rows ``index`` (all rows if ``None``)."""
+        F = self.F if index is None else self.F[index]
+        return self.problem.natural(F)
+
+    def front_table(self) -> list[dict[str, Any]]:
+        """One dict per front point: evaluation index, JSON-ready architecture, objectives and
+        constraint values in natural units (what ``hwnas search`` prints and saves)."""
+        layout = self.problem.layout
+        archs = layout.decode(self.front_genes) if len(self.front) else []
+        values = self.objective_values(self.front)
+        rows = []
+        for i, idx in enumerate(self.front):
+            rows.append({
+                "eval_index": int(idx),
+                "architecture": archs[i].to_dict(),
+                "objectives": {o.name: float(values[i, j]) for j, o in enumerate(self.problem.objectives)},
+                "constraints": {c.name: float(self.constraint_values[idx, j])
+                                for j, c in enumerate(self.problem.constraints)},
+            })
+        return rows
+
+
+# --------------------------------------------------------------------------------- engine
+class _Archive:
+    """Every evaluated row, with byte keys of canonical genes for O(1) duplicate checks."""
+
+    def __init__(self, num_genes: int) -> None:
+        self.num_genes = num_genes
+        self.seen: set[bytes] = set()
+        self.chunks: dict[str, list[np.ndarray]] = {"genes": [], "F": [], "G": [], "v": []}
+        self.size = 0
+
+    def fresh(self, genes: np.ndarray, limit: int) -> np.ndarray:
+        """Indices of up to ``limit`` rows never seen before (first occurrence), marking them seen."""
+        width = self.num_genes
+        raw = np.ascontiguousarray(genes).tobytes()
+        keep = []
+        for i in range(len(genes)):
+            key = raw[i * width:(i + 1) * width]
+            if key not in self.seen:
+                self.seen.add(key)
+                keep.append(i)
+                if len(keep) == limit:
+                    break
+        return np.asarray(keep, dtype=np.int64)
+
+    def add(self, genes: np.ndarray, F: np.ndarray, G: np.ndarray, v: np.ndarray) -> np.ndarray:
+        for key, value in zip(("genes", "F", "G", "v"), (genes, F, G, v)):
+            self.chunks[key].append(value)
+        idx = np.arange(self.size, self.size + len(genes))
+        self.size += len(genes)
+        return idx
+
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        return tuple(np.concatenate(self.chunks[k]) for k in ("genes", "F", "G", "v"))
+
+
+@dataclass(frozen=True)
+class _Population:
+    """The current parents: archive indices, genes, objectives, violation, rank and crowding."""
+
+    idx: np.ndarray
+    genes: np.ndarray
+    F: np.ndarray
+    v: np.ndarray
+    ranks: np.ndarray
+    crowd: np.ndarray
+
+
+class NSGA2:
+    """NSGA-II over a :class:`SearchProblem`; ``run()`` is deterministic for a given seed."""
+
+    def __init__(self, problem: SearchProblem, config: NSGA2Config | None = None) -> None:
+        self.problem = problem
+        self.config = config or NSGA2Config()
+        self.config.validate()
+        self.layout = problem.layout
+        self.cards = self.layout.cardinalities.astype(np.int16)
+        self.mutation_prob = (self.config.mutation_prob if self.config.mutation_prob is not None
+                              else min(1.0, 2.0 / self.layout.num_genes))
+
+    # ----------------------------------------------------------------------------- variation
+    def _tournament(self, rng: np.random.Generator, ranks: np.ndarray, crowd: np.ndarray, n: int) -> np.ndarray:
+        """Winners of ``n`` tournaments: lower rank wins, then larger crowding distance."""
+        k = self.config.tournament_size
+        entrants = rng.integers(0, len(ranks), size=(n, k))
+        # Sort key per entrant: rank ascending, crowding descending (inf is best).
+        key = np.lexsort((-crowd[entrants].ravel(), ranks[entrants].ravel()))
+        score = np.empty(n * k, dtype=np.int64)
+        score[key] = np.arange(n * k)
+        return entrants[np.arange(n), np.argmin(score.reshape(n, k), axis=1)]
+
+    def _variation(self, rng: np.random.Generator, parents: np.ndarray, ranks: np.ndarray,
+                   crowd: np.ndarray, n: int) -> np.ndarray:
+        n_pairs = (n + 1) // 2
+        chosen = self._tournament(rng, ranks, crowd, 2 * n_pairs)
+        a, b = parents[chosen[:n_pairs]], parents[chosen[n_pairs:]]
+        swap = rng.random(a.shape) < 0.5
+        swap &= (rng.random(n_pairs) < self.config.crossover_prob)[:, None]
+        children = np.concatenate([np.where(swap, b, a), np.where(swap, a, b)])[:n]
+        return self._mutate(rng, children)
+
+    def _mutate(self, rng: np.random.Generator, genes: np.ndarray) -> np.ndarray:
+        """Per gene with ``mutation_prob``: move to a *different* index within the gene's cardinality."""
+        hit = rng.random(genes.shape) < self.mutation_prob
+        step = 1 + (rng.random(genes.shape) * np.maximum(self.cards - 1, 1)).astype(np.int16)
+        mutated = (genes.astype(np.int16) + step) % self.cards
+        return np.where(hit, mutated, genes).astype(np.int8)
+
+    def _fresh_offspring(self, rng: np.random.Generator, archive: _Archive,
+                         make: Callable[[int], np.ndarray], n: int) -> np.ndarray:
+        """``n`` canonical rows never evaluated before, re-drawing duplicates; fewer if the
+        space seems exhausted (random rows are tried before giving up)."""
+        out, have = [], 0
+        for attempt in range(self.config.max_redraws + 1):
+            # Draw ~10% extra so that the duplicates usually need no second round.
+            want = (n - have) + (n - have) // 10 + 8
+            batch = make(want) if attempt < self.config.max_redraws else self.layout.random(want * 4, rng)
+            batch = self.layout.canonicalize(batch)
+            keep = archive.fresh(batch, n - have)
+            out.append(batch[keep])
+            have += len(keep)
+            if have == n:
+                break
+        return np.concatenate(out) if out else np.empty((0, self.layout.num_genes), np.int8)
+
+    def _initial(self, rng: np.random.Generator, archive: _Archive) -> np.ndarray:
+        extremes = np.stack([np.zeros(self.layout.num_genes, np.int8),
+                             (self.layout.cardinalities - 1).astype(np.int8)])
+        seeds = self.layout.canonicalize(extremes)
+        keep = archive.fresh(seeds, self.config.pop_size)
+        rest = self._fresh_offspring(rng, archive, lambda k: self.layout.random(k, rng),
+                                     self.config.pop_size - len(keep))
+        return np.concatenate([seeds[keep], rest])
+
+    # ----------------------------------------------------------------------------- survival
+    def _survive(self, idx: np.ndarray, genes: np.ndarray, F: np.ndarray, v: np.ndarray) -> _Population:
+        """The ``pop_size`` best rows by (constrained rank, -crowding distance): elitist survival."""
+        ranks = constrained_ranks(F, v, n_stop=self.config.pop_size)
+        crowd = crowding_distance(F, ranks)
+        crowd[v > 0] = 0.0  # infeasible rows are ordered by violation alone
+        order = np.lexsort((-crowd, ranks))[: self.config.pop_size]
+        return _Population(idx[order], genes[order], F[order], v[order], ranks[order], crowd[order])
+
+    # ----------------------------------------------------------------------------- main loop
+    def run(self, progress: bool = False) -> SearchResult:
+        """Search until ``n_evaluations`` distinct networks are scored; see :class:`SearchResult`.
+
+        The wall time includes the feasibility check and every objective evaluation.
+        """
+        cfg, problem = self.config, self.problem
+        start = time.perf_counter()
+        if cfg.check_feasible:
+            problem.check_feasible(seed=cfg.seed)
+        rng = np.random.default_rng(cfg.seed)
+        archive = _Archive(self.layout.num_genes)
+        bar = _progress_bar(progress, cfg.n_evaluations)
+
+        genes = self._initial(rng, archive)
+        F, G, v = problem.evaluate_full(genes)
+        pop = self._survive(archive.add(genes, F, G, v), genes, F, v)
+        bar.update(len(genes))
+        generations, exhausted = 0, len(genes) < cfg.pop_size
+
+        while archive.size < cfg.n_evaluations and not exhausted:
+            n = min(cfg.pop_size, cfg.n_evaluations - archive.size)
+            parents = pop
+            kids = self._fresh_offspring(
+                rng, archive, lambda k: self._variation(rng, parents.genes, parents.ranks, parents.crowd, k), n)
+            exhausted = len(kids) < n
+            if len(kids) == 0:
+                break
+            kF, kG, kv = problem.evaluate_full(kids)
+            pop = self._survive(np.concatenate([pop.idx, archive.add(kids, kF, kG, kv)]),
+                                np.concatenate([pop.genes, kids]),
+                                np.concatenate([pop.F, kF]), np.concatenate([pop.v, kv]))
+            generations += 1
+            bar.update(len(kids))
+        bar.close()
+        return self._result(archive, pop, time.perf_counter() - start, generations, exhausted)
+
+    def _result(self, archive: _Archive, pop: _Population, wall: float, generations: int,
+                exhausted: bool) -> SearchResult:
+        genes, F, G, v = archive.arrays()
+        feasible = np.flatnonzero(v <= 0)
+        front = feasible[pareto_mask(F[feasible])]
+        front = front[np.lexsort(F[front].T[::-1])] if len(front) else front
+        return SearchResult(problem=self.problem, config=self.config, genes=genes, F=F, constraint_values=G,
+                            violation=v, population=pop.idx, front=front, wall_time_s=wall,
+                            generations=generations, exhausted=exhausted)
+
+
+class _NullBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress_bar(enabled: bool, total: int):
+    if not enabled:
+        return _NullBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="NSGA-II", unit="eval", unit_scale=True)

@@ -1,0 +1,315 @@
+"""Once-for-all supernet training with the sandwich rule and in-place distillation.
+
+Why sandwich (BigNAS/AttentiveNAS style) rather than OFA's progressive shrinking: it trains every
+elastic dimension (kernel, width, depth, resolution) from the first elastic epoch in one phase,
+which matters on a short budget. Each step trains the largest subnet on the labels, then the
+smallest and ``num_random`` random subnets on the largest subnet's soft predictions (in-place
+distillation), with gradients accumulated into one optimiser step. The largest subnet sees the
+largest resolution, the smallest the smallest, random subnets a random one.
+
+Before elastic training starts, a warm-up phase trains only the largest network; hidden channels
+are then importance-sorted (OFA) so smaller expand ratios slice the most useful channels.
+
+Checkpoints (weights, optimiser, schedule position, RNG state) are written atomically every
+``checkpoint_every`` steps and at each epoch end; ``resume=True`` continues exactly where an
+interrupted run stopped. The loader of a training state uses ``torch.load(weights_only=True)``.
+Multi-GPU: launch under ``torchrun``; each rank trains on its shard of every batch (DDP).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from hwnas.arch import largest_architecture, sample_architecture, smallest_architecture
+from hwnas.atomic_io import append_jsonl, atomic_write_bytes, atomic_write_json
+from hwnas.data import Dataset, calibration_subset, load_dataset, resize_batch
+from hwnas.errors import ConfigError
+from hwnas.space import get_space
+from hwnas.supernet.calibration import evaluate, recalibrate_bn
+from hwnas.supernet.checkpoint import save_supernet
+from hwnas.supernet.network import ElasticMobileNetV3
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (saved beside the checkpoint)."""
+
+    space: str = "fmnist-mbv3"
+    dataset: str = "fashion-mnist"
+    epochs: int = 6
+    warmup_epochs: float = 1.0  # largest network only, then channel sorting, then sandwich
+    batch_size: int = 256
+    lr: float = 3e-3
+    weight_decay: float = 5e-5
+    label_smoothing: float = 0.1
+    num_random: int = 1  # random subnets per step besides largest and smallest
+    distill: bool = True
+    augment: bool = True
+    seed: int = 0
+    val_size: int = 5000
+    calib_images: int = 2000
+    max_steps_per_epoch: int = 0  # 0 = full epochs; >0 caps steps (tests, smoke runs)
+    checkpoint_every: int = 50
+    device: str = "auto"
+    threads: int = 0
+    channels_last: bool = False
+
+    def __post_init__(self) -> None:
+        get_space(self.space)
+        if self.epochs < 1:
+            raise ConfigError("epochs must be >= 1")
+        if not 0 <= self.warmup_epochs <= self.epochs:
+            raise ConfigError("warmup_epochs must lie between 0 and epochs")
+        if self.batch_size < 2:
+            raise ConfigError("batch_size must be >= 2 (BatchNorm needs more than one image)")
+        if self.lr <= 0:
+            raise ConfigError("lr must be positive")
+        if self.num_random < 0:
+            raise ConfigError("num_random must be >= 0")
+
+
+@dataclass
+class TrainState:
+    epoch: int = 0
+    step_in_epoch: int = 0
+    global_step: int = 0
+    sorted_channels: bool = False
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("--device cuda asked for, but no CUDA device is available; use --device cpu")
+    return torch.device(name)
+
+
+def _augment(x: torch.Tensor, gen: torch.Generator, pad: int = 2) -> torch.Tensor:
+    """Random crop (zero padding) and horizontal flip, vectorised over the batch."""
+    n, _, h, w = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad))
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen, device=gen.device).to(x.device)
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen, device=gen.device).to(x.device)
+    rows = (dy.view(n, 1) + torch.arange(h, device=x.device).view(1, h))
+    cols = (dx.view(n, 1) + torch.arange(w, device=x.device).view(1, w))
+    idx = torch.arange(n, device=x.device).view(n, 1, 1)
+    out = padded.permute(0, 2, 3, 1)[idx, rows.view(n, h, 1), cols.view(n, 1, w)].permute(0, 3, 1, 2)
+    flip = torch.rand(n, generator=gen, device=gen.device).to(x.device) < 0.5
+    return torch.where(flip.view(n, 1, 1, 1), out.flip(3), out)
+
+
+class SupernetTrainer:
+    """Runs (or resumes) one training job writing into ``out_dir``."""
+
+    def __init__(self, config: TrainConfig, out_dir: str | Path, dataset: Dataset | None = None) -> None:
+        self.config = config
+        self.out_dir = Path(out_dir)
+        self.rank, self.world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        self.device = _device(config.device)
+        if self.world > 1:
+            self._init_distributed()
+        self.dataset = dataset or load_dataset(config.dataset, val_size=config.val_size, seed=config.seed)
+        self.space = get_space(config.space)
+        if self.dataset.num_classes != self.space.num_classes or self.dataset.in_channels != self.space.in_channels:
+            raise ConfigError(
+                f"dataset {config.dataset!r} has {self.dataset.num_classes} classes and "
+                f"{self.dataset.in_channels} channels, space {self.space.name!r} expects "
+                f"{self.space.num_classes} and {self.space.in_channels}; pick a matching space")
+        torch.manual_seed(config.seed)
+        self.net = ElasticMobileNetV3(self.space).to(self.device)
+        if config.channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
+        self.model = self.net
+        if self.world > 1:
+            self.model = torch.nn.parallel.DistributedDataParallel(
+                self.net, find_unused_parameters=True,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.optimizer = torch.optim.AdamW(self.net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.train_images = self.dataset.train.images.to(self.device)
+        self.train_labels = self.dataset.train.labels.to(self.device)
+        self.steps_per_epoch = len(self.train_labels) // config.batch_size
+        if config.max_steps_per_epoch:
+            self.steps_per_epoch = min(self.steps_per_epoch, config.max_steps_per_epoch)
+        self.total_steps = self.steps_per_epoch * config.epochs
+        self.state = TrainState()
+        self.gen = torch.Generator(device="cpu")
+        self.gen.manual_seed(config.seed)
+        self.rng = np.random.default_rng(config.seed)
+        self.mean = torch.tensor(self.dataset.mean, device=self.device).view(1, -1, 1, 1)
+        self.std = torch.tensor(self.dataset.std, device=self.device).view(1, -1, 1, 1)
+
+    def _init_distributed(self) -> None:
+        import torch.distributed as dist
+
+        if self.device.type == "cuda":
+            local = int(os.environ.get("LOCAL_RANK", 0))
+            torch.cuda.set_device(local)
+            self.device = torch.device("cuda", local)
+        dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+
+    # ----------------------------------------------------------------------------- checkpoints
+    @property
+    def state_path(self) -> Path:
+        return self.out_dir / "train_state.pt"
+
+    def save_state(self) -> None:
+        if self.rank != 0:
+            return
+        buf = io.BytesIO()
+        torch.save({
+            "model": self.net.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "state": json.dumps(asdict(self.state)),
+            "config": json.dumps(asdict(self.config)),
+            "torch_rng": self.gen.get_state(),
+            "global_rng": torch.get_rng_state(),
+            "numpy_rng": json.dumps(self.rng.bit_generator.state),
+        }, buf)
+        atomic_write_bytes(self.state_path, buf.getvalue())
+
+    def load_state(self) -> bool:
+        if not self.state_path.exists():
+            return False
+        blob = torch.load(self.state_path, map_location=self.device, weights_only=True)
+        saved = json.loads(blob["config"])
+        if saved != asdict(self.config):
+            changed = sorted(k for k in saved if saved[k] != asdict(self.config).get(k))
+            raise ConfigError(f"cannot resume {self.out_dir}: its config differs in {changed}; "
+                              "rerun with the original options or use a new --out folder")
+        self.net.load_state_dict(blob["model"])
+        self.optimizer.load_state_dict(blob["optimizer"])
+        self.state = TrainState(**json.loads(blob["state"]))
+        self.gen.set_state(blob["torch_rng"])
+        torch.set_rng_state(blob["global_rng"])
+        self.rng.bit_generator.state = json.loads(blob["numpy_rng"])
+        return True
+
+    # ----------------------------------------------------------------------------- schedule
+    def lr_at(self, step: int) -> float:
+        warm = max(1, self.steps_per_epoch // 4)
+        if step < warm:
+            return self.config.lr * (step + 1) / warm
+        progress = (step - warm) / max(1, self.total_steps - warm)
+        return self.config.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    def _batch(self, order: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        bs = self.config.batch_size
+        idx = order[step * bs:(step + 1) * bs]
+        if self.world > 1:
+            idx = idx[self.rank::self.world]
+        x = (self.train_images[idx].float() / 255.0 - self.mean) / self.std
+        if self.config.augment:
+            x = _augment(x, self.gen)
+        return x, self.train_labels[idx]
+
+    # ----------------------------------------------------------------------------- step
+    def train_step(self, x: torch.Tensor, y: torch.Tensor, elastic: bool) -> dict[str, float]:
+        cfg, space = self.config, self.space
+        self.optimizer.zero_grad(set_to_none=True)
+        big = largest_architecture(space)
+        self.net.set_active(big)
+        logits = self.model(resize_batch(x, big.resolution))
+        loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+        loss.backward()
+        stats = {"loss": loss.item(), "acc": (logits.argmax(1) == y).float().mean().item()}
+        if not elastic:
+            return stats
+        soft = F.softmax(logits.detach(), dim=1)
+        subnets = [smallest_architecture(space)] + [
+            sample_architecture(space, self.rng) for _ in range(cfg.num_random)]
+        for arch in subnets:
+            self.net.set_active(arch)
+            out = self.model(resize_batch(x, arch.resolution))
+            if cfg.distill:
+                sub_loss = torch.sum(-soft * F.log_softmax(out, dim=1), dim=1).mean()
+            else:
+                sub_loss = F.cross_entropy(out, y, label_smoothing=cfg.label_smoothing)
+            sub_loss.backward()
+        stats["subnet_loss"] = sub_loss.item()
+        return stats
+
+    def run(self, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+        from tqdm.auto import tqdm
+
+        if resume and self.load_state() and self.rank == 0:
+            print(f"resumed {self.out_dir} at epoch {self.state.epoch} step {self.state.step_in_epoch}")
+        elif self.state_path.exists() and not resume:
+            raise ConfigError(f"{self.out_dir} already holds a training run; pass --resume to continue it "
+                              "or choose another --out")
+        cfg = self.config
+        if self.rank == 0:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(self.out_dir / "train_config.json", asdict(cfg))
+        warmup_steps = int(cfg.warmup_epochs * self.steps_per_epoch)
+        bar = tqdm(total=self.total_steps, initial=self.state.global_step, desc="train supernet",
+                   disable=not progress or self.rank != 0, dynamic_ncols=True)
+        started = time.time()
+        while self.state.epoch < cfg.epochs:
+            order = torch.randperm(len(self.train_labels), generator=self._epoch_gen()).to(self.device)
+            self.net.train()
+            while self.state.step_in_epoch < self.steps_per_epoch:
+                step = self.state.global_step
+                elastic = step >= warmup_steps
+                if elastic and not self.state.sorted_channels:
+                    self.net.sort_channels()
+                    self.state.sorted_channels = True
+                    self.optimizer.state.clear()  # moments belong to the old channel order
+                for group in self.optimizer.param_groups:
+                    group["lr"] = self.lr_at(step)
+                x, y = self._batch(order, self.state.step_in_epoch)
+                stats = self.train_step(x, y, elastic)
+                self.optimizer.step()
+                self.state.step_in_epoch += 1
+                self.state.global_step += 1
+                bar.update(1)
+                bar.set_postfix(epoch=self.state.epoch, loss=f"{stats['loss']:.3f}", acc=f"{stats['acc']:.3f}",
+                                phase="sandwich" if elastic else "warmup")
+                if self.state.global_step % cfg.checkpoint_every == 0:
+                    self.save_state()
+            self.state.epoch += 1
+            self.state.step_in_epoch = 0
+            record = self.epoch_report()
+            record["elapsed_s"] = round(time.time() - started, 1)
+            self.state.history.append(record)
+            if self.rank == 0:
+                append_jsonl(self.out_dir / "train_log.jsonl", record)
+                bar.write(json.dumps(record))
+            self.save_state()
+        bar.close()
+        if self.rank == 0:
+            save_supernet(self.out_dir / "supernet.safetensors", self.net,
+                          {"train_config": asdict(cfg), "history": self.state.history})
+        return {"history": self.state.history, "checkpoint": str(self.out_dir / "supernet.safetensors")}
+
+    def _epoch_gen(self) -> torch.Generator:
+        g = torch.Generator()
+        g.manual_seed(self.config.seed * 1000 + self.state.epoch)
+        return g
+
+    def epoch_report(self) -> dict[str, Any]:
+        """Validation accuracy of the largest and smallest subnets after BN recalibration."""
+        calib = calibration_subset(self.dataset.train, self.config.calib_images, self.config.seed)
+        record: dict[str, Any] = {"epoch": self.state.epoch, "step": self.state.global_step}
+        for label, arch in (("largest", largest_architecture(self.space)),
+                            ("smallest", smallest_architecture(self.space))):
+            sub = self.net.extract(arch).to(self.device)
+            recalibrate_bn(sub, calib, arch.resolution, self.dataset.mean, self.dataset.std, device=self.device)
+            acc, loss = evaluate(sub, self.dataset.val, arch.resolution, self.dataset.mean, self.dataset.std,
+                                 device=self.device)
+            record[f"val_acc_{label}"] = round(acc, 5)
+            record[f"val_loss_{label}"] = round(loss, 5)
+        return record

@@ -1,0 +1,273 @@
+"""The edge agent, end to end: a real `hwnas agent serve` process, real HTTP, real ONNX Runtime."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from hwnas.errors import MeasurementError
+from hwnas.latency.agent import is_loopback
+from hwnas.latency.agent_client import AgentClient
+from hwnas.latency.device import DeviceProfile
+from hwnas.latency.measure import RemoteMeasurer
+
+TOKEN = "test-token-123"
+REPO = Path(__file__).resolve().parents[1]
+CLI = "import sys; from hwnas.cli import main; sys.exit(main())"  # `python -m hwnas.cli` lacks a __main__.py
+QUICK = {"warmup": 2, "repeats": 5, "threads": 1}
+
+
+def conv_relu_model(custom_op: bool = False) -> bytes:
+    """Conv+Relu on 1x3x16x16 (opset 17); with ``custom_op`` the Relu is an op no runtime knows."""
+    weight = numpy_helper.from_array(np.random.default_rng(0).standard_normal((8, 3, 3, 3)).astype(np.float32), "w")
+    act = helper.make_node("Frobnicate", ["c"], ["y"], domain="com.example") if custom_op else \
+        helper.make_node("Relu", ["c"], ["y"])
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]), act], "conv_relu",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 16, 16])], initializer=[weight])
+    opsets = [helper.make_opsetid("", 17)] + ([helper.make_opsetid("com.example", 1)] if custom_op else [])
+    model = helper.make_model(graph, opset_imports=opsets)
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_agent(port: int, log: Path, *extra: str, token: str | None = TOKEN) -> subprocess.Popen:
+    args = [sys.executable, "-c", CLI, "agent", "serve", "--port", str(port), *extra]
+    if token:
+        args += ["--token", token]
+    env = {k: v for k, v in os.environ.items() if k != "HWNAS_AGENT_TOKEN"}
+    with open(log, "ab") as fh:
+        proc = subprocess.Popen(args, stdout=fh, stderr=subprocess.STDOUT, cwd=REPO, env=env)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"agent exited with {proc.returncode}:\n{log.read_text()}")
+        try:
+            AgentClient(f"http://127.0.0.1:{port}", retries=0, timeout_s=2).health()
+            return proc
+        except MeasurementError:
+            time.sleep(0.1)
+    stop(proc)
+    raise AssertionError(f"agent did not become healthy:\n{log.read_text()}")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def agent(tmp_path_factory):
+    """One agent for most tests, with a 1 MB upload limit so the 413 path is cheap to hit."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("agent") / "agent.log"
+    proc = start_agent(port, log, "--max-upload-mb", "1")
+    yield f"http://127.0.0.1:{port}"
+    stop(proc)
+    assert proc.returncode == 0, log.read_text()  # SIGTERM stops it cleanly
+
+
+def raw(url: str, method: str, path: str, body: bytes | None = None, token: str | None = TOKEN,
+        content_type: str = "application/octet-stream") -> tuple[int, dict]:
+    headers = {"Content-Type": content_type} if body is not None else {}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url + path, data=body, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_remote_measurer_measures_through_agent(agent, monkeypatch):
+    monkeypatch.setenv("HWNAS_TEST_AGENT_TOKEN", TOKEN)
+    profile = DeviceProfile(name="test-edge", backend="remote", url=agent, token_env="HWNAS_TEST_AGENT_TOKEN",
+                            threads=1, pin_cores=[min(os.sched_getaffinity(0))], warmup=2, repeats=5)
+    stats = RemoteMeasurer(profile).measure_onnx(conv_relu_model())
+    assert stats.repeats == 5 and stats.batch_size == 1
+    assert 0 < stats.min_ms <= stats.median_ms <= stats.p90_ms
+
+
+def test_health_needs_no_token_but_others_do(agent):
+    assert raw(agent, "GET", "/v1/health", token=None) == (200, {"status": "ok"})
+    status, body = raw(agent, "GET", "/v1/info", token=None)
+    assert status == 401 and "Bearer" in body["error"]
+    status, body = raw(agent, "GET", "/v1/info", token="wrong")
+    assert (status, body["error"]) == (401, "wrong token")
+    status, body = raw(agent, "POST", "/v1/measure", conv_relu_model(), token=None)
+    assert status == 401
+    with pytest.raises(MeasurementError, match="HTTP 401.*HWNAS_AGENT_TOKEN"):
+        AgentClient(agent, token="wrong").measure(conv_relu_model(), **QUICK)
+
+
+def test_bad_bodies_get_400_with_reason(agent):
+    status, body = raw(agent, "POST", "/v1/measure?warmup=1&repeats=2", b"\x00garbage, not a model")
+    assert status == 400 and "cannot load the model" in body["error"]
+    status, body = raw(agent, "POST", "/v1/measure?warmup=1&repeats=2", conv_relu_model(custom_op=True))
+    assert status == 400 and "Frobnicate" in body["error"]
+    status, body = raw(agent, "POST", "/v1/measure", conv_relu_model(), content_type="application/json")
+    assert status == 400 and "octet-stream" in body["error"]
+    client = AgentClient(agent, token=TOKEN, retries=0)
+    with pytest.raises(MeasurementError, match="HTTP 400"):
+        client.measure(b"garbage")
+
+
+@pytest.mark.parametrize("query, word", [
+    ("repeats=20000", "repeats"), ("warmup=-1", "warmup"), ("repeats=abc", "repeats"),
+    ("pin=a,b", "pin"), ("colour=red", "colour"), ("provider=NoSuchExecutionProvider", "available"),
+    ("shape=1,0", "shape"),
+])
+def test_bad_options_get_400(agent, query, word):
+    status, body = raw(agent, "POST", f"/v1/measure?{query}", conv_relu_model())
+    assert status == 400 and word in body["error"]
+
+
+def test_oversized_upload_gets_413(agent):
+    status, body = raw(agent, "POST", "/v1/measure", os.urandom(2 * 1024 * 1024))
+    assert status == 413 and "1 MB" in body["error"]
+    with pytest.raises(MeasurementError, match="HTTP 413"):
+        AgentClient(agent, token=TOKEN, retries=0).measure(os.urandom(2 * 1024 * 1024))
+    assert raw(agent, "GET", "/v1/health")[0] == 200  # still serving
+
+
+def test_info_and_openapi(agent):
+    info = AgentClient(agent, token=TOKEN).info()
+    assert info["cpu_model"] and info["cpu_count"] >= 1 and info["memory_mb"] > 0
+    assert "CPUExecutionProvider" in info["onnxruntime_providers"] and info["onnxruntime_version"]
+    assert info["python_version"] and info["hwnas_version"] and info["max_upload_mb"] == 1
+    status, spec = raw(agent, "GET", "/openapi.json", token=None)
+    assert status == 200 and spec["openapi"].startswith("3.0")
+    assert {"/v1/health", "/v1/info", "/v1/measure"} <= set(spec["paths"])
+    assert raw(agent, "GET", "/nope")[0] == 404
+
+
+def test_concurrent_requests_are_serialised_and_all_succeed(agent):
+    client = AgentClient(agent, token=TOKEN)
+    results: list = []
+    threads = [threading.Thread(target=lambda: results.append(client.measure(conv_relu_model(), **QUICK)))
+               for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert len(results) == 3 and all(r.repeats == 5 for r in results)
+
+
+def test_client_retries_through_agent_restart(tmp_path):
+    port = free_port()
+    log = tmp_path / "agent.log"
+    stop(start_agent(port, log))  # it was up, now it is down mid-profile
+    client = AgentClient(f"http://127.0.0.1:{port}", token=TOKEN, retries=6, backoff_s=0.2)
+    result: dict = {}
+    worker = threading.Thread(target=lambda: result.update(stats=client.measure(conv_relu_model(), **QUICK)))
+    worker.start()
+    time.sleep(0.5)  # the client is now failing and backing off
+    proc = start_agent(port, log)
+    try:
+        worker.join(timeout=60)
+        assert not worker.is_alive()
+        assert result["stats"].repeats == 5
+    finally:
+        stop(proc)
+
+
+def test_unreachable_agent_message():
+    client = AgentClient(f"http://127.0.0.1:{free_port()}", token=TOKEN, retries=1, backoff_s=0.01)
+    with pytest.raises(MeasurementError, match=r"unreachable after 2 attempts.*hwnas agent serve"):
+        client.health()
+
+
+def test_client_retries_5xx_but_not_4xx():
+    calls = {"n": 0}
+
+    class Flaky(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            calls["n"] += 1
+            status = 503 if calls["n"] == 1 else (200 if self.path == "/v1/health" else 403)
+            data = json.dumps({"status": "ok"} if status == 200 else {"error": f"e{status}"}).encode()
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = AgentClient(f"http://127.0.0.1:{server.server_address[1]}", retries=2, backoff_s=0.01)
+        assert client.health() == {"status": "ok"} and calls["n"] == 2
+        with pytest.raises(MeasurementError, match="HTTP 403.*e403"):
+            client.info()
+        assert calls["n"] == 3  # 4xx is not retried
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_generated_token_is_printed_once(tmp_path):
+    port, log = free_port(), tmp_path / "agent.log"
+    proc = start_agent(port, log, token=None)
+    try:
+        lines = [ln for ln in log.read_text().splitlines() if ln.startswith("token")]
+        assert len(lines) == 1
+        token = lines[0].rsplit(" ", 1)[1]
+        assert len(token) >= 20
+        assert AgentClient(f"http://127.0.0.1:{port}", token=token).info()["cpu_count"] >= 1
+    finally:
+        stop(proc)
+
+
+def test_agent_runs_without_torch(tmp_path):
+    model = tmp_path / "m.onnx"
+    model.write_bytes(conv_relu_model())
+    script = f"""
+import sys, threading
+import hwnas.cli.agent
+from hwnas.cli import build_parser
+from hwnas.latency.agent import AgentConfig, make_server
+from hwnas.latency.agent_client import AgentClient
+build_parser(only="agent")
+server = make_server(AgentConfig(port=0, token="t"))
+threading.Thread(target=server.serve_forever, daemon=True).start()
+stats = AgentClient("http://127.0.0.1:%d" % server.server_address[1], token="t").measure(
+    open({str(model)!r}, "rb").read(), warmup=1, repeats=2)
+assert stats.repeats == 2
+heavy = [m for m in ("torch", "xgboost", "sklearn") if m in sys.modules]
+assert not heavy, heavy
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert done.returncode == 0 and "ok" in done.stdout, done.stderr
+
+
+def test_loopback_detection():
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5") and not is_loopback("board.local")
