@@ -19,6 +19,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o644 & ~_umask())  # mkstemp makes 0600; results are ordinary files
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -33,6 +34,12 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     return path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
@@ -45,10 +52,24 @@ def append_jsonl(path: str | Path, record: dict[str, Any]) -> None:
     """Append one JSON line durably. A torn last line (crash mid-write) is skipped by :func:`read_jsonl`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _drop_torn_tail(path)
     with open(path, "a", encoding="utf-8") as fh:
         fh.write(json.dumps(record) + "\n")
         fh.flush()
         os.fsync(fh.fileno())
+
+
+def _drop_torn_tail(path: Path) -> None:
+    """Cut a final line left without its newline by an interrupted append, so the next record
+    does not get glued to it."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with open(path, "rb+") as fh:
+        fh.seek(-1, os.SEEK_END)
+        if fh.read(1) == b"\n":
+            return
+        data = fh.seek(0) or fh.read()
+        fh.truncate(data.rfind(b"\n") + 1)
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:

@@ -1,0 +1,45 @@
+"""``hwnas quickstart``: the main job on the embedded default, in one command."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+EXAMPLES = """
+Profiles this machine's CPU (fast mode), searches the shipped Fashion-MNIST supernet under a default
+latency budget with the shipped accuracy predictor, exports the Pareto front to ONNX, measures the
+exported models and prints a summary. About 5-10 minutes on 2 cores.
+
+examples:
+  hwnas quickstart
+  hwnas quickstart --out runs/qs2 --budget-ms 0.8 --models 6
+  hwnas quickstart --device cpu-all --overwrite
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from hwnas.quickstart import QuickstartOptions
+
+    d = QuickstartOptions()
+    p = sub.add_parser("quickstart", help="profile this CPU, search, export, measure (embedded default)",
+                       description=__doc__ + EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, default=d.out, help=f"run folder (default {d.out})")
+    p.add_argument("--device", default=d.device, help=f"device profile to profile and measure (default {d.device})")
+    p.add_argument("--budget-ms", type=float, default=None,
+                   help="latency budget; default: geometric mean of the fastest and largest subnet's latency")
+    p.add_argument("--evaluations", type=int, default=d.evaluations, help="search evaluations")
+    p.add_argument("--models", type=int, default=d.models, help="front models to export and measure")
+    p.add_argument("--validate", type=int, default=d.validate, help="subnets measured to validate the table")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from hwnas.quickstart import QuickstartOptions, run_quickstart
+
+    run_quickstart(QuickstartOptions(out=args.out, device=args.device, budget_ms=args.budget_ms,
+                                     evaluations=args.evaluations, models=args.models, validate=args.validate,
+                                     seed=args.seed, overwrite=args.overwrite, progress=not args.no_progress))
+    return 0
