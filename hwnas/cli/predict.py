@@ -1,0 +1,111 @@
+"""``hwnas predict``: predicted accuracy, per-device latency, MACs and params of one architecture."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+EXAMPLES = """\
+Examples:
+  hwnas predict --arch my_arch.json
+  hwnas predict --arch my_arch.json --space fmnist-mbv3 --device cpu-1thread --device cpu-all --json
+  hwnas predict --arch runs/search-cpu/front.json --index 3
+  hwnas predict --arch ofa_net.json --supernet checkpoints/fmnist-mbv3.safetensors \\
+      --predictor predictors/fmnist-mbv3/accuracy_xgb.json
+
+The architecture file is hwnas's form {"kernel": [...], "expand": [...], "depth": [...],
+"resolution": R}, once-for-all's {"ks", "e", "d", "r"}, or a search's front.json / picks.json
+(choose the record with --index).
+Without --device, every table under latency_tables/*/<space>.json is used.
+--json prints the record in front.json's shape.
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="predict accuracy, latency, MACs and params of one architecture",
+                       description="Predict one architecture's accuracy (predictor), latency on each device "
+                                   "(latency tables), MACs and parameters (exact).\n\n" + EXAMPLES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--arch", type=Path, required=True, help="architecture JSON file (hwnas or OFA form)")
+    p.add_argument("--index", type=int, default=None,
+                   help="record to use when --arch holds a list (front.json, picks.json)")
+    p.add_argument("--supernet", type=Path, default=None, help="supernet checkpoint naming the space")
+    p.add_argument("--space", default=None, help="search space name (instead of --supernet)")
+    p.add_argument("--predictor", type=Path, default=None,
+                   help="accuracy predictor (default predictors/<space>/accuracy_xgb.json)")
+    p.add_argument("--device", action="append", default=None, metavar="D",
+                   help="device profile name/.yaml or latency table .json; repeatable "
+                        "(default: every table found for the space)")
+    p.add_argument("--json", action="store_true", help="print one JSON record")
+    p.set_defaults(func=run)
+
+
+def load_arch_file(path: Path, space, index: int | None = None):
+    """An architecture from a file in any accepted form; :class:`ArchitectureError` names the problem."""
+    from hwnas.arch import Architecture
+    from hwnas.errors import ArchitectureError
+
+    if not path.is_file():
+        raise ArchitectureError(f"architecture file {path} does not exist; check the --arch path")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ArchitectureError(f"architecture file {path} is not valid JSON ({exc}); fix the file") from None
+    if isinstance(data, list):
+        if index is None or not -len(data) <= index < len(data):
+            raise ArchitectureError(f"{path} holds a list of {len(data)} records; choose one with --index "
+                                    f"0..{len(data) - 1}")
+        data = data[index]
+    if isinstance(data, dict) and isinstance(data.get("arch"), dict):
+        data = data["arch"]  # a front.json / picks.json record
+    try:
+        return Architecture.from_dict(data, space)
+    except ArchitectureError as exc:
+        raise ArchitectureError(f"architecture file {path}: {exc}") from None
+
+
+def discover_devices(space) -> list[str]:
+    from hwnas.search.runner import TABLES_DIR
+
+    return [str(p) for p in sorted(TABLES_DIR.glob(f"*/{space.name}.json"))]
+
+
+def predict_record(arch, space, predictor, sources: Sequence[Any]) -> dict[str, Any]:
+    """One architecture in front.json's record shape."""
+    from hwnas.complexity import ComplexityCounter
+    from hwnas.encoding import GeneLayout
+
+    genes = GeneLayout(space).encode(arch)
+    counter = ComplexityCounter(space)
+    return {"arch": arch.to_dict(),
+            "predicted": {"accuracy": float(predictor.predict(genes)[0]),
+                          "latency_ms": {s.device: float(s.table.predict_genes(genes)[0]) for s in sources}},
+            "flops": int(counter.macs(genes)[0]), "params": int(counter.params(genes)[0])}
+
+
+def run(args: argparse.Namespace) -> int:
+    from hwnas.search import runner
+
+    space, _ = runner.resolve_space(args.supernet, args.space)
+    arch = load_arch_file(args.arch, space, args.index)
+    specs = args.device if args.device else discover_devices(space)
+    sources = runner.resolve_latency_sources(specs, space)
+    predictor = runner.load_accuracy_predictor(args.predictor or runner.default_predictor_path(space), space)
+    record = predict_record(arch, space, predictor, sources)
+    if args.json:
+        print(json.dumps(record))
+        return 0
+    p = record["predicted"]
+    print(f"space       {space.name}")
+    print(f"resolution  {arch.resolution}   depth {'-'.join(map(str, arch.depth))}")
+    print(f"accuracy    {100 * p['accuracy']:.2f} % (predicted)")
+    for device, ms in p["latency_ms"].items():
+        print(f"latency     {ms:.3f} ms on {device} (predicted)")
+    if not p["latency_ms"]:
+        print(f"latency     no table for space {space.name} under {runner.TABLES_DIR}/; "
+              f"run `hwnas profile` or pass --device")
+    print(f"MACs        {record['flops'] / 1e6:.2f} M")
+    print(f"params      {record['params'] / 1e6:.3f} M")
+    return 0

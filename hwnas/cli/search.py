@@ -1,0 +1,110 @@
+"""``hwnas search``: NSGA-II over a supernet's space with an accuracy predictor and latency tables."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+EXAMPLES = """\
+Examples:
+  # best accuracy/latency trade-offs on one CPU thread, budget 2 ms
+  hwnas search --device cpu-1thread --budget-ms 2 --out runs/search-cpu
+
+  # one search, a pick for each device (latency objective per device)
+  hwnas search --device cpu-1thread --device cpu-all --budget-ms 2 1 --out runs/search-2dev
+
+  # several budgets on one device, a parameter cap, MACs as a third objective
+  hwnas search --device cpu-1thread --budget-ms 1 2 4 --params-cap 1.5 \\
+      --objectives accuracy,latency,flops --evaluations 20000 --out runs/search-3obj
+
+  # a table file instead of a profile; check 5 front models on the real supernet
+  hwnas search --device latency_tables/cpu-1thread/fmnist-mbv3.json --budget-ms 2 \\
+      --validate-front 5 --out runs/search-checked
+
+Outputs in --out: front.json (records read by `hwnas export`), front.csv, picks.json,
+evaluated.csv.gz (every candidate), config.json, pareto.png, log.txt (+ validation.json).
+A budget no subnet can meet stops with exit code 2 and the smallest reachable latency.
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("search", help="search Pareto-optimal subnets under latency budgets",
+                       description="Multi-objective search (NSGA-II) over the supernet's subnets, scored by "
+                                   "the accuracy predictor and per-device latency tables.\n\n" + EXAMPLES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--supernet", type=Path, default=None,
+                   help="supernet checkpoint; its metadata names the space "
+                        "(default checkpoints/fmnist-mbv3.safetensors)")
+    p.add_argument("--space", default=None, help="search space name (instead of reading it from --supernet)")
+    p.add_argument("--predictor", type=Path, default=None,
+                   help="accuracy predictor (default predictors/<space>/accuracy_xgb.json)")
+    p.add_argument("--device", action="append", required=True, metavar="D",
+                   help="device profile name or .yaml (table at latency_tables/<slug>/<space>.json) or a "
+                        "latency table .json; repeat for several devices")
+    p.add_argument("--budget-ms", type=float, nargs="+", required=True, metavar="X",
+                   help="latency budget(s) in ms: one per device, one for all, or several for one device")
+    p.add_argument("--budget-mode", choices=("any", "all"), default="any",
+                   help="several devices: keep candidates meeting any device's budget (a pick per device, "
+                        "default) or all budgets (one network for every device)")
+    p.add_argument("--objectives", default="accuracy,latency",
+                   help="comma list from accuracy,latency,params,flops (default accuracy,latency; "
+                        "latency = one objective per device)")
+    p.add_argument("--evaluations", type=int, default=10_000, help="distinct candidates to score (default 10000)")
+    p.add_argument("--population", type=int, default=256, help="NSGA-II population size (default 256)")
+    p.add_argument("--params-cap", type=float, default=None, metavar="M", help="max parameters, in millions")
+    p.add_argument("--flops-cap", type=float, default=None, metavar="M", help="max MACs, in millions")
+    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same front)")
+    p.add_argument("--out", type=Path, required=True, help="run folder to create, e.g. runs/<name>")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    p.add_argument("--validate-front", type=int, default=0, metavar="K",
+                   help="re-evaluate K front models on the real supernet (validation split, BN recalibrated) "
+                        "and measure their latency; off by default (slow)")
+    p.add_argument("--no-plot", action="store_true", help="skip pareto.png")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from hwnas.atomic_io import atomic_write_json
+    from hwnas.run_folder import prepare_run_dir, run_logger
+    from hwnas.search import runner
+
+    space, _ = runner.resolve_space(args.supernet, args.space)
+    settings = runner.SearchSettings(
+        predictor=args.predictor or runner.default_predictor_path(space), devices=list(args.device),
+        budgets_ms=list(args.budget_ms), supernet=args.supernet, space=args.space, objectives=args.objectives,
+        evaluations=args.evaluations, population=args.population, params_cap_m=args.params_cap,
+        flops_cap_m=args.flops_cap, seed=args.seed, budget_mode=args.budget_mode)
+    early: list[str] = []
+    prepared = runner.prepare_search(settings, log=early.append)  # bad input fails before --out is touched
+    out = prepare_run_dir(args.out, args.overwrite)
+    log = run_logger(out, "hwnas.search")
+    try:
+        for message in early:
+            log.info(message)
+        outcome = runner.execute_search(prepared, progress=not args.no_progress, log=log.info)
+        runner.write_run_folder(out, outcome, plot=not args.no_plot)
+        devices = [s.device for s in outcome.sources]
+        log.info(f"Pareto front ({len(outcome.front)} networks):\n" + runner.format_front(outcome.front, devices))
+        log.info("Picks:\n" + runner.format_picks(outcome.picks))
+        if args.validate_front > 0:
+            report = runner.validate_front(outcome, args.validate_front, progress=not args.no_progress,
+                                           log=log.info)
+            atomic_write_json(out / "validation.json", report)
+            log.info("Predicted vs true:\n" + runner.format_validation(report))
+        log.info(f"wrote {out}/ (front.json, front.csv, picks.json, evaluated.csv.gz, config.json"
+                 f"{'' if args.no_plot else ', pareto.png'}, log.txt)")
+    finally:
+        _close(log)
+    if not outcome.front:
+        print("hwnas search: no candidate met every constraint; raise --budget-ms or the caps "
+              "(or use --budget-mode any)", flush=True)
+        return 1
+    return 0
+
+
+def _close(log) -> None:
+    """Release log.txt (the logger is cached per folder; a rerun with --overwrite opens a new file)."""
+    for handler in list(log.handlers):
+        handler.close()
+        log.removeHandler(handler)

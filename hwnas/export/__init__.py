@@ -1,0 +1,5 @@
+"""Export: searched subnets -> BN-folded, verified ONNX models (FP32 and INT8) with a measured report.
+
+Modules: :mod:`.bn_fold` (BN into conv), :mod:`.onnx_export` (export, parity, ONNX accuracy),
+:mod:`.quantize` (INT8 static quantisation), :mod:`.report` (Markdown, PNG, summary.json).
+"""

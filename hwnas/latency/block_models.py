@@ -1,0 +1,87 @@
+"""Small ONNX graphs for latency-table entries: one MBConv block, the stem or the head on its own.
+
+A latency table is only as good as the agreement between what it measures and what a deployed
+subnet runs, so every entry is built from the same static modules the extracted subnet is made of
+(:mod:`hwnas.supernet.static`) and exported the same way: eval mode, fixed input shape, the
+TorchScript exporter with constant folding (which folds BatchNorm into the preceding conv, as
+ONNX Runtime's Conv+BN fusion would at ``ORT_ENABLE_ALL`` anyway). Weights are random: latency
+does not depend on their values.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import torch
+from torch import nn
+
+from hwnas.arch import Architecture
+from hwnas.errors import MeasurementError
+from hwnas.plan import BlockSpec
+from hwnas.space import SearchSpace
+from hwnas.supernet.elastic import stem
+from hwnas.supernet.static import Head, MBConvBlock
+
+ONNX_OPSET = 17
+
+
+def block_module(spec: BlockSpec) -> nn.Module:
+    """A randomly initialised static MBConv block in eval mode."""
+    return _randomize_bn(MBConvBlock(spec)).eval()
+
+
+def stem_module(space: SearchSpace) -> nn.Module:
+    """The stem conv (conv + BN + activation), as the subnet runs it."""
+    return _randomize_bn(stem(space)).eval()
+
+
+def head_module(space: SearchSpace) -> nn.Module:
+    """Final 1x1 expand + pool + feature mix + classifier, input = the last stage's feature map."""
+    head = Head(space.stages[-1].width, space.final_expand_width, space.feature_width,
+                space.num_classes, space.dropout)
+    return _randomize_bn(head).eval()
+
+
+def overhead_module() -> nn.Module:
+    """A trivial graph (one ReLU on a 1x1x1 input): its latency is the runtime's fixed cost per call.
+
+    Every table entry is timed as its own call, so a plain sum of N entries counts that cost N
+    times while a whole network pays it once; the table subtracts it before calibration.
+    """
+    return nn.ReLU().eval()
+
+
+def export_onnx(module: nn.Module, input_shape: tuple[int, ...], opset: int = ONNX_OPSET) -> bytes:
+    """Serialise ``module`` (eval mode, BN folded by constant folding) with a fixed input shape."""
+    module = module.eval()
+    x = torch.randn(*input_shape)
+    buffer = io.BytesIO()
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # the legacy exporter announces its deprecation on every call
+            torch.onnx.export(module, (x,), buffer, opset_version=opset, input_names=["input"],
+                              output_names=["output"], do_constant_folding=True, dynamo=False)
+    except Exception as exc:  # the exporter raises many internal types; report them as one user-facing error
+        raise MeasurementError(f"ONNX export of {type(module).__name__} with input {tuple(input_shape)} failed "
+                               f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                               "check the torch/onnx installation (pip install onnx)") from None
+    return buffer.getvalue()
+
+
+def subnet_onnx(supernet: nn.Module, arch: Architecture, batch_size: int) -> tuple[bytes, tuple[int, ...]]:
+    """The whole extracted subnet of ``arch`` as ONNX bytes, and the input shape it was exported with."""
+    subnet = supernet.extract(arch).eval()
+    shape = (batch_size, supernet.space.in_channels, arch.resolution, arch.resolution)
+    return export_onnx(subnet, shape), shape
+
+
+@torch.no_grad()
+def _randomize_bn(module: nn.Module) -> nn.Module:
+    """Non-trivial BN statistics, so the folded graph has real (non-identity) scale and shift."""
+    generator = torch.Generator().manual_seed(0)
+    for m in module.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.normal_(0.0, 0.1, generator=generator)
+            m.running_var.uniform_(0.5, 1.5, generator=generator)
+    return module

@@ -1,0 +1,438 @@
+"""Build a latency table for one (space, device): measure every entry, calibrate, validate, report.
+
+Steps, each checkpointed to ``<space>.partial.jsonl`` next to the table so an interrupted run
+resumes where it stopped (measurements are the slow part; nothing measured is measured twice):
+
+1. every distinct block/stem/head of the space is exported as its own ONNX graph and timed;
+2. ``calibrate`` random subnets are exported whole and timed, and a small linear correction of the
+   LUT sum is fitted on them (model chosen by leave-one-out error);
+3. ``validate`` *other* random subnets are timed end to end and compared with the plain sum and
+   the calibrated prediction (RMSE, MAPE, Spearman, share within +-5% / +-10%).
+
+The table JSON replaces the partial file atomically; a JSON + Markdown report lies next to it.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from hwnas import __version__
+from hwnas.arch import Architecture, sample_architecture
+from hwnas.atomic_io import append_jsonl, atomic_write_json, atomic_write_text, read_jsonl
+from hwnas.errors import ConfigError
+from hwnas.latency.device import DeviceProfile, load_device_profile
+from hwnas.latency.measure import LatencyStats, Measurer, make_measurer
+from hwnas.latency.table import (LatencyTable, TableEntry, check_resolutions, enumerate_entries,
+                                 fit_correction, table_path)
+from hwnas.space import SearchSpace, get_space
+
+DEFAULT_CALIBRATE = 30
+DEFAULT_VALIDATE = 50
+DEFAULT_ROUNDS = 2
+STATISTICS = ("median", "min")
+FAST_WARMUP, FAST_REPEATS, FAST_CALIBRATE, FAST_VALIDATE = 3, 10, 12, 20
+
+
+@dataclass(frozen=True)
+class ProfileOptions:
+    """What ``hwnas profile`` does beyond the device profile's own protocol."""
+
+    resolutions: tuple[int, ...] | None = None  # None = every resolution of the space
+    calibrate: int | None = None  # None = DEFAULT_CALIBRATE (FAST_CALIBRATE with fast)
+    validate: int | None = None  # None = DEFAULT_VALIDATE (FAST_VALIDATE with fast)
+    seed: int = 0
+    fast: bool = False  # fewer repeats and subnets, for the quickstart
+    force: bool = False  # re-measure everything, ignoring a finished table and checkpoints
+    rounds: int | None = None  # passes over all graphs; each graph keeps its best (lowest-statistic) pass
+    statistic: str = "median"  # per-graph latency: "median" of the repeats, or "min" (robust on a shared, busy CPU)
+
+    @property
+    def n_rounds(self) -> int:
+        return self.rounds if self.rounds is not None else (1 if self.fast else DEFAULT_ROUNDS)
+
+    @property
+    def n_calibrate(self) -> int:
+        return self.calibrate if self.calibrate is not None else (FAST_CALIBRATE if self.fast else DEFAULT_CALIBRATE)
+
+    @property
+    def n_validate(self) -> int:
+        return self.validate if self.validate is not None else (FAST_VALIDATE if self.fast else DEFAULT_VALIDATE)
+
+
+@dataclass
+class ProfileResult:
+    table: LatencyTable
+    table_path: Path
+    report: dict[str, Any]
+    report_paths: tuple[Path, Path]
+    reused: bool = False  # an up-to-date table existed and nothing was measured
+    measured: dict[str, int] = field(default_factory=dict)  # new measurements this run, per kind
+
+
+# ------------------------------------------------------------------------------------- metrics
+
+def accuracy_metrics(predicted: Sequence[float], measured: Sequence[float]) -> dict[str, float]:
+    """RMSE (ms), MAPE (%), Spearman rank correlation, share within +-5% / +-10% (%), mean bias (%)."""
+    p, m = np.asarray(predicted, dtype=np.float64), np.asarray(measured, dtype=np.float64)
+    if len(m) == 0:
+        return {}
+    rel = (p - m) / m
+    rho = float(np.corrcoef(_ranks(p), _ranks(m))[0, 1]) if len(m) > 2 and np.ptp(p) > 0 and np.ptp(m) > 0 \
+        else float("nan")
+    return {"n": int(len(m)), "rmse_ms": float(np.sqrt(np.mean((p - m) ** 2))),
+            "mape_pct": float(100 * np.mean(np.abs(rel))), "spearman": rho,
+            "within5_pct": float(100 * np.mean(np.abs(rel) <= 0.05)),
+            "within10_pct": float(100 * np.mean(np.abs(rel) <= 0.10)),
+            "bias_pct": float(100 * np.mean(rel)), "max_abs_err_pct": float(100 * np.max(np.abs(rel)))}
+
+
+def _ranks(a: np.ndarray) -> np.ndarray:
+    """Ranks with ties averaged (Spearman's convention), without importing scipy.stats (slow)."""
+    _, inverse, counts = np.unique(a, return_inverse=True, return_counts=True)
+    start = np.cumsum(counts) - counts
+    return (start + (counts - 1) / 2.0)[inverse]
+
+
+def sample_distinct(space: SearchSpace, n: int, seed: Sequence[int], resolutions: Sequence[int],
+                    exclude: set[Architecture] = frozenset()) -> list[Architecture]:
+    """``n`` distinct random subnets (canonical form: inactive slots do not make two archs differ)."""
+    rng = np.random.default_rng(list(seed))
+    out: list[Architecture] = []
+    seen = set(exclude)
+    for _ in range(1000 * max(n, 1)):
+        if len(out) == n:
+            break
+        arch = sample_architecture(space, rng, resolution=int(rng.choice(resolutions))).canonical(space)
+        if arch not in seen:
+            seen.add(arch)
+            out.append(arch)
+    return out
+
+
+# ------------------------------------------------------------------------------------- profiler
+
+class Profiler:
+    """Measures a :class:`LatencyTable` for ``space`` on ``profile`` and writes it under ``out_dir``."""
+
+    def __init__(self, space: SearchSpace | str, profile: DeviceProfile | str | Path,
+                 out_dir: str | Path = "latency_tables", options: ProfileOptions | None = None,
+                 measurer: Measurer | None = None, progress: bool = True) -> None:
+        self.space = get_space(space)
+        self.options = options or ProfileOptions()
+        profile = load_device_profile(profile)
+        if self.options.fast:
+            profile = profile.replace(warmup=min(profile.warmup, FAST_WARMUP),
+                                      repeats=min(profile.repeats, FAST_REPEATS))
+        self.profile = profile
+        self.resolutions = check_resolutions(self.space, self.options.resolutions)
+        if self.options.n_calibrate < 0 or self.options.n_validate < 0 or self.options.n_rounds < 1:
+            raise ConfigError("--calibrate and --validate must be >= 0 and --rounds >= 1")
+        if self.options.statistic not in STATISTICS:
+            raise ConfigError(f"unknown latency statistic {self.options.statistic!r}; "
+                              f"choose from {', '.join(STATISTICS)}")
+        self.measurer = measurer or make_measurer(profile)
+        self.progress = progress
+        self.path = table_path(out_dir, profile.slug, self.space)
+        self.partial_path = self.path.with_name(f"{self.space.name}.partial.jsonl")
+        self.report_paths = (self.path.with_name(f"{self.space.name}.report.json"),
+                             self.path.with_name(f"{self.space.name}.report.md"))
+        self._supernet = None
+        self._measured = {"entry": 0, "calibration": 0, "validation": 0}
+
+    # --------------------------------------------------------------------------- identity
+    def protocol(self) -> dict[str, Any]:
+        p = self.profile
+        return {"warmup": p.warmup, "repeats": p.repeats, "batch_size": p.batch_size, "threads": p.threads,
+                "pin_cores": list(p.pin_cores) if p.pin_cores else None, "precision": p.precision,
+                "statistic": f"{self.options.statistic} of repeats after warm-up; lowest over rounds",
+                "rounds": self.options.n_rounds,
+                "resolutions": list(self.resolutions), "calibrate": self.options.n_calibrate,
+                "validate": self.options.n_validate, "seed": self.options.seed, "fast": self.options.fast,
+                "export": ("torch module, eval mode (timed by the torch-cuda measurer)" if p.backend == "torch-cuda"
+                           else "torch.onnx.export (TorchScript), opset 17, eval mode, BN folded, fixed input shape")}
+
+    def _header(self) -> dict[str, Any]:
+        """What makes checkpointed measurements reusable: same space, device protocol, export."""
+        return {"type": "header", "space_fingerprint": self.space.fingerprint(),
+                "device": self.profile.to_dict(), "hwnas_version": __version__}
+
+    # --------------------------------------------------------------------------- run
+    def run(self) -> ProfileResult:
+        existing = self._reusable_table()
+        if existing is not None:
+            return existing
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # idle torch workers would spin and disturb the measurements
+        try:
+            return self._run()
+        finally:
+            torch.set_num_threads(threads)
+
+    def _run(self) -> ProfileResult:
+        records = self._open_checkpoint()
+        started = time.perf_counter()
+        entries = enumerate_entries(self.space, self.resolutions)
+        calib_archs = sample_distinct(self.space, self.options.n_calibrate, (self.options.seed, 1), self.resolutions)
+        valid_archs = sample_distinct(self.space, self.options.n_validate, (self.options.seed, 2), self.resolutions,
+                                      exclude=set(calib_archs))
+        jobs = ([_Job("entry", e.key, lambda e=e: self._entry_graph(e)) for e in entries]
+                + [_Job(kind, json.dumps(a.to_dict()), lambda a=a: self._subnet_graph(a))
+                   for kind, archs in (("calibration", calib_archs), ("validation", valid_archs)) for a in archs])
+        results = self._measure(jobs, records)
+
+        table = LatencyTable(self.space, {e.key: {"kind": e.kind, "input_shape": list(e.input_shape),
+                                                  **results[("entry", e.key)]} for e in entries},
+                             resolutions=self.resolutions)
+        calib = [results[("calibration", json.dumps(a.to_dict()))] for a in calib_archs]
+        valid = [results[("validation", json.dumps(a.to_dict()))] for a in valid_archs]
+        table, calibration = self._calibrate(table, calib_archs, calib)
+        validation = self._validate(table, valid_archs, valid)
+        seconds = {kind: float(sum(r["seconds"] for key, r in results.items() if key[0] == kind))
+                   for kind in ("entry", "calibration", "validation")}
+        seconds["entries"] = seconds.pop("entry")
+        seconds["profile_total"] = seconds["entries"] + seconds["calibration"]
+        seconds["this_run_wall"] = time.perf_counter() - started
+        meta = {"device": self.profile.to_dict(), "runtime": self.measurer.describe(),
+                "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                "protocol": self.protocol(), "hwnas_version": __version__, "seconds": seconds,
+                "validation": {k: validation[k] for k in ("lut_sum", "calibrated")}}
+        table = LatencyTable(self.space, table.entries, meta, table.correction, calibration, self.resolutions)
+        report = build_report(table, validation)
+        table.save(self.path)
+        self._write_report(report)
+        if self.partial_path.exists():
+            os.unlink(self.partial_path)  # the finished table supersedes the checkpoint
+        return ProfileResult(table, self.path, report, self.report_paths, measured=dict(self._measured))
+
+    def _reusable_table(self) -> ProfileResult | None:
+        """A finished table with the same space, device and protocol is kept unless ``force``."""
+        if self.options.force or not self.path.is_file() or not self.report_paths[0].is_file():
+            return None
+        try:
+            table = LatencyTable.load(self.path, self.space)
+        except Exception:  # unreadable or for another space: measure afresh
+            return None
+        if table.meta.get("device") != self.profile.to_dict() or table.meta.get("protocol") != self.protocol():
+            return None
+        report = json.loads(self.report_paths[0].read_text(encoding="utf-8"))
+        return ProfileResult(table, self.path, report, self.report_paths, reused=True)
+
+    def _open_checkpoint(self) -> list[dict[str, Any]]:
+        if self.options.force and self.partial_path.exists():
+            os.unlink(self.partial_path)
+        records = read_jsonl(self.partial_path)
+        header = self._header()
+        if records and records[0] != header:
+            print(f"note: {self.partial_path} was made with another device profile or space; starting afresh")
+            os.unlink(self.partial_path)
+            records = []
+        if not records:
+            append_jsonl(self.partial_path, header)
+        return records
+
+    # --------------------------------------------------------------------------- measuring
+    def _measure(self, jobs: list["_Job"], records: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+        """Time every graph ``rounds`` times, one pass over all graphs per round; keep each graph's best round.
+
+        Spreading a graph's rounds over the whole run, and doing the same for blocks and whole subnets,
+        keeps a burst of load from another process from biasing one graph (min over round medians).
+        """
+        done = {(r["type"], r["id"], r["round"]): r for r in records if r["type"] != "header"}
+        cache: dict[tuple[str, str], tuple[bytes, tuple[int, ...]]] = {}
+        rounds = self.options.n_rounds
+        for rnd in range(rounds):
+            todo = [j for j in jobs if (j.kind, j.id, rnd) not in done]
+            desc = "profiling" if rounds == 1 else f"round {rnd + 1}/{rounds}"
+            for job in self._bar(todo, desc, len(jobs), len(jobs) - len(todo)):
+                t0 = time.perf_counter()
+                graph = cache.get((job.kind, job.id)) or job.build()
+                if rnd + 1 < rounds:
+                    cache[(job.kind, job.id)] = graph
+                stats = self._time(*graph)
+                record = {"type": job.kind, "id": job.id, "round": rnd, "stats": stats.to_dict(),
+                          "seconds": time.perf_counter() - t0}
+                append_jsonl(self.partial_path, record)
+                self._measured[job.kind] += 1
+                done[(job.kind, job.id, rnd)] = record
+        results = {}
+        stat = f"{self.options.statistic}_ms"
+        for job in jobs:
+            tries = [done[(job.kind, job.id, rnd)] for rnd in range(rounds)]
+            best = min(tries, key=lambda r: r["stats"][stat])
+            results[(job.kind, job.id)] = {"ms": best["stats"][stat], **best["stats"],
+                                           "round_medians_ms": [r["stats"]["median_ms"] for r in tries],
+                                           "seconds": sum(r["seconds"] for r in tries)}
+        return results
+
+    def _time(self, graph: Any, shape: tuple[int, ...]) -> LatencyStats:
+        """torch-cuda profiles time the torch module itself (CUDA graphs, fp16); others its ONNX export."""
+        if self.profile.backend == "torch-cuda" and hasattr(self.measurer, "measure_module"):
+            return self.measurer.measure_module(graph, shape)
+        return self.measurer.measure_onnx(graph, shape)
+
+    def _entry_graph(self, entry: TableEntry) -> tuple[Any, tuple[int, ...]]:
+        """The entry as ONNX bytes (or a torch module for torch-cuda) and its input shape."""
+        from hwnas.latency.block_models import block_module, export_onnx, head_module, overhead_module, stem_module
+
+        module = {"stem": lambda: stem_module(self.space), "head": lambda: head_module(self.space),
+                  "block": lambda: block_module(entry.block), "overhead": overhead_module}[entry.kind]()
+        shape = (self.profile.batch_size, *entry.input_shape)
+        return (module if self.profile.backend == "torch-cuda" else export_onnx(module, shape)), shape
+
+    def _subnet_graph(self, arch: Architecture) -> tuple[Any, tuple[int, ...]]:
+        from hwnas.latency.block_models import export_onnx
+
+        subnet = self._get_supernet().extract(arch).eval()
+        shape = (self.profile.batch_size, self.space.in_channels, arch.resolution, arch.resolution)
+        return (subnet if self.profile.backend == "torch-cuda" else export_onnx(subnet, shape)), shape
+
+    def _get_supernet(self) -> Any:
+        if self._supernet is None:
+            from hwnas.supernet.network import ElasticMobileNetV3
+
+            self._supernet = ElasticMobileNetV3(self.space).eval()
+        return self._supernet
+
+    def _bar(self, items: list, desc: str, total: int, initial: int) -> Any:
+        if not self.progress:
+            return items
+        from tqdm.auto import tqdm
+
+        return tqdm(items, desc=f"{desc} ({self.profile.name})", total=total, initial=initial,
+                    unit="graph", dynamic_ncols=True)
+
+    # --------------------------------------------------------------------------- calibration
+    def _calibrate(self, table: LatencyTable, archs: list[Architecture],
+                   records: list[dict]) -> tuple[LatencyTable, dict[str, Any]]:
+        points = [_point(table, a, r) for a, r in zip(archs, records)]
+        if not archs:
+            return table, {"model": "identity", "candidates": {}, "points": []}
+        genes = table.layout.encode(archs)
+        measured = np.array([p["measured_ms"] for p in points])
+        correction, candidates = fit_correction(table.features(genes), measured,
+                                                accept=lambda c: table.with_correction(c).min_latency_ms() > 0)
+        table = table.with_correction(correction)
+        predicted = table.predict_genes(genes)
+        for p, v in zip(points, predicted):
+            p["predicted_ms"] = float(v)
+        return table, {"model": correction.model, "candidates": candidates, "points": points,
+                       "fit": {"lut_sum": accuracy_metrics([p["lut_sum_ms"] for p in points], measured),
+                               "calibrated": accuracy_metrics(predicted, measured)}}
+
+    def _validate(self, table: LatencyTable, archs: list[Architecture], records: list[dict]) -> dict[str, Any]:
+        points = [_point(table, a, r) for a, r in zip(archs, records)]
+        for p, a in zip(points, archs):
+            p["predicted_ms"] = table.predict(a)
+        measured = [p["measured_ms"] for p in points]
+        return {"lut_sum": accuracy_metrics([p["lut_sum_ms"] for p in points], measured),
+                "calibrated": accuracy_metrics([p["predicted_ms"] for p in points], measured),
+                "points": points}
+
+    def _write_report(self, report: dict[str, Any]) -> None:
+        atomic_write_json(self.report_paths[0], report)
+        atomic_write_text(self.report_paths[1], render_markdown(report))
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One graph to time: its record type, a stable id (entry key or architecture JSON), its builder."""
+
+    kind: str
+    id: str
+    build: Callable[[], tuple[bytes, tuple[int, ...]]]
+
+
+def _point(table: LatencyTable, arch: Architecture, result: dict[str, Any]) -> dict[str, Any]:
+    stats = LatencyStats.from_dict(result)
+    return {"arch": arch.to_dict(), "measured_ms": result["ms"], "median_ms": stats.median_ms, "p10_ms": stats.p10_ms,
+            "p90_ms": stats.p90_ms, "round_medians_ms": result["round_medians_ms"], "lut_sum_ms": table.lut_sum(arch)}
+
+
+# ------------------------------------------------------------------------------------- report
+
+def build_report(table: LatencyTable, validation: dict[str, Any]) -> dict[str, Any]:
+    meta, cal = table.meta, table.calibration
+    spreads = [(e["p90_ms"] - e["p10_ms"]) / e["median_ms"] for e in table.entries.values() if e["median_ms"] > 0]
+    report = {
+        "space": {"name": table.space.name, "fingerprint": table.space.fingerprint()},
+        "device": meta.get("device"), "runtime": meta.get("runtime"), "created": meta.get("created"),
+        "protocol": meta.get("protocol"), "hwnas_version": meta.get("hwnas_version"),
+        "seconds": meta.get("seconds"), "entries": len(table.entries),
+        "entry_spread_p10_p90_pct_median": float(100 * np.median(spreads)) if spreads else None,
+        "min_latency_ms": table.min_latency_ms(), "min_latency_lut_sum_ms": table.min_latency_ms(calibrated=False),
+        "correction": table.correction.to_dict(), "calibration_candidates": cal.get("candidates", {}),
+        "calibration_fit": cal.get("fit", {}), "validation": validation,
+    }
+    if (meta.get("protocol") or {}).get("fast"):
+        v = validation.get("calibrated") or {}
+        report["note"] = (f"fast mode (repeats {meta['protocol']['repeats']}, {meta['protocol']['calibrate']} "
+                          f"calibration subnets): measured accuracy on {v.get('n', 0)} held-out subnets is "
+                          f"MAPE {v.get('mape_pct', float('nan')):.1f}%, {v.get('within10_pct', float('nan')):.0f}% "
+                          "within +-10%; run without --fast for the full protocol")
+    return report
+
+
+def metrics_table(report: dict[str, Any]) -> str:
+    """Validation metrics, plain LUT sum vs calibrated, as a Markdown table."""
+    v = report.get("validation", {})
+    rows = [("predictor", "n", "RMSE ms", "MAPE %", "Spearman", "within 5 %", "within 10 %", "bias %"),
+            ("---",) * 8]
+    for name, label in (("lut_sum", "plain LUT sum"), ("calibrated", f"calibrated ({report['correction']['model']})")):
+        m = v.get(name) or {}
+        if m:
+            rows.append((label, str(m["n"]), f"{m['rmse_ms']:.4f}", f"{m['mape_pct']:.2f}", f"{m['spearman']:.3f}",
+                         f"{m['within5_pct']:.0f}", f"{m['within10_pct']:.0f}", f"{m['bias_pct']:+.2f}"))
+    if len(rows) == 2:
+        return "(no validation subnets measured; pass --validate N)"
+    return "\n".join("| " + " | ".join(r) + " |" for r in rows)
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    dev, rt, proto, sec = (report.get(k) or {} for k in ("device", "runtime", "protocol", "seconds"))
+    cands = report.get("calibration_candidates", {})
+    lines = [
+        f"# Latency table: {report['space']['name']} on {dev.get('name')}", "",
+        f"- space fingerprint: `{report['space']['fingerprint']}`",
+        f"- device: {dev.get('description') or dev.get('name')} (backend {dev.get('backend')}, "
+        f"provider {dev.get('provider')}, threads {dev.get('threads')}, batch {dev.get('batch_size')})",
+        f"- hardware/runtime: {rt.get('cpu_model') or rt.get('gpu_name') or '?'}; onnxruntime "
+        f"{rt.get('onnxruntime_version')}; created {report.get('created')}; hwnas {report.get('hwnas_version')}",
+        f"- protocol: warm-up {proto.get('warmup')}, {proto.get('repeats')} timed repeats; {proto.get('statistic')}; "
+        f"resolutions {proto.get('resolutions')}; {proto.get('calibrate')} calibration / "
+        f"{proto.get('validate')} validation subnets (seed {proto.get('seed')}); best of {proto.get('rounds')} "
+        f"round(s){'; FAST mode' if proto.get('fast') else ''}",
+        f"- entries: {report.get('entries')} (median p10-p90 spread "
+        f"{report.get('entry_spread_p10_p90_pct_median') or 0:.1f}% of the median); profiling time {sec.get('profile_total', 0):.1f} s "
+        f"(entries {sec.get('entries', 0):.1f} s + calibration {sec.get('calibration', 0):.1f} s), "
+        f"validation {sec.get('validation', 0):.1f} s",
+        f"- fastest subnet: {report.get('min_latency_ms', 0):.4f} ms calibrated "
+        f"({report.get('min_latency_lut_sum_ms', 0):.4f} ms plain sum)", "",
+        "## Validation on held-out random subnets (measured end to end)", "", metrics_table(report), "",
+        "## Calibration", "",
+        f"Chosen model: `{report['correction']['model']}` = {_formula(report['correction'])}", "",
+        "| model | params | LOO RMSE ms | LOO MAPE % |", "| --- | --- | --- | --- |",
+        *[f"| {m} | {c['params']} | {c['loo_rmse_ms']:.4f} | {100 * c['loo_mape']:.2f} |" if "params" in c
+          else f"| {m} | - | rejected: {c.get('rejected', '?')} | - |" for m, c in cands.items()],
+    ]
+    if report.get("note"):
+        lines += ["", f"Note: {report['note']}"]
+    return "\n".join(lines) + "\n"
+
+
+def _formula(corr: dict[str, Any]) -> str:
+    terms = [f"{c:.4g}*{f}" for f, c in zip(corr["features"], corr["coef"])]
+    return " + ".join(terms + [f"{corr['intercept']:.4g}"])
+
+
+__all__ = ["ProfileOptions", "ProfileResult", "Profiler", "accuracy_metrics", "build_report", "metrics_table",
+           "render_markdown", "sample_distinct"]

@@ -1,0 +1,707 @@
+"""What ``hwnas search`` runs: predictors and latency tables -> a :class:`SearchProblem` -> a run folder.
+
+The engine (:mod:`hwnas.search.nsga2`) knows nothing about files, devices or predictors; this module
+does the wiring a user asks for on the command line:
+
+* the search space comes from the supernet checkpoint (or ``--space``), the accuracy predictor
+  from ``predictors/<space>/accuracy_xgb.json``, and each device's latency table from
+  ``latency_tables/<device-slug>/<space>.json`` (or a table path given directly);
+* objectives are accuracy (max), one latency per device, parameters and MACs (min); budgets and
+  caps are constraints. Latency is looked up once per gene batch even when it is both an
+  objective and a constraint (:class:`BatchCache`);
+* with several devices, a candidate is kept if it meets *any* device's budget (one search yields
+  a pick per device) or, with ``budget_mode="all"``, every budget (one network for all devices);
+* a table profiled at only some resolutions restricts the search to those resolutions, so no
+  candidate is ever scored by extrapolation.
+
+Outputs (:func:`write_run_folder`): ``front.json`` (the record shape ``hwnas export`` reads),
+``front.csv``, ``picks.json``, ``evaluated.csv.gz``, ``config.json``, ``pareto.png``; the CLI adds
+``log.txt``. :func:`validate_front` re-measures front models with the real supernet and runtime.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import gzip
+import io
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Literal, Protocol, Sequence
+
+import numpy as np
+
+from hwnas.arch import Architecture
+from hwnas.atomic_io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from hwnas.complexity import ComplexityCounter
+from hwnas.encoding import GeneLayout
+from hwnas.errors import ConfigError, HwnasError
+from hwnas.search.nsga2 import NSGA2, NSGA2Config, SearchResult
+from hwnas.search.problem import Constraint, Objective, SearchProblem
+from hwnas.space import SearchSpace, get_space
+
+DEFAULT_SUPERNET = Path("checkpoints/fmnist-mbv3.safetensors")
+PREDICTORS_DIR = Path("predictors")
+TABLES_DIR = Path("latency_tables")
+OBJECTIVES = ("accuracy", "latency", "params", "flops")
+
+
+class AccuracyModel(Protocol):
+    def predict(self, genes: np.ndarray) -> np.ndarray: ...
+
+
+class LatencyModel(Protocol):
+    def predict_genes(self, genes: np.ndarray) -> np.ndarray: ...
+
+
+# --------------------------------------------------------------------------------- resolving inputs
+def default_predictor_path(space: SearchSpace | str) -> Path:
+    return PREDICTORS_DIR / get_space(space).name / "accuracy_xgb.json"
+
+
+def resolve_space(supernet: str | Path | None, space: str | None) -> tuple[SearchSpace, Path | None]:
+    """The search space and the supernet path actually used (``None`` when there is none).
+
+    ``--space`` alone works without a checkpoint; with both, they must agree. Without either,
+    the default checkpoint's metadata names the space.
+    """
+    if supernet is None and space is not None:
+        return get_space(space), (DEFAULT_SUPERNET if DEFAULT_SUPERNET.is_file() else None)
+    path = Path(supernet) if supernet is not None else DEFAULT_SUPERNET
+    if not path.is_file():
+        if supernet is None:
+            raise ConfigError(f"no --space given and the default supernet {path} does not exist; pass "
+                              f"--space fmnist-mbv3 (or --supernet PATH, or train one with `hwnas train`)")
+        raise ConfigError(f"supernet checkpoint {path} does not exist; check the path, train one with "
+                          f"`hwnas train`, or pass --space NAME instead")
+    from hwnas.supernet.checkpoint import read_metadata  # lazy: needs safetensors only
+
+    meta = read_metadata(path)
+    stored = SearchSpace.from_dict(json.loads(meta["space"]))
+    if space is not None:
+        chosen = get_space(space)
+    else:
+        try:
+            chosen = get_space(stored.name)
+        except HwnasError:
+            chosen = stored
+    chosen.check_fingerprint(stored.fingerprint(), f"supernet {path}")
+    return chosen, path
+
+
+def load_accuracy_predictor(path: str | Path, space: SearchSpace) -> AccuracyModel:
+    """The fitted accuracy predictor at ``path`` (lazy import: xgboost loads only when searching)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"accuracy predictor {path} not found; fit one with "
+                          f"`hwnas fit-predictor --space {space.name}` or pass --predictor PATH")
+    from hwnas.accuracy.predictor import AccuracyPredictor
+
+    return AccuracyPredictor.load(path, space)
+
+
+def load_latency_table(path: str | Path, space: SearchSpace) -> LatencyModel:
+    from hwnas.latency.table import LatencyTable
+
+    return LatencyTable.load(path, space)
+
+
+@dataclass
+class LatencySource:
+    """One device: its display name, the table file, the loaded table and (if known) its profile."""
+
+    device: str
+    table_path: Path
+    table: LatencyModel
+    profile: Any = None  # DeviceProfile when resolved from a profile (needed to measure)
+
+
+def _table_device_name(table: Any, path: Path, space: SearchSpace) -> str:
+    """Name a device given only by its table: the table's own record, else its folder."""
+    meta = getattr(table, "meta", None) or {}
+    for key in ("device", "profile"):
+        value = meta.get(key) if isinstance(meta, dict) else None
+        if isinstance(value, dict) and value.get("name"):
+            return str(value["name"])
+        if isinstance(value, str) and value:
+            return value
+    return path.parent.name if path.stem == space.name and path.parent.name else path.stem
+
+
+def resolve_latency_source(spec: str, space: SearchSpace) -> LatencySource:
+    """``spec`` is a table JSON path, a profile name or a profile YAML path."""
+    if spec.endswith(".json"):
+        path = Path(spec)
+        if not path.is_file():
+            raise ConfigError(f"latency table {path} not found; check the path or give a device profile "
+                              f"name (e.g. --device cpu-1thread)")
+        table = load_latency_table(path, space)
+        return LatencySource(_table_device_name(table, path, space), path, table)
+    from hwnas.latency.device import load_device_profile
+
+    profile = load_device_profile(spec)
+    path = TABLES_DIR / profile.slug / f"{space.name}.json"
+    if not path.is_file():
+        raise ConfigError(f"no latency table for device {profile.name!r} and space {space.name!r} at {path}; "
+                          f"run `hwnas profile --device {spec} --space {space.name}` first, "
+                          f"or pass the table's .json path as --device")
+    return LatencySource(profile.name, path, load_latency_table(path, space), profile)
+
+
+def resolve_latency_sources(specs: Sequence[str], space: SearchSpace) -> list[LatencySource]:
+    sources = [resolve_latency_source(s, space) for s in specs]
+    names = [s.device for s in sources]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"device names must be distinct, got {names}; give each --device once")
+    return sources
+
+
+def profiled_resolutions(space: SearchSpace, sources: Sequence[LatencySource]) -> tuple[int, ...]:
+    """Resolutions every table covers (tables may be profiled at a subset of the space's)."""
+    allowed = set(space.resolutions)
+    for s in sources:
+        table_res = getattr(s.table, "resolutions", None)
+        if table_res is not None:
+            allowed &= {int(r) for r in table_res}
+    if not allowed:
+        raise ConfigError("the latency tables share no profiled resolution; re-run `hwnas profile` with "
+                          "overlapping --resolutions")
+    return tuple(r for r in space.resolutions if r in allowed)
+
+
+# --------------------------------------------------------------------------------- gene plumbing
+class GeneMapper:
+    """Search on a layout restricted to some resolutions; score with the full space's genes.
+
+    Only the resolution gene differs: restricted index ``i`` maps to the full index of
+    ``resolutions[i]``, so predictors and tables built for the full space are used unchanged.
+    """
+
+    def __init__(self, space: SearchSpace, resolutions: Sequence[int] | None = None) -> None:
+        self.full = GeneLayout(space)
+        resolutions = tuple(resolutions or space.resolutions)
+        self.restricted = (self.full if resolutions == tuple(space.resolutions)
+                           else GeneLayout(dataclasses.replace(space, resolutions=resolutions)))
+        self._res_map = np.array([space.resolutions.index(r) for r in resolutions], dtype=np.int8)
+        self.identity = self.restricted is self.full
+
+    def to_full(self, genes: np.ndarray) -> np.ndarray:
+        if self.identity:
+            return genes
+        out = np.array(genes, dtype=np.int8, copy=True)
+        col = self.full.resolution_gene
+        out[:, col] = self._res_map[out[:, col]]
+        return out
+
+    def wrap(self, fn: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+        return fn if self.identity else (lambda genes: fn(self.to_full(genes)))
+
+
+class BatchCache:
+    """``fn`` evaluated once per gene batch: a device's latency serves as objective *and* constraint.
+
+    :meth:`SearchProblem.evaluate_full` passes the same array object to every objective and
+    constraint of one batch, so identity (with the array kept alive, so its id cannot be reused)
+    is a safe and free cache key. ``calls`` counts real evaluations (tests check it).
+    """
+
+    def __init__(self, fn: Callable[[np.ndarray], np.ndarray]) -> None:
+        self.fn = fn
+        self.calls = 0
+        self._genes: np.ndarray | None = None
+        self._value: np.ndarray | None = None
+
+    def __call__(self, genes: np.ndarray) -> np.ndarray:
+        if genes is not self._genes:
+            self._value = np.asarray(self.fn(genes), dtype=np.float64)
+            self._genes = genes
+            self.calls += 1
+        return self._value
+
+
+# --------------------------------------------------------------------------------- settings
+@dataclass
+class SearchSettings:
+    """Everything that defines a search run (written to ``config.json``)."""
+
+    predictor: Path
+    devices: list[str]
+    budgets_ms: list[float]
+    supernet: Path | None = None
+    space: str | None = None
+    objectives: tuple[str, ...] = ("accuracy", "latency")
+    evaluations: int = 10_000
+    population: int = 256
+    params_cap_m: float | None = None
+    flops_cap_m: float | None = None
+    seed: int = 0
+    budget_mode: Literal["any", "all"] = "any"
+
+    def __post_init__(self) -> None:
+        self.objectives = parse_objectives(self.objectives)
+        if not self.devices:
+            raise ConfigError("give at least one --device (a profile name such as cpu-1thread or a table .json)")
+        if self.budget_mode not in ("any", "all"):
+            raise ConfigError(f"budget mode {self.budget_mode!r} is not 'any' or 'all'")
+        for name, cap in (("--params-cap", self.params_cap_m), ("--flops-cap", self.flops_cap_m)):
+            if cap is not None and not (math.isfinite(cap) and cap > 0):
+                raise ConfigError(f"{name} must be a positive number of millions, got {cap}")
+        if self.evaluations < 1 or self.population < 4:
+            raise ConfigError(f"--evaluations ({self.evaluations}) must be >= 1 and --population "
+                              f"({self.population}) >= 4")
+
+    def budgets_by_device(self, devices: Sequence[str]) -> dict[str, list[float]]:
+        """One budget per device, one for all, or (one device) several budgets to pick under."""
+        b = [float(x) for x in self.budgets_ms]
+        bad = [x for x in b if not (math.isfinite(x) and x > 0)]
+        if not b or bad:
+            raise ConfigError(f"--budget-ms needs positive numbers of milliseconds, got {self.budgets_ms}")
+        if len(b) == len(devices):
+            return {d: [x] for d, x in zip(devices, b)}
+        if len(devices) == 1:
+            return {devices[0]: sorted(b)}
+        if len(b) == 1:
+            return {d: list(b) for d in devices}
+        raise ConfigError(f"{len(devices)} devices but {len(b)} budgets; give one --budget-ms value per "
+                          f"device (in --device order) or a single value for all")
+
+
+def parse_objectives(value: str | Sequence[str]) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else list(value)
+    names = tuple(dict.fromkeys(i.strip().lower() for i in items if i.strip()))
+    unknown = [n for n in names if n not in OBJECTIVES]
+    if unknown or not names:
+        raise ConfigError(f"unknown objective(s) {unknown or '(none)'}; choose from {', '.join(OBJECTIVES)}, "
+                          f"e.g. --objectives accuracy,latency")
+    return names
+
+
+# --------------------------------------------------------------------------------- the problem
+@dataclass
+class Scorers:
+    """Vectorised scoring functions on *search* genes (restricted layout), shared by problem and report."""
+
+    mapper: GeneMapper
+    accuracy: BatchCache
+    latency: dict[str, BatchCache]
+    macs: BatchCache
+    params: BatchCache
+
+    @classmethod
+    def build(cls, space: SearchSpace, predictor: AccuracyModel, sources: Sequence[LatencySource],
+              resolutions: Sequence[int] | None = None) -> "Scorers":
+        mapper = GeneMapper(space, resolutions)
+        counter = ComplexityCounter(space)
+        return cls(mapper=mapper,
+                   accuracy=BatchCache(mapper.wrap(predictor.predict)),
+                   latency={s.device: BatchCache(mapper.wrap(s.table.predict_genes)) for s in sources},
+                   macs=BatchCache(mapper.wrap(counter.macs)),
+                   params=BatchCache(mapper.wrap(counter.params)))
+
+
+def _millions(fn: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+    return lambda genes: np.asarray(fn(genes), dtype=np.float64) / 1e6
+
+
+def latency_constraints(scorers: Scorers, budgets: dict[str, list[float]]) -> list[Constraint]:
+    """One ``latency <= budget`` constraint per device (the largest budget when several are given)."""
+    return [Constraint("latency", scorers.latency[d], max(b), unit="ms", context=f"on {d}", option="--budget-ms")
+            for d, b in budgets.items()]
+
+
+def cap_constraints(scorers: Scorers, params_cap_m: float | None, flops_cap_m: float | None) -> list[Constraint]:
+    out = []
+    if params_cap_m is not None:
+        out.append(Constraint("params", _millions(scorers.params), params_cap_m, unit="M", option="--params-cap"))
+    if flops_cap_m is not None:
+        out.append(Constraint("MACs", _millions(scorers.macs), flops_cap_m, unit="M", option="--flops-cap"))
+    return out
+
+
+def check_budgets(layout: GeneLayout, constraints: Sequence[Constraint], seed: int = 0) -> None:
+    """Raise the engine's :class:`ConfigError` for the first budget no subnet meets, device by device."""
+    for c in constraints:
+        SearchProblem(layout, [Objective("none", lambda g: np.zeros(len(g)))], [c]).check_feasible(seed=seed)
+
+
+def build_problem(scorers: Scorers, objectives: Sequence[str], budgets: dict[str, list[float]],
+                  params_cap_m: float | None = None, flops_cap_m: float | None = None,
+                  budget_mode: str = "any", seed: int = 0) -> SearchProblem:
+    """The :class:`SearchProblem` of a run; budgets are checked for feasibility first (exit 2 if not)."""
+    layout = scorers.mapper.restricted
+    per_device = latency_constraints(scorers, budgets)
+    caps = cap_constraints(scorers, params_cap_m, flops_cap_m)
+    check_budgets(layout, per_device + caps, seed)
+
+    objs: list[Objective] = []
+    for name in objectives:
+        if name == "accuracy":
+            objs.append(Objective("accuracy", scorers.accuracy, "max"))
+        elif name == "latency":
+            objs.extend(Objective(f"latency_ms@{d}", fn, "min", unit="ms") for d, fn in scorers.latency.items())
+        elif name == "params":
+            objs.append(Objective("params_m", _millions(scorers.params), "min", unit="M"))
+        elif name == "flops":
+            objs.append(Objective("macs_m", _millions(scorers.macs), "min", unit="M"))
+    if budget_mode == "all" or len(per_device) == 1:
+        constraints = [dataclasses.replace(c, name=f"latency@{d}") if len(per_device) > 1 else c
+                       for c, d in zip(per_device, budgets)]
+    else:
+        constraints = [_any_budget_constraint(scorers, budgets)]
+    return SearchProblem(layout, objs, constraints + caps)
+
+
+def _any_budget_constraint(scorers: Scorers, budgets: dict[str, list[float]]) -> Constraint:
+    """``min over devices of latency / budget <= 1``: the candidate serves at least one device."""
+    pairs = [(scorers.latency[d], max(b)) for d, b in budgets.items()]
+
+    def ratio(genes: np.ndarray) -> np.ndarray:
+        return np.min([fn(genes) / b for fn, b in pairs], axis=0)
+
+    return Constraint("latency/budget (best device)", ratio, 1.0, option="--budget-ms")
+
+
+# --------------------------------------------------------------------------------- running
+@dataclass
+class Evaluated:
+    """Every evaluated candidate in natural units (search genes, evaluation order)."""
+
+    genes: np.ndarray
+    accuracy: np.ndarray
+    latency_ms: dict[str, np.ndarray]
+    macs: np.ndarray
+    params: np.ndarray
+    feasible: np.ndarray
+    on_front: np.ndarray
+
+    def record(self, i: int, layout: GeneLayout) -> dict[str, Any]:
+        """The front.json record of row ``i`` (THE shape ``hwnas export`` reads)."""
+        arch = layout.decode(self.genes[i:i + 1])[0]
+        return {"arch": arch.to_dict(),
+                "predicted": {"accuracy": float(self.accuracy[i]),
+                              "latency_ms": {d: float(v[i]) for d, v in self.latency_ms.items()}},
+                "flops": int(self.macs[i]), "params": int(self.params[i])}
+
+
+@dataclass
+class SearchOutcome:
+    settings: SearchSettings
+    space: SearchSpace
+    supernet: Path | None
+    sources: list[LatencySource]
+    budgets: dict[str, list[float]]
+    resolutions: tuple[int, ...]
+    result: SearchResult
+    evaluated: Evaluated
+    front: list[dict[str, Any]]
+    picks: list[dict[str, Any]]
+    wall_time_s: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def layout(self) -> GeneLayout:
+        return self.result.problem.layout
+
+
+def score_all(scorers: Scorers, genes: np.ndarray) -> dict[str, Any]:
+    """Accuracy, per-device latency, MACs and params of ``genes`` (search layout)."""
+    return {"accuracy": np.asarray(scorers.accuracy.fn(genes), dtype=np.float64),
+            "latency_ms": {d: np.asarray(c.fn(genes), dtype=np.float64) for d, c in scorers.latency.items()},
+            "macs": np.asarray(scorers.macs.fn(genes), dtype=np.int64),
+            "params": np.asarray(scorers.params.fn(genes), dtype=np.int64)}
+
+
+def compute_picks(ev: Evaluated, budgets: dict[str, list[float]], layout: GeneLayout) -> list[dict[str, Any]]:
+    """Best predicted accuracy under each budget of each device (ties: lower latency there)."""
+    picks = []
+    for device, device_budgets in budgets.items():
+        lat = ev.latency_ms[device]
+        for b in device_budgets:
+            ok = np.flatnonzero(ev.feasible & (lat <= b))
+            entry: dict[str, Any] = {"device": device, "budget_ms": b}
+            if len(ok):
+                best = ok[np.lexsort((lat[ok], -ev.accuracy[ok]))[0]]
+                entry.update(ev.record(int(best), layout))
+                entry["eval_index"] = int(best)
+            else:
+                entry["arch"] = None
+            picks.append(entry)
+    return picks
+
+
+@dataclass
+class PreparedSearch:
+    """Inputs resolved, problem built and budgets checked: everything that can fail on bad input
+    fails here, before a run folder is created."""
+
+    settings: SearchSettings
+    space: SearchSpace
+    supernet: Path | None
+    sources: list[LatencySource]
+    budgets: dict[str, list[float]]
+    resolutions: tuple[int, ...]
+    scorers: Scorers
+    problem: SearchProblem
+    config: NSGA2Config
+
+
+def prepare_search(settings: SearchSettings, log: Callable[[str], None] = lambda msg: None) -> PreparedSearch:
+    """Resolve space, tables and predictor; build the problem; reject infeasible budgets."""
+    space, supernet = resolve_space(settings.supernet, settings.space)
+    sources = resolve_latency_sources(settings.devices, space)
+    budgets = settings.budgets_by_device([s.device for s in sources])
+    predictor = load_accuracy_predictor(settings.predictor, space)
+    resolutions = profiled_resolutions(space, sources)
+    if resolutions != tuple(space.resolutions):
+        log(f"searching resolutions {list(resolutions)} (profiled on every device; space has "
+            f"{list(space.resolutions)})")
+    scorers = Scorers.build(space, predictor, sources, resolutions)
+    problem = build_problem(scorers, settings.objectives, budgets, settings.params_cap_m, settings.flops_cap_m,
+                            settings.budget_mode, settings.seed)
+    n_eval = max(settings.evaluations, settings.population)
+    config = NSGA2Config(pop_size=settings.population, n_evaluations=n_eval, seed=settings.seed)
+    config.validate()
+    return PreparedSearch(settings, space, supernet, sources, budgets, resolutions, scorers, problem, config)
+
+
+def execute_search(prep: PreparedSearch, progress: bool = False,
+                   log: Callable[[str], None] = lambda msg: None) -> SearchOutcome:
+    """Run NSGA-II, score every evaluated candidate in natural units and pick per device and budget."""
+    start = time.perf_counter()
+    problem, config = prep.problem, prep.config
+    log(f"space {prep.space.name}: device(s) {', '.join(s.device for s in prep.sources)}; objectives "
+        f"{', '.join(o.name for o in problem.objectives)}; {config.n_evaluations:,} evaluations, "
+        f"population {config.pop_size}, seed {config.seed}")
+    result = NSGA2(problem, config).run(progress=progress)
+    log(f"search: {result.n_evaluations:,} candidates in {result.wall_time_s:.2f} s "
+        f"({result.evaluations_per_s:,.0f}/s), {result.generations} generations, front of {len(result.front)}")
+
+    scores = score_all(prep.scorers, result.genes)
+    on_front = np.zeros(len(result.genes), dtype=bool)
+    on_front[result.front] = True
+    ev = Evaluated(genes=result.genes, feasible=result.violation <= 0, on_front=on_front, **scores)
+    front = [ev.record(int(i), problem.layout) for i in result.front]
+    picks = compute_picks(ev, prep.budgets, problem.layout)
+    return SearchOutcome(settings=prep.settings, space=prep.space, supernet=prep.supernet, sources=prep.sources,
+                         budgets=prep.budgets, resolutions=prep.resolutions, result=result, evaluated=ev,
+                         front=front, picks=picks, wall_time_s=time.perf_counter() - start)
+
+
+def run_search(settings: SearchSettings, progress: bool = False,
+               log: Callable[[str], None] = lambda msg: None) -> SearchOutcome:
+    """:func:`prepare_search` then :func:`execute_search` (library entry point)."""
+    return execute_search(prepare_search(settings, log), progress, log)
+
+
+# --------------------------------------------------------------------------------- outputs
+def config_dict(outcome: SearchOutcome) -> dict[str, Any]:
+    from hwnas import __version__
+
+    s = outcome.settings
+    r = outcome.result
+    return {
+        "supernet": str(outcome.supernet) if outcome.supernet else None,
+        "predictor": str(s.predictor),
+        "space": outcome.space.name,
+        "space_fingerprint": outcome.space.fingerprint(),
+        "devices": [src.device for src in outcome.sources],
+        "latency_tables": {src.device: str(src.table_path) for src in outcome.sources},
+        "budget_ms": {d: max(b) for d, b in outcome.budgets.items()},
+        "pick_budgets_ms": outcome.budgets,
+        "budget_mode": s.budget_mode,
+        "objectives": list(s.objectives),
+        "evaluations": s.evaluations,
+        "population": s.population,
+        "params_cap_m": s.params_cap_m,
+        "flops_cap_m": s.flops_cap_m,
+        "resolutions": list(outcome.resolutions),
+        "seed": s.seed,
+        "hwnas_version": __version__,
+        "run": {"evaluated": r.n_evaluations, "generations": r.generations, "front_size": len(r.front),
+                "search_wall_s": round(r.wall_time_s, 4), "total_wall_s": round(outcome.wall_time_s, 4),
+                "exhausted": r.exhausted},
+    }
+
+
+def _arch_cells(arch: dict[str, Any]) -> list[Any]:
+    return ["-".join(map(str, arch["kernel"])), "-".join(map(str, arch["expand"])),
+            "-".join(map(str, arch["depth"])), arch["resolution"]]
+
+
+def front_csv(front: list[dict[str, Any]], devices: Sequence[str]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["rank", "accuracy", *[f"latency_ms[{d}]" for d in devices], "flops", "params",
+                "kernel", "expand", "depth", "resolution"])
+    for i, rec in enumerate(front):
+        p = rec["predicted"]
+        w.writerow([i, f"{p['accuracy']:.6f}", *[f"{p['latency_ms'][d]:.6f}" for d in devices],
+                    rec["flops"], rec["params"], *_arch_cells(rec["arch"])])
+    return buf.getvalue()
+
+
+def evaluated_csv_gz(ev: Evaluated, layout: GeneLayout, violation: np.ndarray) -> bytes:
+    """Every candidate, evaluation order; gzip with a fixed mtime so reruns are byte-identical."""
+    v = layout.values(ev.genes)
+    devices = list(ev.latency_ms)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["eval_index", "accuracy", *[f"latency_ms[{d}]" for d in devices], "flops", "params",
+                "violation", "feasible", "on_front", "kernel", "expand", "depth", "resolution"])
+    join = lambda row: "-".join(map(str, row))  # noqa: E731
+    for i in range(len(ev.genes)):
+        w.writerow([i, f"{ev.accuracy[i]:.6f}", *[f"{ev.latency_ms[d][i]:.6f}" for d in devices],
+                    int(ev.macs[i]), int(ev.params[i]), f"{violation[i]:.6g}", int(ev.feasible[i]),
+                    int(ev.on_front[i]), join(v.kernel[i]), join(v.expand[i]), join(v.depth[i]), int(v.resolution[i])])
+    return gzip.compress(buf.getvalue().encode("utf-8"), mtime=0)
+
+
+def write_run_folder(out_dir: str | Path, outcome: SearchOutcome, plot: bool = True) -> list[Path]:
+    """Write every result file of a run (atomic writes); returns the paths written."""
+    out_dir = Path(out_dir)
+    devices = [s.device for s in outcome.sources]
+    written = [
+        atomic_write_json(out_dir / "front.json", outcome.front),
+        atomic_write_text(out_dir / "front.csv", front_csv(outcome.front, devices)),
+        atomic_write_json(out_dir / "picks.json", outcome.picks),
+        atomic_write_bytes(out_dir / "evaluated.csv.gz",
+                           evaluated_csv_gz(outcome.evaluated, outcome.layout, outcome.result.violation)),
+        atomic_write_json(out_dir / "config.json", config_dict(outcome)),
+    ]
+    if plot:
+        from hwnas.search.plot import pareto_png
+
+        written.append(atomic_write_bytes(out_dir / "pareto.png", pareto_png(outcome)))
+    return written
+
+
+def format_front(front: list[dict[str, Any]], devices: Sequence[str], limit: int = 15) -> str:
+    """A plain-text table of the front (every ``len/limit``-th row when it is long)."""
+    header = f"{'#':>4} {'acc %':>7} " + " ".join(f"{d[:14] + ' ms':>17}" for d in devices) + \
+             f" {'MMACs':>8} {'params M':>9}  res  depth"
+    lines = [header]
+    step = max(1, math.ceil(len(front) / limit))
+    for i in range(0, len(front), step):
+        rec = front[i]
+        p = rec["predicted"]
+        lines.append(f"{i:>4} {100 * p['accuracy']:>7.2f} " +
+                     " ".join(f"{p['latency_ms'][d]:>17.3f}" for d in devices) +
+                     f" {rec['flops'] / 1e6:>8.2f} {rec['params'] / 1e6:>9.3f}  {rec['arch']['resolution']:>3}  "
+                     f"{'-'.join(map(str, rec['arch']['depth']))}")
+    return "\n".join(lines)
+
+
+def format_picks(picks: list[dict[str, Any]]) -> str:
+    lines = []
+    for p in picks:
+        if p.get("arch") is None:
+            lines.append(f"{p['device']} <= {p['budget_ms']:g} ms: no evaluated candidate meets this budget")
+            continue
+        lat = p["predicted"]["latency_ms"][p["device"]]
+        lines.append(f"{p['device']} <= {p['budget_ms']:g} ms: accuracy {100 * p['predicted']['accuracy']:.2f}%, "
+                     f"latency {lat:.3f} ms, {p['flops'] / 1e6:.2f} MMACs, {p['params'] / 1e6:.3f} M params, "
+                     f"resolution {p['arch']['resolution']}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------- validation
+def pick_validation_rows(n_front: int, k: int) -> list[int]:
+    """``k`` front indices spread evenly from most accurate to fastest."""
+    if n_front == 0 or k <= 0:
+        return []
+    k = min(k, n_front)
+    return sorted({int(round(x)) for x in np.linspace(0, n_front - 1, k)})
+
+
+def validate_front(outcome: SearchOutcome, k: int, progress: bool = True,
+                   log: Callable[[str], None] = lambda msg: None) -> dict[str, Any]:
+    """Re-evaluate ``k`` front models: true validation accuracy (BN recalibrated) and measured latency.
+
+    Accuracy follows the training recipe stored in the checkpoint (data set, validation split,
+    calibration images and seed); latency is measured with the device profile's own backend on an
+    ONNX export of the extracted subnet. Devices given only by a table path are not measured
+    (no profile says how) and are reported as such.
+    """
+    if outcome.supernet is None:
+        raise ConfigError("--validate-front needs the supernet checkpoint; pass --supernet PATH")
+    import torch
+
+    from hwnas.data import calibration_subset, load_dataset
+    from hwnas.latency.block_models import subnet_onnx
+    from hwnas.latency.measure import make_measurer
+    from hwnas.supernet.calibration import evaluate, recalibrate_bn
+    from hwnas.supernet.checkpoint import load_supernet
+
+    net, extra = load_supernet(outcome.supernet, outcome.space)
+    net.eval()
+    train_cfg = extra.get("train_config", {})
+    data = load_dataset(train_cfg.get("dataset", "fashion-mnist"), val_size=train_cfg.get("val_size"),
+                        seed=train_cfg.get("seed", 0))
+    calib = calibration_subset(data.train, int(train_cfg.get("calib_images", 2000)), int(train_cfg.get("seed", 0)))
+    measurers = {s.device: (s.profile, make_measurer(s.profile)) for s in outcome.sources if s.profile is not None}
+    skipped = [s.device for s in outcome.sources if s.profile is None]
+    if skipped:
+        log(f"not measuring {', '.join(skipped)}: given as a table path, no device profile to measure with")
+
+    rows = pick_validation_rows(len(outcome.front), k)
+    from tqdm.auto import tqdm
+
+    results = []
+    for i in tqdm(rows, desc="validate", disable=not progress):
+        rec = outcome.front[i]
+        arch = Architecture.from_dict(rec["arch"], outcome.space)
+        with torch.no_grad():
+            sub = net.extract(arch).eval()
+            recalibrate_bn(sub, calib, arch.resolution, data.mean, data.std)
+            acc, _ = evaluate(sub, data.val, arch.resolution, data.mean, data.std)
+        measured = {}
+        for device, (profile, measurer) in measurers.items():
+            model, shape = subnet_onnx(net, arch, profile.batch_size)
+            measured[device] = measurer.measure_onnx(model, shape).median_ms
+        results.append({"front_index": i, "arch": rec["arch"], "predicted": rec["predicted"],
+                        "true": {"accuracy": float(acc), "latency_ms": measured}})
+    return {"n": len(results), "split": "val", "models": results, "summary": validation_summary(results),
+            "not_measured": skipped}
+
+
+def validation_summary(models: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean absolute error and Kendall tau of predicted vs true, for accuracy and each device."""
+    from scipy.stats import kendalltau
+
+    def stats(pred: list[float], true: list[float]) -> dict[str, Any]:
+        p, t = np.asarray(pred), np.asarray(true)
+        out: dict[str, Any] = {"mae": float(np.mean(np.abs(p - t))) if len(p) else None,
+                               "mean_rel_error": float(np.mean(np.abs(p - t) / np.abs(t))) if len(p) else None}
+        tau = float(kendalltau(p, t).statistic) if len(p) >= 3 else float("nan")
+        out["kendall_tau"] = tau if math.isfinite(tau) else None  # undefined for constant values
+        return out
+
+    summary = {"accuracy": stats([m["predicted"]["accuracy"] for m in models], [m["true"]["accuracy"] for m in models])}
+    devices = {d for m in models for d in m["true"]["latency_ms"]}
+    for d in sorted(devices):
+        both = [m for m in models if d in m["true"]["latency_ms"]]
+        summary[f"latency_ms[{d}]"] = stats([m["predicted"]["latency_ms"][d] for m in both],
+                                            [m["true"]["latency_ms"][d] for m in both])
+    return summary
+
+
+def format_validation(report: dict[str, Any]) -> str:
+    models = report["models"]
+    devices = sorted({d for m in models for d in m["true"]["latency_ms"]})
+    header = f"{'front#':>6} {'pred acc':>9} {'true acc':>9} " + " ".join(
+        f"{'pred ' + d[:10]:>16} {'meas ' + d[:10]:>16}" for d in devices)
+    lines = [header]
+    for m in models:
+        lines.append(f"{m['front_index']:>6} {100 * m['predicted']['accuracy']:>9.2f} "
+                     f"{100 * m['true']['accuracy']:>9.2f} " + " ".join(
+                         f"{m['predicted']['latency_ms'][d]:>16.3f} {m['true']['latency_ms'][d]:>16.3f}"
+                         for d in devices))
+    for key, s in report["summary"].items():
+        tau = "n/a" if s["kendall_tau"] is None else f"{s['kendall_tau']:.3f}"
+        if s["mae"] is not None:
+            lines.append(f"{key}: MAE {s['mae']:.4g}, mean relative error {100 * s['mean_rel_error']:.1f}%, "
+                         f"Kendall tau {tau}")
+    return "\n".join(lines)

@@ -1,0 +1,294 @@
+"""Latency lookup tables: entry enumeration, prediction, calibration, resumable profiling, reports.
+
+Real ONNX Runtime measurements on a tiny custom space (2 stages, depths 1-2, 16 px), so the whole
+file runs in seconds.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from hwnas.arch import sample_architecture
+from hwnas.cli import main as cli_main
+from hwnas.encoding import GeneLayout
+from hwnas.errors import ConfigError, SpaceError
+from hwnas.latency.device import DeviceProfile
+from hwnas.latency.measure import LatencyStats, OnnxRuntimeMeasurer
+from hwnas.latency.profiler import Profiler, ProfileOptions, accuracy_metrics
+from hwnas.latency.table import (OVERHEAD_KEY, LatencyCorrection, LatencyTable, arch_keys, block_key,
+                                 enumerate_entries, fit_correction, head_key, nnls, stem_key)
+from hwnas.plan import block_plan
+from hwnas.space import SearchSpace, StageSpec, get_space, list_spaces, register_space
+
+torch.set_num_threads(1)
+
+
+def tiny_space(name: str = "tiny-lut-test", kernels: tuple[int, ...] = (3, 5)) -> SearchSpace:
+    space = SearchSpace(
+        name=name, in_channels=1, num_classes=4, stem_width=8, stem_stride=2, stem_act="hswish",
+        first_block_width=8, first_block_act="relu",
+        stages=(StageSpec(8, 2, False, "relu"), StageSpec(16, 1, True, "hswish")),
+        final_expand_width=32, feature_width=32, resolutions=(16,), kernel_sizes=kernels,
+        expand_ratios=(3, 4), depths=(1, 2), dropout=0.0)
+    return get_space(name) if name in list_spaces() else register_space(space)
+
+
+SPACE = tiny_space()
+# overhead + stem + first block + 2 stages x 2 positions x 2 kernels x 2 expands + head
+TINY_ENTRIES = 1 + 1 + 1 + 16 + 1
+
+
+def cpu_test_profile() -> DeviceProfile:
+    return DeviceProfile.from_dict(dict(name="test-cpu", backend="onnxruntime", threads=1, warmup=1, repeats=3))
+
+
+class CountingMeasurer:
+    """Wraps the real measurer: counts calls, and can fail after ``fail_after`` calls (an interruption)."""
+
+    def __init__(self, fail_after: int | None = None) -> None:
+        self.inner = OnnxRuntimeMeasurer(cpu_test_profile())
+        self.calls = 0
+        self.fail_after = fail_after
+
+    def measure_onnx(self, model, input_shape=None):
+        if self.fail_after is not None and self.calls >= self.fail_after:
+            raise KeyboardInterrupt("simulated interruption")
+        self.calls += 1
+        return self.inner.measure_onnx(model, input_shape)
+
+    def describe(self):
+        return self.inner.describe()
+
+
+OPTIONS = ProfileOptions(calibrate=6, validate=3, seed=3, rounds=1)
+N_GRAPHS = TINY_ENTRIES + 6 + 3
+
+
+def synthetic_table(seed: int = 0, space: SearchSpace = SPACE) -> LatencyTable:
+    rng = np.random.default_rng(seed)
+    entries = {e.key: {"median_ms": float(rng.uniform(0.05, 1.0))} for e in enumerate_entries(space)}
+    entries[OVERHEAD_KEY]["median_ms"] = 0.01
+    return LatencyTable(space, entries)
+
+
+@pytest.fixture(scope="module")
+def profiled(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tables")
+    measurer = CountingMeasurer()
+    options = ProfileOptions(calibrate=6, validate=3, seed=3, rounds=2)
+    result = Profiler(SPACE, cpu_test_profile(), out, options, measurer=measurer, progress=False).run()
+    return result, measurer, out
+
+
+# ------------------------------------------------------------------------------------ enumeration
+
+def test_entries_are_distinct_and_cover_every_sampled_architecture():
+    entries = enumerate_entries(SPACE)
+    keys = [e.key for e in entries]
+    assert len(keys) == len(set(keys)) == TINY_ENTRIES
+    for seed in range(100):
+        arch = sample_architecture(SPACE, seed)
+        assert set(arch_keys(SPACE, arch)) <= set(keys)
+    # the real preset too (no measurement): every block of 300 random subnets has an entry
+    fm = get_space("fmnist-mbv3")
+    fm_keys = {e.key for e in enumerate_entries(fm)}
+    assert 150 < len(fm_keys) < 400
+    for seed in range(300):
+        assert set(arch_keys(fm, sample_architecture(fm, seed))) <= fm_keys
+
+
+def test_keys_encode_block_shape_and_resolution():
+    arch = sample_architecture(SPACE, 1)
+    keys = arch_keys(SPACE, arch)
+    assert keys[0] == stem_key(16) and keys[-1] == head_key(16)
+    plan = block_plan(SPACE, arch)
+    assert keys[1:-1] == [block_key(b.spec, b.input_size) for b in plan]
+    assert keys[1].endswith(":noexp")  # the fixed expand-1 first block is its own kind of entry
+    spec = plan[1].spec
+    assert block_key(spec, 8) == f"mbconv:in8:out8:mid{spec.mid_channels}:k{spec.kernel}:s2:relu:se0:res8"
+
+
+# ------------------------------------------------------------------------------------ prediction
+
+def test_uncalibrated_prediction_is_the_sum_of_entries():
+    table = synthetic_table()
+    for seed in range(30):
+        arch = sample_architecture(SPACE, seed)
+        expected = sum(table.entries[k]["median_ms"] for k in arch_keys(SPACE, arch))
+        assert table.predict(arch, calibrated=False) == pytest.approx(expected, rel=1e-12)
+        # the identity correction removes the per-call overhead counted once per graph beyond the first
+        n_graphs = len(arch_keys(SPACE, arch))
+        assert table.predict(arch) == pytest.approx(expected - (n_graphs - 1) * 0.01, rel=1e-9)
+
+
+def test_predict_genes_equals_predict_with_a_nontrivial_correction():
+    correction = LatencyCorrection("stages", ("first", "stage0", "stage1", "stem_head", "res16"),
+                                   (1.1, 0.9, 1.3, 0.7, 0.02), 0.05)
+    table = synthetic_table(1).with_correction(correction)
+    layout = GeneLayout(SPACE)
+    genes = layout.random(300, np.random.default_rng(0))
+    archs = layout.decode(genes)
+    batch = table.predict_genes(genes)
+    assert batch.shape == (300,)
+    np.testing.assert_allclose(batch, [table.predict(a) for a in archs], rtol=1e-10)
+    np.testing.assert_allclose(table.predict_genes(genes, calibrated=False),
+                               [table.predict(a, calibrated=False) for a in archs], rtol=1e-10)
+    np.testing.assert_allclose(batch, correction.apply(table.features(genes)), rtol=1e-10)
+
+
+def test_min_latency_is_the_brute_force_minimum():
+    table = synthetic_table(2).with_correction(LatencyCorrection("linear", ("total",), (0.8,), 0.1))
+    layout = GeneLayout(SPACE)
+    grids = np.meshgrid(*[np.arange(c) for c in layout.cardinalities], indexing="ij")
+    every = np.stack([g.ravel() for g in grids], axis=1).astype(np.int8)  # the whole space
+    assert table.min_latency_ms() == pytest.approx(table.predict_genes(every).min(), rel=1e-12)
+    assert table.min_latency_ms(calibrated=False) == pytest.approx(
+        table.predict_genes(every, calibrated=False).min(), rel=1e-12)
+
+
+def test_fit_correction_recovers_a_linear_relation_and_prefers_the_simplest():
+    rng = np.random.default_rng(0)
+    total = rng.uniform(0.5, 2.0, 40)
+    feats = {"total": total, "blocks": total * 0.8, "stem_head": total * 0.2 + rng.uniform(0, 0.01, 40),
+             "first": np.full(40, 0.1), "stage0": total * 0.5, "stage1": total * 0.3, "res16": np.ones(40)}
+    exact, _ = fit_correction(feats, total)
+    assert exact.model == "net"  # the unfitted sum is already perfect: no parameters needed
+    corr, summary = fit_correction(feats, 0.8 * total + 0.05)
+    assert corr.model == "linear" and corr.coef[0] == pytest.approx(0.8, abs=1e-6)
+    assert corr.intercept == pytest.approx(0.05, abs=1e-6)
+    assert summary["net"]["loo_rmse_ms"] > 0.05 > summary["linear"]["loo_rmse_ms"]
+
+
+def test_nnls_matches_a_hand_solved_case():
+    A = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    np.testing.assert_allclose(nnls(A, np.array([1.0, -1.0, 0.0])), [0.5, 0.0], atol=1e-12)
+    np.testing.assert_allclose(nnls(A, np.array([1.0, 2.0, 3.0])), [1.0, 2.0], atol=1e-12)
+
+
+def test_accuracy_metrics():
+    m = accuracy_metrics([1.0, 2.15, 2.9, 4.5], [1.0, 2.0, 3.0, 4.0])
+    assert m["n"] == 4 and m["spearman"] == pytest.approx(1.0)
+    assert m["within5_pct"] == 50 and m["within10_pct"] == 75
+    assert m["rmse_ms"] == pytest.approx(np.sqrt((0 + 0.0225 + 0.01 + 0.25) / 4))
+
+
+# ------------------------------------------------------------------------------------ files
+
+def test_fingerprint_mismatch_is_refused(tmp_path):
+    path = synthetic_table().save(tmp_path / "t.json")
+    assert LatencyTable.load(path, SPACE).predict(sample_architecture(SPACE, 0)) > 0
+    other = tiny_space("tiny-lut-test-k37", kernels=(3, 7))
+    with pytest.raises(SpaceError, match="different search space"):
+        LatencyTable.load(path, other)
+    (tmp_path / "bad.json").write_text(json.dumps({"hello": 1}))
+    with pytest.raises(ConfigError, match="hwnas profile"):
+        LatencyTable.load(tmp_path / "bad.json", SPACE)
+    with pytest.raises(ConfigError, match="not found"):
+        LatencyTable.load(tmp_path / "missing.json", SPACE)
+
+
+def test_profile_writes_table_and_report(profiled):
+    result, measurer, out = profiled
+    assert measurer.calls == 2 * N_GRAPHS  # two rounds, each graph exported once
+    folder = out / "test-cpu"
+    assert result.table_path == folder / f"{SPACE.name}.json"
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        f"{SPACE.name}{suffix}" for suffix in (".json", ".report.json", ".report.md"))  # no partial/tmp left
+    table = LatencyTable.load(result.table_path, SPACE)
+    assert len(table.entries) == TINY_ENTRIES
+    for e in table.entries.values():
+        assert 0 < e["p10_ms"] <= e["median_ms"] <= e["p90_ms"]
+        assert len(e["round_medians_ms"]) == 2 and e["median_ms"] == min(e["round_medians_ms"])
+    for key in ("device", "runtime", "created", "protocol", "hwnas_version", "seconds"):
+        assert key in table.meta
+    assert table.meta["protocol"]["repeats"] == 3 and table.meta["runtime"]["onnxruntime_version"]
+    assert len(table.calibration["points"]) == 6
+    arch = sample_architecture(SPACE, 5)
+    assert table.predict(arch) == pytest.approx(result.table.predict(arch))
+
+    report = json.loads(result.report_paths[0].read_text())
+    assert report["space"]["fingerprint"] == SPACE.fingerprint()
+    for name in ("lut_sum", "calibrated"):
+        metrics = report["validation"][name]
+        assert metrics["n"] == 3
+        for field in ("rmse_ms", "mape_pct", "spearman", "within5_pct", "within10_pct"):
+            assert field in metrics
+    validated = {json.dumps(p["arch"]) for p in report["validation"]["points"]}
+    calibrated = {json.dumps(p["arch"]) for p in table.calibration["points"]}
+    assert not validated & calibrated  # held-out subnets only
+    md = result.report_paths[1].read_text()
+    assert "plain LUT sum" in md and "calibrated" in md and SPACE.fingerprint() in md
+
+
+def test_interrupted_profile_resumes_without_remeasuring(tmp_path):
+    first = CountingMeasurer(fail_after=7)
+    with pytest.raises(KeyboardInterrupt):
+        Profiler(SPACE, cpu_test_profile(), tmp_path, OPTIONS, measurer=first, progress=False).run()
+    folder = tmp_path / "test-cpu"
+    assert [p.name for p in folder.iterdir()] == [f"{SPACE.name}.partial.jsonl"]  # no table, no temp file
+
+    second = CountingMeasurer()
+    result = Profiler(SPACE, cpu_test_profile(), tmp_path, OPTIONS, measurer=second, progress=False).run()
+    assert second.calls == N_GRAPHS - 7
+    assert not (folder / f"{SPACE.name}.partial.jsonl").exists()
+    assert len(result.table.entries) == TINY_ENTRIES
+
+    third = CountingMeasurer()  # same device and protocol: the finished table is kept
+    again = Profiler(SPACE, cpu_test_profile(), tmp_path, OPTIONS, measurer=third, progress=False).run()
+    assert third.calls == 0 and again.reused
+
+
+def test_interrupted_forced_rerun_keeps_the_old_table_intact(profiled, tmp_path):
+    result, _, out = profiled
+    before = result.table_path.read_bytes()
+    broken = CountingMeasurer(fail_after=3)
+    with pytest.raises(KeyboardInterrupt):
+        Profiler(SPACE, cpu_test_profile(), out, ProfileOptions(calibrate=6, validate=3, seed=3, rounds=2, force=True),
+                 measurer=broken, progress=False).run()
+    assert result.table_path.read_bytes() == before
+    assert not list(result.table_path.parent.glob(".*.tmp"))
+    (result.table_path.parent / f"{SPACE.name}.partial.jsonl").unlink()
+
+
+class FakeModuleMeasurer:
+    """Stands in for TorchCudaMeasurer (no GPU here): 'latency' = parameter count, records what it got."""
+
+    def __init__(self) -> None:
+        self.modules: list = []
+
+    def measure_module(self, module, input_shape):
+        self.modules.append(module)
+        ms = 0.001 + sum(p.numel() for p in module.parameters()) * 1e-6
+        return LatencyStats.from_samples([ms, ms, ms], input_shape[0])
+
+    def measure_onnx(self, model, input_shape=None):
+        raise AssertionError("a torch-cuda profile must time torch modules, not ONNX graphs")
+
+    def describe(self):
+        return {"backend": "torch-cuda", "gpu_name": "fake"}
+
+
+def test_torch_cuda_profiles_time_torch_modules(tmp_path):
+    profile = DeviceProfile.from_dict(dict(name="fake-gpu", backend="torch-cuda", warmup=1, repeats=3))
+    measurer = FakeModuleMeasurer()
+    options = ProfileOptions(calibrate=4, validate=2, rounds=1, statistic="min")
+    result = Profiler(SPACE, profile, tmp_path, options, measurer=measurer, progress=False).run()
+    assert len(measurer.modules) == TINY_ENTRIES + 6
+    assert all(isinstance(m, torch.nn.Module) and not m.training for m in measurer.modules)
+    assert result.table.meta["runtime"]["gpu_name"] == "fake"
+    assert all(e["ms"] == e["min_ms"] for e in result.table.entries.values())  # the chosen statistic
+
+
+# ------------------------------------------------------------------------------------ CLI
+
+def test_cli_reports_unknown_device_and_space(capsys):
+    assert cli_main(["profile", "--device", "no-such-device", "--space", SPACE.name]) == 2
+    assert "unknown device profile" in capsys.readouterr().err
+    assert cli_main(["profile", "--device", "cpu-1thread", "--space", "no-such-space"]) == 2
+    assert "unknown search space" in capsys.readouterr().err
+    assert cli_main(["profile", "--device", "cpu-1thread", "--space", SPACE.name, "--resolutions", "99"]) == 2
+    assert "not in space" in capsys.readouterr().err

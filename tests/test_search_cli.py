@@ -1,0 +1,347 @@
+"""``hwnas search`` and ``hwnas predict`` end to end, in-process, on synthetic stand-ins.
+
+The accuracy predictor and latency tables are replaced by small analytic objects with the same
+methods (``predict(genes)``, ``predict_genes(genes)``, ``resolutions``), loaded from tiny JSON files
+written to ``tmp_path``, so the tests exercise the CLI, the run folder and the problem wiring
+without trained artifacts.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hwnas.cli import main
+from hwnas.complexity import ComplexityCounter
+from hwnas.encoding import GeneLayout
+from hwnas.search import runner
+
+SPACE = "fmnist-mbv3"
+LAYOUT = GeneLayout(SPACE)
+
+
+class FakePredictor:
+    """Accuracy rising with capacity and resolution, saturating (like a trained predictor)."""
+
+    def __init__(self, space) -> None:
+        self.layout = GeneLayout(space)
+        rng = np.random.default_rng(0)
+        self.w = rng.uniform(0.3, 1.5, self.layout.num_slots)
+
+    def predict(self, genes: np.ndarray) -> np.ndarray:
+        v = self.layout.values(genes)
+        score = ((self.w * ((v.kernel - 3) / 4 + (v.expand - 3) / 3) + 0.5) * v.active).sum(1)
+        score += 3.0 * (v.resolution - 20) / 12
+        return 0.93 - 0.5 * np.exp(-score / 6.0)
+
+
+class FakeTable:
+    """Latency = scale x (per-block cost) + offset; ``calls`` counts batch lookups."""
+
+    def __init__(self, space, scale: float, offset: float, resolutions=None) -> None:
+        self.layout = GeneLayout(space)
+        self.scale, self.offset = scale, offset
+        self.resolutions = tuple(resolutions or self.layout.space.resolutions)
+        rng = np.random.default_rng(int(scale * 100))
+        self.w = rng.uniform(0.5, 2.0, self.layout.num_slots)
+        self.calls = 0
+
+    def predict_genes(self, genes: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        v = self.layout.values(genes)
+        assert np.isin(v.resolution, self.resolutions).all(), "scored an unprofiled resolution"
+        blocks = (self.w * v.kernel ** 2 * v.expand * v.active).sum(1)
+        return self.offset + self.scale * blocks * (v.resolution / 28.0) ** 2 / 1000.0
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    """Two fake device tables and a predictor file; loaders patched to build the stand-ins."""
+    monkeypatch.chdir(tmp_path)  # default paths (latency_tables/, checkpoints/) resolve here
+    tables = {}
+
+    def make_table(name: str, scale: float, offset: float, resolutions=None) -> str:
+        path = tmp_path / "latency_tables" / name / f"{SPACE}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"scale": scale, "offset": offset, "resolutions": resolutions}))
+        return str(path)
+
+    def load_table(path, space):
+        data = json.loads(Path(path).read_text())
+        table = FakeTable(space, data["scale"], data["offset"], data["resolutions"])
+        tables[Path(path).parent.name] = table
+        return table
+
+    predictor = tmp_path / "pred.json"
+    predictor.write_text("{}")
+    monkeypatch.setattr(runner, "load_latency_table", load_table)
+    monkeypatch.setattr(runner, "load_accuracy_predictor", lambda path, space: FakePredictor(space))
+    return {"tmp": tmp_path, "a": make_table("dev-a", 1.0, 0.05), "b": make_table("dev-b", 0.4, 0.3),
+            "predictor": str(predictor), "tables": tables, "make_table": make_table}
+
+
+def search_args(env, out: str, *extra: str, devices=("a",), budgets=("2.0",)) -> list[str]:
+    args = ["search", "--space", SPACE, "--predictor", env["predictor"], "--evaluations", "600",
+            "--population", "64", "--seed", "3", "--out", str(env["tmp"] / out), "--no-progress", "--no-plot"]
+    for d in devices:
+        args += ["--device", env[d]]
+    return args + ["--budget-ms", *budgets, *extra]
+
+
+def smallest_latency(env, key="a") -> float:
+    table = FakeTable(SPACE, *(json.loads(Path(env[key]).read_text())[k] for k in ("scale", "offset")))
+    return float(table.predict_genes(runner.SearchProblem(
+        LAYOUT, [runner.Objective("x", lambda g: np.zeros(len(g)))]).smallest_genes()).min())
+
+
+# --------------------------------------------------------------------------------- search
+def test_run_folder_contents_and_front_shape(env):
+    out = env["tmp"] / "run1"
+    args = search_args(env, "run1")
+    args.remove("--no-plot")
+    assert main(args) == 0
+    names = {p.name for p in out.iterdir()}
+    assert {"front.json", "front.csv", "picks.json", "evaluated.csv.gz", "config.json", "pareto.png",
+            "log.txt"} <= names
+    front = json.loads((out / "front.json").read_text())
+    assert len(front) >= 3
+    counter = ComplexityCounter(SPACE)
+    for rec in front:
+        assert set(rec) == {"arch", "predicted", "flops", "params"}
+        assert set(rec["arch"]) == {"kernel", "expand", "depth", "resolution"}
+        assert set(rec["predicted"]) == {"accuracy", "latency_ms"}
+        assert set(rec["predicted"]["latency_ms"]) == {"dev-a"}
+        assert rec["predicted"]["latency_ms"]["dev-a"] <= 2.0          # budget respected
+        assert 0 < rec["predicted"]["accuracy"] < 1
+        assert isinstance(rec["flops"], int) and isinstance(rec["params"], int)
+        genes = LAYOUT.encode(runner.Architecture.from_dict(rec["arch"], SPACE))
+        assert rec["flops"] == int(counter.macs(genes)[0]) and rec["params"] == int(counter.params(genes)[0])
+    # a Pareto front: sorted by accuracy descending, latency strictly decreasing along it
+    acc = [r["predicted"]["accuracy"] for r in front]
+    lat = [r["predicted"]["latency_ms"]["dev-a"] for r in front]
+    assert acc == sorted(acc, reverse=True)
+    assert all(l1 > l2 for l1, l2 in zip(lat, lat[1:]))
+
+    config = json.loads((out / "config.json").read_text())
+    for key in ("supernet", "predictor", "space", "devices", "latency_tables", "budget_ms", "objectives",
+                "evaluations", "seed", "hwnas_version"):
+        assert key in config
+    assert config["devices"] == ["dev-a"] and config["budget_ms"] == {"dev-a": 2.0}
+    assert config["space"] == SPACE and config["evaluations"] == 600 and config["seed"] == 3
+
+    with gzip.open(out / "evaluated.csv.gz", "rt") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 600
+    assert list(rows[0])[:5] == ["eval_index", "accuracy", "latency_ms[dev-a]", "flops", "params"]
+    assert sum(int(r["on_front"]) for r in rows) == len(front)
+    assert all(int(r["feasible"]) == (float(r["latency_ms[dev-a]"]) <= 2.0) for r in rows)
+
+    picks = json.loads((out / "picks.json").read_text())
+    assert len(picks) == 1 and picks[0]["device"] == "dev-a" and picks[0]["budget_ms"] == 2.0
+    assert picks[0]["predicted"]["accuracy"] == pytest.approx(max(acc))
+    assert (out / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "Pareto front" in (out / "log.txt").read_text()
+
+
+def test_same_seed_same_front(env):
+    assert main(search_args(env, "r1")) == 0
+    assert main(search_args(env, "r2")) == 0
+    assert main(search_args(env, "r3", "--seed", "4")) == 0
+    f1, f2, f3 = ((env["tmp"] / r / "front.json").read_text() for r in ("r1", "r2", "r3"))
+    assert f1 == f2
+    assert f1 != f3
+    assert (env["tmp"] / "r1" / "evaluated.csv.gz").read_bytes() == (env["tmp"] / "r2" / "evaluated.csv.gz").read_bytes()
+
+
+def test_out_refused_without_overwrite(env, capsys):
+    assert main(search_args(env, "run")) == 0
+    before = (env["tmp"] / "run" / "front.json").read_text()
+    capsys.readouterr()
+    assert main(search_args(env, "run", "--seed", "9")) == 2
+    err = capsys.readouterr().err
+    assert "already holds a run" in err and "--overwrite" in err
+    assert (env["tmp"] / "run" / "front.json").read_text() == before
+    assert main(search_args(env, "run", "--seed", "9", "--overwrite")) == 0
+    assert (env["tmp"] / "run" / "front.json").read_text() != before
+    assert (env["tmp"] / "run" / "log.txt").read_text().count("Pareto front") == 1  # fresh log
+
+
+def test_infeasible_budget_exit_2(env, capsys):
+    floor = smallest_latency(env)
+    assert main(search_args(env, "bad", budgets=(f"{floor * 0.5:.4f}",))) == 2
+    err = capsys.readouterr().err
+    assert "infeasible" in err and "dev-a" in err and "--budget-ms" in err
+    assert f"{floor:.2f}" in err  # the smallest reachable latency
+    assert not (env["tmp"] / "bad").exists()  # nothing written for a rejected run
+
+
+def test_missing_table_tells_to_profile(env, capsys):
+    (env["tmp"] / "devices").mkdir()
+    (env["tmp"] / "devices" / "mydev.yaml").write_text("name: mydev\nbackend: onnxruntime\n")
+    args = search_args(env, "x", devices=())
+    assert main(args[:-2] + ["--device", "mydev", "--budget-ms", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "hwnas profile" in err and "mydev" in err
+
+
+def test_two_devices_two_columns_and_picks(env):
+    out = env["tmp"] / "two"
+    assert main(search_args(env, "two", devices=("a", "b"), budgets=("1.0", "0.8"))) == 0
+    front = json.loads((out / "front.json").read_text())
+    for rec in front:
+        lat = rec["predicted"]["latency_ms"]
+        assert set(lat) == {"dev-a", "dev-b"}
+        assert lat["dev-a"] <= 1.0 or lat["dev-b"] <= 0.8  # serves at least one device
+    picks = {p["device"]: p for p in json.loads((out / "picks.json").read_text())}
+    assert set(picks) == {"dev-a", "dev-b"}
+    assert picks["dev-a"]["predicted"]["latency_ms"]["dev-a"] <= 1.0
+    assert picks["dev-b"]["predicted"]["latency_ms"]["dev-b"] <= 0.8
+    assert picks["dev-a"]["arch"] != picks["dev-b"]["arch"]  # different budgets, different networks
+    header = (out / "front.csv").read_text().splitlines()[0]
+    assert "latency_ms[dev-a]" in header and "latency_ms[dev-b]" in header
+    config = json.loads((out / "config.json").read_text())
+    assert config["budget_ms"] == {"dev-a": 1.0, "dev-b": 0.8}
+    # each device's latency is looked up once per generation, although it is objective and constraint:
+    # initial population + generations, 2 feasibility probes, 1 report pass
+    batches = config["run"]["generations"] + 1
+    for table in env["tables"].values():
+        assert table.calls == batches + 3
+
+    # --budget-mode all: every front member meets both budgets
+    assert main(search_args(env, "all", "--budget-mode", "all", devices=("a", "b"), budgets=("1.0", "0.8"))) == 0
+    for rec in json.loads((env["tmp"] / "all" / "front.json").read_text()):
+        assert rec["predicted"]["latency_ms"]["dev-a"] <= 1.0 and rec["predicted"]["latency_ms"]["dev-b"] <= 0.8
+
+
+def test_batch_cache_one_lookup_per_batch(env):
+    table = FakeTable(SPACE, 1.0, 0.05)
+    scorers = runner.Scorers.build(runner.get_space(SPACE), FakePredictor(SPACE),
+                                   [runner.LatencySource("d", Path("t.json"), table)])
+    problem = runner.build_problem(scorers, ["accuracy", "latency"], {"d": [2.0]})
+    table.calls = 0
+    genes = LAYOUT.canonicalize(LAYOUT.random(100, 0))
+    F, G, v = problem.evaluate_full(genes)
+    assert table.calls == 1
+    np.testing.assert_allclose(F[:, 1], G[:, 0])
+
+
+def test_restricted_resolutions(env):
+    env["make_table"]("dev-c", 1.0, 0.05, [24, 28])
+    args = search_args(env, "res", devices=()) + []
+    args = args[:-2] + ["--device", str(env["tmp"] / "latency_tables" / "dev-c" / f"{SPACE}.json"),
+                        "--budget-ms", "3"]
+    assert main(args) == 0  # FakeTable asserts no unprofiled resolution is ever scored
+    front = json.loads((env["tmp"] / "res" / "front.json").read_text())
+    assert {r["arch"]["resolution"] for r in front} <= {24, 28}
+    assert json.loads((env["tmp"] / "res" / "config.json").read_text())["resolutions"] == [24, 28]
+
+
+def test_caps_and_extra_objectives(env):
+    out = env["tmp"] / "caps"
+    assert main(search_args(env, "caps", "--params-cap", "0.5", "--objectives", "accuracy,latency,flops")) == 0
+    front = json.loads((out / "front.json").read_text())
+    assert front and all(r["params"] <= 0.5e6 for r in front)
+    assert main(search_args(env, "caps2", "--params-cap", "0.001")) == 2
+
+
+# --------------------------------------------------------------------------------- predict
+def _arch_file(tmp: Path, data) -> Path:
+    path = tmp / "arch.json"
+    path.write_text(json.dumps(data) if not isinstance(data, str) else data)
+    return path
+
+
+def test_predict_json(env, capsys):
+    genes = LAYOUT.canonicalize(LAYOUT.random(1, 7))
+    arch = LAYOUT.decode(genes)[0]
+    path = _arch_file(env["tmp"], arch.to_ofa_dict())  # OFA form is accepted too
+    assert main(["predict", "--arch", str(path), "--space", SPACE, "--predictor", env["predictor"],
+                 "--device", env["a"], "--device", env["b"], "--json"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert set(rec) == {"arch", "predicted", "flops", "params"}
+    assert rec["arch"] == arch.to_dict()
+    assert rec["predicted"]["accuracy"] == pytest.approx(float(FakePredictor(SPACE).predict(genes)[0]))
+    assert rec["predicted"]["latency_ms"]["dev-b"] == pytest.approx(
+        float(FakeTable(SPACE, 0.4, 0.3).predict_genes(genes)[0]))
+    assert rec["flops"] == int(ComplexityCounter(SPACE).macs(genes)[0])
+    # without --device, every table for the space is found; the text form names each device
+    assert main(["predict", "--arch", str(path), "--space", SPACE, "--predictor", env["predictor"]]) == 0
+    text = capsys.readouterr().out
+    assert "dev-a" in text and "dev-b" in text and "MACs" in text
+    # a record of a front.json list, chosen by --index
+    front = env["tmp"] / "front.json"
+    front.write_text(json.dumps([{"arch": LAYOUT.decode(LAYOUT.random(1, 1))[0].to_dict()}, rec]))
+    assert main(["predict", "--arch", str(front), "--index", "1", "--space", SPACE, "--predictor", env["predictor"],
+                 "--device", env["a"], "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["arch"] == arch.to_dict()
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{not json", "not valid JSON"),
+    ([{"arch": {}}, {"arch": {}}], "choose one with --index"),
+    ({"kernel": [3], "expand": [3], "depth": [2], "resolution": 28}, "kernel list has 1 entries"),
+    ({"foo": 1}, "needs keys"),
+])
+def test_predict_bad_arch_file(env, capsys, content, message):
+    path = _arch_file(env["tmp"], content)
+    assert main(["predict", "--arch", str(path), "--space", SPACE, "--predictor", env["predictor"],
+                 "--device", env["a"]]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_predict_missing_arch_file(env, capsys):
+    assert main(["predict", "--arch", "nope.json", "--space", SPACE, "--predictor", env["predictor"]]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_help_has_examples(capsys):
+    for cmd in ("search", "predict"):
+        with pytest.raises(SystemExit):
+            main([cmd, "--help"])
+        assert "Examples:" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------------- real artifacts
+def test_search_with_real_predictor_and_table_classes(tmp_path, monkeypatch):
+    """The unpatched wiring: an XGBoost AccuracyPredictor and a LatencyTable saved to disk and
+    loaded by path. Table entries are fabricated from MACs (a fixture, not a measurement) and
+    profiled at two resolutions only, so the search must stay at those."""
+    from hwnas.accuracy.predictor import AccuracyPredictor
+    from hwnas.latency.table import LatencyTable, enumerate_entries
+
+    monkeypatch.chdir(tmp_path)
+    space = runner.get_space(SPACE)
+    entries = {}
+    for e in enumerate_entries(space, [24, 28]):
+        c, h, w = e.input_shape
+        entries[e.key] = {"median_ms": 0.01 + 1e-6 * c * h * w * (e.block.mid_channels if e.block else 8)}
+    table = LatencyTable(space, entries, meta={"device": {"name": "fixture-dev"}}, resolutions=[24, 28])
+    table_file = tmp_path / "tables" / "fixture.json"
+    table.save(table_file)
+
+    genes = LAYOUT.canonicalize(LAYOUT.random(200, 0))
+    acc = FakePredictor(SPACE).predict(genes)
+    pred = AccuracyPredictor(SPACE, n_trials=0, params={"max_depth": 4, "learning_rate": 0.2,
+                                                         "num_boost_round": 30}, n_jobs=1).fit(genes, acc)
+    pred_file = pred.save(tmp_path / "acc.json")
+
+    probe = LAYOUT.random(500, 1)
+    probe[:, LAYOUT.resolution_gene] = np.random.default_rng(1).integers(1, 3, 500)  # 24 or 28 px
+    median = float(np.median(table.predict_genes(LAYOUT.canonicalize(probe))))
+    out = tmp_path / "real"
+    assert main(["search", "--space", SPACE, "--predictor", str(pred_file), "--device", str(table_file),
+                 "--budget-ms", f"{median:.4f}", "--evaluations", "512", "--population", "64",
+                 "--out", str(out), "--no-progress", "--no-plot"]) == 0
+    front = json.loads((out / "front.json").read_text())
+    assert front and {r["arch"]["resolution"] for r in front} <= {24, 28}
+    rec = front[0]
+    arch = runner.Architecture.from_dict(rec["arch"], SPACE)
+    assert rec["predicted"]["latency_ms"]["fixture-dev"] == pytest.approx(table.predict(arch))
+    assert rec["predicted"]["accuracy"] == pytest.approx(float(pred.predict(LAYOUT.encode(arch))[0]))
+    assert json.loads((out / "config.json").read_text())["devices"] == ["fixture-dev"]
