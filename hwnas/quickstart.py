@@ -113,27 +113,37 @@ def run_quickstart(opts: QuickstartOptions) -> dict:
     return result
 
 
-def _latency(model: dict, device: str) -> tuple[float | None, float | None]:
+def _latency(model: dict, device: str) -> tuple[float | None, float | None, float | None]:
+    """(predicted, measured, measured at profiling-time machine speed) in ms."""
     predicted = (model.get("predicted_latency_ms") or {})
     pred = predicted.get(device, next(iter(predicted.values()), None))
     fp32 = model.get("fp32") or {}
     stats = (fp32.get("latency") or {})
     meas = stats.get(device, next(iter(stats.values()), None))
-    return pred, None if meas is None else meas["median_ms"]
+    if meas is None:
+        return pred, None, None
+    return pred, meas.get("ms", meas["median_ms"]), meas.get("ms_at_profile_speed")
+
+
+def _err(pred: float | None, meas: float | None) -> str:
+    return "" if pred is None or meas is None else f"{100 * (pred - meas) / meas:+.1f}"
 
 
 def summary_table(result: dict, device: str) -> str:
     header = f"{'model':10s} {'pred acc':>9s} {'test acc':>9s} {'pred ms':>8s} {'meas ms':>8s} {'err %':>6s} " \
-             f"{'MMACs':>7s} {'size KB':>8s}"
+             f"{'err@ref %':>9s} {'MMACs':>7s} {'size KB':>8s}"
     lines = [f"Pareto-front models on {device} (budget {result['budget_ms']:.3f} ms):", header, "-" * len(header)]
     for m in result["models"]:
-        pred, meas = _latency(m, device)
+        pred, meas, at_ref = _latency(m, device)
         fp32 = m.get("fp32") or {}
-        err = "" if pred is None or meas is None else f"{100 * (pred - meas) / meas:+.1f}"
         lines.append(
             f"{m['name'][:10]:10s} {_pct(m.get('predicted_accuracy')):>9s} {_pct(fp32.get('accuracy')):>9s} "
-            f"{_ms(pred):>8s} {_ms(meas):>8s} {err:>6s} {m['macs'] / 1e6:7.2f} "
+            f"{_ms(pred):>8s} {_ms(meas):>8s} {_err(pred, meas):>6s} {_err(pred, at_ref):>9s} {m['macs'] / 1e6:7.2f} "
             f"{fp32.get('size_bytes', 0) / 1024:8.0f}")
+    agreement = (result.get("latency_agreement") or {}).get(device) or {}
+    if "slowdown_since_profiling" in agreement:
+        lines.append(f"err@ref: the error with the machine's speed drift since profiling divided out (its reference "
+                     f"subnet runs {agreement['slowdown_since_profiling']:.2f}x its profiled latency now)")
     return "\n".join(lines)
 
 

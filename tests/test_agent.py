@@ -114,6 +114,63 @@ def test_remote_measurer_measures_through_agent(agent, monkeypatch):
     assert 0 < stats.min_ms <= stats.median_ms <= stats.p90_ms
 
 
+def batch_body(models: list[bytes], header: dict | None = None) -> bytes:
+    header = header or {"models": [{"bytes": len(m), "shape": None} for m in models]}
+    text = json.dumps(header).encode()
+    return len(text).to_bytes(4, "big") + text + b"".join(models)
+
+
+def test_interleaved_endpoint_times_several_models(agent):
+    client = AgentClient(agent, token=TOKEN, retries=0)
+    rows = client.measure_interleaved([(conv_relu_model(), None), (conv_relu_model(), (1, 3, 16, 16))], passes=4,
+                                      burst=1, warmup=1, threads=1)
+    assert rows.shape == (4, 2) and (rows > 0).all()
+
+
+@pytest.mark.parametrize("body, query, word", [
+    (b"\x00\x00", "", "too short"),
+    (b"\x00\x00\x00\x09{}", "", "does not fit"),
+    (b"\x00\x00\x00\x02{}", "", "JSON header must be"),
+    ("wrong-size", "", "announces"),
+    ("garbage-model", "", "cannot load the model"),
+    ("ok", "passes=0", "passes"),
+    ("ok", "burst=99", "burst"),
+    ("ok", "shape=1,3,8,8", "per model"),
+])
+def test_interleaved_endpoint_rejects_bad_input(agent, body, query, word):
+    if body == "wrong-size":
+        body = batch_body([conv_relu_model()], {"models": [{"bytes": 5, "shape": None}]})
+    elif body == "garbage-model":
+        body = batch_body([conv_relu_model(), b"\x00not an onnx model"])
+    elif body == "ok":
+        body = batch_body([conv_relu_model()])
+    status, answer = raw(agent, "POST", f"/v1/measure-interleaved?warmup=1&{query}", body)
+    assert status == 400 and word in answer["error"]
+    assert raw(agent, "GET", "/v1/health")[0] == 200  # still serving
+
+
+def test_profile_a_tiny_space_through_the_agent(agent, monkeypatch, tmp_path):
+    """`hwnas profile` against the real agent: interleaved passes, split into groups under its 1 MB limit."""
+    from tiny_spaces import TINY_ENTRIES, tiny_space
+
+    from hwnas.latency.profiler import Profiler, ProfileOptions
+
+    monkeypatch.setenv("HWNAS_TEST_AGENT_TOKEN", TOKEN)
+    profile = DeviceProfile(name="test-edge", backend="remote", url=agent, token_env="HWNAS_TEST_AGENT_TOKEN",
+                            threads=1, warmup=1, repeats=3)
+    measurer = RemoteMeasurer(profile)
+    measurer._max_bytes = 200_000  # force several groups, as a big space would under the agent's limit
+    result = Profiler(tiny_space(), profile, tmp_path, ProfileOptions(calibrate=6, validate=3, seed=1),
+                      measurer=measurer, progress=False).run()
+    assert len(result.table.entries) == TINY_ENTRIES and result.table.meta["protocol"]["interleaved"]
+    assert result.table.meta["runtime"]["backend"] == "remote" and result.table.meta["runtime"]["cpu_model"]
+    assert all(e["repeats"] == 3 and e["ms"] > 0 for e in result.table.entries.values())
+    assert result.report["validation"]["calibrated"]["n"] == 3
+    slowdowns = result.table.meta["interleaved_group_slowdowns"]  # several groups, each timing the reference
+    assert len(slowdowns) > 1 and min(slowdowns) == 1.0
+    assert not list((tmp_path / "test-edge").glob("*.partial.jsonl"))  # the table replaced the checkpoint
+
+
 def test_health_needs_no_token_but_others_do(agent):
     assert raw(agent, "GET", "/v1/health", token=None) == (200, {"status": "ok"})
     status, body = raw(agent, "GET", "/v1/info", token=None)
@@ -163,7 +220,7 @@ def test_info_and_openapi(agent):
     assert info["python_version"] and info["hwnas_version"] and info["max_upload_mb"] == 1
     status, spec = raw(agent, "GET", "/openapi.json", token=None)
     assert status == 200 and spec["openapi"].startswith("3.0")
-    assert {"/v1/health", "/v1/info", "/v1/measure"} <= set(spec["paths"])
+    assert {"/v1/health", "/v1/info", "/v1/measure", "/v1/measure-interleaved"} <= set(spec["paths"])
     assert raw(agent, "GET", "/nope")[0] == 404
 
 

@@ -12,9 +12,9 @@ import onnx
 import pytest
 import torch
 
-from hwnas.arch import Architecture, sample_architecture, smallest_architecture
+from hwnas.arch import Architecture, largest_architecture, sample_architecture, smallest_architecture
 from hwnas.cli import main
-from hwnas.cli.export import ExportOptions, Source, export_one, pick_models, read_run
+from hwnas.cli.export import ExportOptions, Source, export_one, measure_together, pick_models, read_run
 from hwnas.data import FASHION_MNIST_FILES, Dataset, Split
 from hwnas.errors import ConfigError, DataError
 from hwnas.export import onnx_export
@@ -228,11 +228,20 @@ def test_int8_pipeline_measures_latency_and_writes_report(net, dataset, tmp_path
     predicted = {"accuracy": 0.5, "latency_ms": {"cpu-1thread": 1.0}}
     result = export_one(_source(net, dataset), arch, path, "m", measurers, _options(int8=True), predicted=predicted)
     assert result.status == "ok", result.error
+    assert not result.fp32.latency  # local ONNX Runtime devices time all models together, afterwards
+    reference = {"arch": largest_architecture(net.space, min(net.space.resolutions)).to_dict(), "ms": 0.5,
+                 "table": "stand-in"}  # as stored with a latency table by hwnas profile
+    measure_together([result], measurers, net.space, None, progress=False, references={"cpu-1thread": reference})
     assert result.parity["max_rel"] <= 1e-4
     fp32, int8 = result.fp32, result.int8
     assert 0 <= fp32.accuracy <= 1 and 0 <= int8.accuracy <= 1
-    assert fp32.latency["cpu-1thread"]["median_ms"] > 0 and fp32.latency["cpu-1thread"]["repeats"] == 3
-    assert int8.latency["cpu-1thread"]["median_ms"] > 0
+    for f in (fp32, int8):  # interleaved passes, summarised like the latency table (minimum)
+        stats = f.latency["cpu-1thread"]
+        assert stats["repeats"] >= 3 and stats["statistic"] == "min"  # passes for at least MIN_MEASURE_SECONDS
+        assert 0 < stats["ms"] == stats["min_ms"] <= stats["median_ms"] and f.latency_ms("cpu-1thread") == stats["ms"]
+        speed = stats["speed"]  # the reference timed in the same passes: drift since profiling divided out
+        assert speed["reference_ms_profiled"] == 0.5 and speed["slowdown"] == speed["reference_ms_now"] / 0.5 > 0
+        assert stats["ms_at_profile_speed"] == pytest.approx(stats["ms"] / speed["slowdown"])
     assert 0 < int8.size_bytes < fp32.size_bytes == path.stat().st_size
     out = run_session(ort_session(int8.path), _images(dataset, arch, 3).numpy())
     assert out.shape == (3, 10) and np.all(np.isfinite(out))
@@ -243,7 +252,8 @@ def test_int8_pipeline_measures_latency_and_writes_report(net, dataset, tmp_path
     assert paths["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     summary = json.loads(paths["summary"].read_text())
     assert summary["models"][0]["int8"]["latency"]["cpu-1thread"]["median_ms"] > 0
-    assert "| m |" in paths["markdown"].read_text()
+    assert "| m |" in paths["markdown"].read_text() and "Machine speed" in paths["markdown"].read_text()
+    assert summary["latency_agreement"]["cpu-1thread"]["slowdown_since_profiling"] == speed["slowdown"]
 
 
 def test_int8_needs_a_full_calibration_batch_for_static_models(net, dataset, tmp_path):

@@ -15,31 +15,21 @@ import torch
 from hwnas.arch import sample_architecture
 from hwnas.cli import main as cli_main
 from hwnas.encoding import GeneLayout
-from hwnas.errors import ConfigError, SpaceError
+from hwnas.errors import ConfigError, MeasurementError, SpaceError
 from hwnas.latency.device import DeviceProfile
 from hwnas.latency.measure import LatencyStats, OnnxRuntimeMeasurer
 from hwnas.latency.profiler import Profiler, ProfileOptions, accuracy_metrics
 from hwnas.latency.table import (OVERHEAD_KEY, LatencyCorrection, LatencyTable, arch_keys, block_key,
                                  enumerate_entries, fit_correction, head_key, nnls, stem_key)
 from hwnas.plan import block_plan
-from hwnas.space import SearchSpace, StageSpec, get_space, list_spaces, register_space
+from hwnas.space import SearchSpace, get_space, list_spaces
+
+from tiny_spaces import TINY_ENTRIES, tiny_space  # noqa: E402 (tests/ is on sys.path)
 
 torch.set_num_threads(1)
 
 
-def tiny_space(name: str = "tiny-lut-test", kernels: tuple[int, ...] = (3, 5)) -> SearchSpace:
-    space = SearchSpace(
-        name=name, in_channels=1, num_classes=4, stem_width=8, stem_stride=2, stem_act="hswish",
-        first_block_width=8, first_block_act="relu",
-        stages=(StageSpec(8, 2, False, "relu"), StageSpec(16, 1, True, "hswish")),
-        final_expand_width=32, feature_width=32, resolutions=(16,), kernel_sizes=kernels,
-        expand_ratios=(3, 4), depths=(1, 2), dropout=0.0)
-    return get_space(name) if name in list_spaces() else register_space(space)
-
-
 SPACE = tiny_space()
-# overhead + stem + first block + 2 stages x 2 positions x 2 kernels x 2 expands + head
-TINY_ENTRIES = 1 + 1 + 1 + 16 + 1
 
 
 def cpu_test_profile() -> DeviceProfile:
@@ -65,7 +55,7 @@ class CountingMeasurer:
 
 
 OPTIONS = ProfileOptions(calibrate=6, validate=3, seed=3, rounds=1)
-N_GRAPHS = TINY_ENTRIES + 6 + 3
+N_GRAPHS = TINY_ENTRIES + 6 + 3 + 1  # entries, calibration, validation, the speed reference
 
 
 def synthetic_table(seed: int = 0, space: SearchSpace = SPACE) -> LatencyTable:
@@ -202,11 +192,15 @@ def test_profile_writes_table_and_report(profiled):
     assert len(table.entries) == TINY_ENTRIES
     for e in table.entries.values():
         assert 0 < e["p10_ms"] <= e["median_ms"] <= e["p90_ms"]
-        assert len(e["round_medians_ms"]) == 2 and e["median_ms"] == min(e["round_medians_ms"])
+        # the default statistic is the minimum; each entry keeps the round with the lowest one
+        assert len(e["round_medians_ms"]) == 2 and e["median_ms"] in e["round_medians_ms"]
+        assert e["ms"] == e["min_ms"] <= e["median_ms"]
     for key in ("device", "runtime", "created", "protocol", "hwnas_version", "seconds"):
         assert key in table.meta
     assert table.meta["protocol"]["repeats"] == 3 and table.meta["runtime"]["onnxruntime_version"]
     assert len(table.calibration["points"]) == 6
+    reference = table.meta["reference"]  # the machine-speed canary: the largest subnet, smallest resolution
+    assert reference["arch"]["resolution"] == min(SPACE.resolutions) and reference["ms"] > 0
     arch = sample_architecture(SPACE, 5)
     assert table.predict(arch) == pytest.approx(result.table.predict(arch))
 
@@ -254,6 +248,63 @@ def test_interrupted_forced_rerun_keeps_the_old_table_intact(profiled, tmp_path)
     (result.table_path.parent / f"{SPACE.name}.partial.jsonl").unlink()
 
 
+class InterleavingMeasurer(CountingMeasurer):
+    """The real ONNX Runtime measurer's interleaved path, counting passes; can fail after ``fail_after`` passes."""
+
+    def __init__(self, fail_after: int | None = None) -> None:
+        super().__init__()
+        self.profile = self.inner.profile
+        self.passes = 0
+        self.fail_after_passes = fail_after
+
+    def measure_interleaved(self, models, passes, burst=2, start=(), on_pass=None, progress=None):
+        def counted(row):
+            if self.fail_after_passes is not None and self.passes >= self.fail_after_passes:
+                raise KeyboardInterrupt("simulated interruption")
+            self.passes += 1
+            on_pass(row)
+
+        return self.inner.measure_interleaved(models, passes, burst, start, counted, progress)
+
+
+def test_interleaved_profile_times_all_graphs_together_and_resumes(tmp_path):
+    profile = cpu_test_profile()
+    options = ProfileOptions(calibrate=6, validate=3, seed=3)
+    first = InterleavingMeasurer(fail_after=2)
+    with pytest.raises(KeyboardInterrupt):
+        Profiler(SPACE, profile, tmp_path, options, measurer=first, progress=False).run()
+    folder = tmp_path / "test-cpu"
+    assert [p.name for p in folder.iterdir()] == [f"{SPACE.name}.partial.jsonl"]
+    second = InterleavingMeasurer()
+    result = Profiler(SPACE, profile, tmp_path, options, measurer=second, progress=False).run()
+    assert first.calls == second.calls == 0  # never one graph at a time
+    assert second.passes == profile.repeats - 2  # the two checkpointed passes were kept
+    assert result.table.meta["protocol"]["interleaved"] is True
+    for e in result.table.entries.values():
+        assert e["repeats"] == profile.repeats and e["ms"] == e["min_ms"] <= e["median_ms"]
+    assert len(result.report["validation"]["points"]) == 3
+    assert "interleaved" in result.report_paths[1].read_text()
+
+
+def test_measure_interleaved_returns_one_row_per_pass(tmp_path):
+    from hwnas.latency.block_models import export_onnx
+    from hwnas.latency.measure import time_models
+
+    measurer = OnnxRuntimeMeasurer(cpu_test_profile())
+    small = export_onnx(torch.nn.Conv2d(4, 4, 3, padding=1).eval(), (1, 4, 8, 8))
+    big = export_onnx(torch.nn.Conv2d(64, 64, 3, padding=1).eval(), (1, 64, 32, 32))
+    rows = measurer.measure_interleaved([(small, (1, 4, 8, 8)), (big, (1, 64, 32, 32))], passes=5)
+    assert rows.shape == (5, 2) and (rows > 0).all()
+    assert np.median(rows[:, 1]) > np.median(rows[:, 0])  # ~600x the MACs is slower, whatever the noise
+    pair = [(small, (1, 4, 8, 8)), (big, (1, 64, 32, 32))]
+    stats = time_models(measurer, pair, min_seconds=0)
+    assert [s.repeats for s in stats] == [cpu_test_profile().repeats] * 2 and stats[1].min_ms > stats[0].min_ms
+    longer = time_models(measurer, pair, min_seconds=0.3)  # extra passes until 0.3 s went by
+    assert longer[0].repeats == longer[1].repeats > cpu_test_profile().repeats
+    with pytest.raises(MeasurementError, match="burst"):
+        measurer.measure_interleaved([(small, (1, 4, 8, 8))], passes=2, burst=0)
+
+
 class FakeModuleMeasurer:
     """Stands in for TorchCudaMeasurer (no GPU here): 'latency' = parameter count, records what it got."""
 
@@ -277,7 +328,7 @@ def test_torch_cuda_profiles_time_torch_modules(tmp_path):
     measurer = FakeModuleMeasurer()
     options = ProfileOptions(calibrate=4, validate=2, rounds=1, statistic="min")
     result = Profiler(SPACE, profile, tmp_path, options, measurer=measurer, progress=False).run()
-    assert len(measurer.modules) == TINY_ENTRIES + 6
+    assert len(measurer.modules) == TINY_ENTRIES + 6 + 1  # + the speed reference
     assert all(isinstance(m, torch.nn.Module) and not m.training for m in measurer.modules)
     assert result.table.meta["runtime"]["gpu_name"] == "fake"
     assert all(e["ms"] == e["min_ms"] for e in result.table.entries.values())  # the chosen statistic

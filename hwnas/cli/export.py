@@ -10,11 +10,12 @@ A run folder gets report.md, report.png and summary.json comparing predicted wit
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from hwnas.errors import ArchitectureError, ConfigError, HwnasError, MeasurementError
 
@@ -236,7 +237,8 @@ def export_one(source: Source, arch: Any, path: Path, name: str, measurers: dict
     result.parity = {"max_abs": max_abs, "max_rel": max_rel, "images": len(inputs)}
     result.fp32 = ModelFile(path=str(path), size_bytes=path.stat().st_size,
                             accuracy=onnx_accuracy(path, data.test, arch.resolution, data.mean, data.std))
-    _measure_into(result.fp32, measurers, path, subnet, space.in_channels, arch.resolution, options.batch)
+    _measure_into(result.fp32, _one_at_a_time(measurers), path, subnet, space.in_channels, arch.resolution,
+                  options.batch)
     if options.int8:
         try:
             result.int8 = _int8(source, path, arch, measurers, options)
@@ -255,13 +257,110 @@ def _int8(source: Source, path: Path, arch: Any, measurers: dict[str, Any], opti
                            mean=data.mean, std=data.std)
     q = ModelFile(path=str(q_path), size_bytes=q_path.stat().st_size,
                   accuracy=onnx_accuracy(q_path, data.test, arch.resolution, data.mean, data.std))
-    _measure_into(q, measurers, q_path, None, source.net.space.in_channels, arch.resolution, options.batch)
+    _measure_into(q, _one_at_a_time(measurers), q_path, None, source.net.space.in_channels, arch.resolution,
+                  options.batch)
     return q
 
 
 def int8_path(path: Path) -> Path:
     """``model.onnx`` -> ``model.int8.onnx``."""
     return path.with_name(path.name[:-5] + ".int8.onnx" if path.name.endswith(".onnx") else path.name + ".int8")
+
+
+def _one_at_a_time(measurers: dict[str, Any]) -> dict[str, Any]:
+    """Measurers that time each model as it is exported (torch-cuda); ONNX Runtime ones (local or an
+    agent) wait for :func:`measure_together`."""
+    return {d: m for d, m in measurers.items() if not hasattr(m, "measure_interleaved")}
+
+
+def speed_references(space: Any, devices: Sequence[str], tables: dict[str, str] | None,
+                     base: Path | None) -> dict[str, dict[str, Any]]:
+    """Device -> the speed reference stored with its latency table (the run's table, else the one
+    ``hwnas profile`` writes by default); devices without one are measured without it."""
+    from hwnas.latency.device import load_device_profile
+    from hwnas.latency.table import LatencyTable, table_path
+
+    out = {}
+    for device in devices:
+        path = (tables or {}).get(device)
+        try:
+            slug = load_device_profile(device).slug
+        except (ConfigError, MeasurementError):
+            slug = device
+        candidates = ([_resolve(path, base)] if path else []) + [table_path("latency_tables", slug, space)]
+        for candidate in candidates:
+            try:
+                reference = LatencyTable.load(candidate, space).meta.get("reference")
+            except HwnasError:
+                continue
+            if reference:
+                out[device] = {**reference, "table": str(candidate)}
+                break
+    return out
+
+
+def measure_together(results: Sequence[Any], measurers: dict[str, Any], space: Any, batch: int | None,
+                     progress: bool = True, references: dict[str, dict[str, Any]] | None = None) -> None:
+    """Time every exported file (FP32 and INT8) on each ONNX Runtime device (local or an agent) in shared
+    interleaved passes, the protocol its latency table was profiled with, so predicted and measured
+    compare fairly.
+
+    Where the device's table has a speed reference, that graph is timed in the same passes: the ratio
+    of its latency now to its latency at profiling time says how much faster or slower the machine
+    runs today (shared and virtualised machines drift), and ``ms_at_profile_speed`` divides it out.
+    """
+    from hwnas.arch import Architecture
+    from hwnas.latency.block_models import reference_graph
+    from hwnas.latency.measure import LATENCY_STATISTIC, time_models
+
+    files = [(f, r.arch["resolution"]) for r in results for f in (r.fp32, r.int8) if f is not None]
+    for device, measurer in measurers.items():
+        if not hasattr(measurer, "measure_interleaved") or not files:
+            continue
+        size = batch or measurer.profile.batch_size
+        models = [(Path(f.path).read_bytes(), (size, space.in_channels, res, res)) for f, res in files]
+        reference = (references or {}).get(device)
+        if reference is not None:
+            models.append(reference_graph(space, Architecture.from_dict(reference["arch"], space), size))
+        bar = _pass_bar(device, measurer.profile.repeats, progress)
+        try:
+            with _torch_threads(1):  # idle torch worker threads spin on the cores being timed
+                stats = time_models(measurer, models, progress=bar)
+        except MeasurementError as exc:
+            print(f"hwnas export: warning: models not measured on {device}: {exc}", file=sys.stderr)
+            for f, _ in files:
+                f.skipped[device] = str(exc)
+            continue
+        speed = None
+        if reference is not None:
+            now = stats.pop().value(LATENCY_STATISTIC)
+            speed = {"reference_ms_now": now, "reference_ms_profiled": float(reference["ms"]),
+                     "slowdown": now / float(reference["ms"]), "table": reference["table"]}
+        for (f, _), st in zip(files, stats):
+            ms = st.value(LATENCY_STATISTIC)
+            f.latency[device] = {**st.to_dict(), "ms": ms, "statistic": LATENCY_STATISTIC}
+            if speed is not None:
+                f.latency[device].update(speed=speed, ms_at_profile_speed=ms / speed["slowdown"])
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _pass_bar(device: str, passes: int, progress: bool) -> Any:
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+
+    return lambda items: tqdm(items, desc=f"measuring on {device}", total=passes, unit="pass", dynamic_ncols=True)
 
 
 def _measure_into(record: Any, measurers: dict[str, Any], path: Path, subnet: Any, channels: int,
@@ -285,7 +384,7 @@ def _measure_into(record: Any, measurers: dict[str, Any], path: Path, subnet: An
             record.skipped[device] = str(exc)
             print(f"hwnas export: warning: {path.name} not measured on {device}: {exc}", file=sys.stderr)
             continue
-        record.latency[device] = stats.to_dict()
+        record.latency[device] = {**stats.to_dict(), "ms": stats.median_ms, "statistic": "median"}
 
 
 # ----------------------------------------------------------------------------------- output folders
@@ -340,6 +439,8 @@ def _run_single(args: argparse.Namespace) -> int:
     devices = [] if args.no_measure else (args.measure or [])
     measurers = _measurers(devices, args.repeats, explicit=True, base=None)
     result = export_one(source, arch, out, out.stem, measurers, options)
+    references = speed_references(source.net.space, list(measurers), None, None)
+    measure_together([result], measurers, source.net.space, options.batch, progress=False, references=references)
     if result.status != "ok":
         print(f"hwnas export: {result.error}", file=sys.stderr)
         return 1
@@ -486,6 +587,9 @@ def _run_front(args: argparse.Namespace) -> int:
         arch = _front_arch(record, source.net.space, i)
         results.append(export_one(source, arch, models_dir / f"{name}.onnx", name, measurers, options,
                                   predicted=record["predicted"], front_flops=record.get("flops")))
+    references = speed_references(source.net.space, list(measurers), config.get("latency_tables"), run_dir)
+    measure_together(results, measurers, source.net.space, options.batch, progress=not args.no_progress,
+                     references=references)
     context = {"run": str(run_dir), "supernet": source.label, "supernet sha256": source.sha256,
                "space": f"{source.net.space.name} ({source.net.space.fingerprint()})",
                "data": source.dataset.summary(), "BN calibration images": len(source.calib),

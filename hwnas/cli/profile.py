@@ -28,18 +28,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resolutions", type=_int_list, default=None, metavar="R1,R2",
                    help="comma-separated subset of the space's resolutions (default: all)")
     p.add_argument("--calibrate", type=int, default=None, metavar="N",
-                   help="whole subnets measured to fit the sum correction (default 30; 12 with --fast)")
+                   help="whole subnets measured to fit the sum correction (default 60; 30 with --fast)")
     p.add_argument("--validate", type=int, default=None, metavar="N",
                    help="other subnets measured to report accuracy (default 50; 20 with --fast)")
     p.add_argument("--out", default="latency_tables", help="output folder (default: latency_tables)")
     p.add_argument("--fast", action="store_true",
-                   help="3 warm-up / 10 timed runs and fewer subnets (quickstart); the report states its accuracy")
+                   help="3 warm-up / 10 timed passes and fewer subnets (quickstart); the report states its accuracy")
     p.add_argument("--rounds", type=int, default=None, metavar="N",
-                   help="passes over all graphs, keeping each graph's best pass: robust to load bursts "
-                        "from other processes (default 2; 1 with --fast)")
-    p.add_argument("--statistic", choices=("median", "min"), default="median",
-                   help="per-graph latency: median of the timed runs (default) or their minimum, which is far "
-                        "more stable on a busy shared machine (other processes only ever add time)")
+                   help="torch-cuda profiles: passes over all graphs, keeping each graph's best: robust to "
+                        "load bursts (default 2; 1 with --fast). ONNX Runtime profiles (local or an agent) time "
+                        "all graphs together in interleaved passes instead")
+    p.add_argument("--statistic", choices=("median", "min"), default="min",
+                   help="per-graph latency: minimum of the timed runs (default: far more stable on a busy or "
+                        "virtualised machine, where other tenants only ever add time) or their median")
     p.add_argument("--seed", type=int, default=0, help="seed for the calibration/validation subnets")
     p.add_argument("--force", action="store_true", help="re-measure even if an up-to-date table or checkpoint exists")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -32,7 +32,12 @@ class ModelFile:
 
     def latency_ms(self, device: str) -> float | None:
         stats = self.latency.get(device)
-        return None if stats is None else float(stats["median_ms"])
+        return None if stats is None else float(stats.get("ms", stats["median_ms"]))
+
+    def latency_ms_at_profile_speed(self, device: str) -> float | None:
+        """Measured latency with the machine's drift since profiling divided out (see ``speed``)."""
+        stats = self.latency.get(device)
+        return None if stats is None or "ms_at_profile_speed" not in stats else float(stats["ms_at_profile_speed"])
 
 
 @dataclass
@@ -136,7 +141,7 @@ def _plot_device(ax: Any, results: Sequence[ModelResult], device: str) -> None:
         _step(ax, meas, color="tab:red", lw=1.5, label="measured front")
     if int8:
         ax.scatter(*zip(*int8), color="tab:green", marker="^", s=22, label="measured INT8", zorder=3)
-    ax.set_xlabel(f"latency on {device} (ms, median)")
+    ax.set_xlabel(f"latency on {device} (ms per batch)")
     ax.set_ylabel("top-1 accuracy")
     ax.set_title(device)
 
@@ -163,14 +168,30 @@ def _pct(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.2f}%"
 
 
+def _error(pred: float | None, meas: float | None) -> str:
+    return f"{100 * (pred - meas) / meas:+.1f}%" if pred is not None and meas else "–"
+
+
 def latency_agreement(results: Sequence[ModelResult], device: str) -> dict[str, float] | None:
-    """Mean absolute percentage error and Kendall's tau of predicted vs measured FP32 latency."""
+    """Mean absolute percentage error, share within +-10 % and Kendall's tau of predicted vs measured
+    FP32 latency; with a speed reference also the error at the machine speed of profiling time."""
     pairs = [(r.predicted_latency_ms[device], r.fp32.latency_ms(device)) for r in results
              if r.fp32 is not None and device in r.predicted_latency_ms and r.fp32.latency_ms(device) is not None]
     if not pairs:
         return None
     pred, meas = np.array(pairs, dtype=float).T
-    out = {"n": float(len(pairs)), "mape": float(np.mean(np.abs(pred - meas) / np.maximum(meas, 1e-9)))}
+    err = np.abs(pred - meas) / np.maximum(meas, 1e-9)
+    out = {"n": float(len(pairs)), "mape": float(np.mean(err)), "within10_share": float(np.mean(err <= 0.10))}
+    at_ref = [(r.predicted_latency_ms[device], r.fp32.latency_ms_at_profile_speed(device)) for r in results
+              if r.fp32 is not None and device in r.predicted_latency_ms
+              and r.fp32.latency_ms_at_profile_speed(device) is not None]
+    if at_ref:
+        p2, m2 = np.array(at_ref, dtype=float).T
+        err2 = np.abs(p2 - m2) / np.maximum(m2, 1e-9)
+        speed = next(r.fp32.latency[device]["speed"] for r in results
+                     if r.fp32 is not None and "speed" in r.fp32.latency.get(device, {}))
+        out.update(mape_at_profile_speed=float(np.mean(err2)), within10_share_at_profile_speed=float(np.mean(err2 <= 0.10)),
+                   slowdown_since_profiling=float(speed["slowdown"]))
     if len(pairs) >= 3:
         from scipy.stats import kendalltau
 
@@ -195,8 +216,9 @@ def render_markdown(results: Sequence[ModelResult], devices: Sequence[str], cont
     failed = [r for r in results if r.status != "ok"]
     if failed:
         lines += ["## Failures", ""] + [f"- **{r.name}**: {r.error}" for r in failed] + [""]
-    lines += ["Accuracy: top-1 on the test split, run by ONNX Runtime on the exported file. Latency: median "
-              "of the device profile's repeats, per batch. Parity: max |ONNX - PyTorch| / max |PyTorch| over "
+    lines += ["Accuracy: top-1 on the test split, run by ONNX Runtime on the exported file. Latency: per "
+              "batch, by the latency tables' protocol (local ONNX Runtime: minimum over interleaved passes "
+              "through all exported models; other backends: each model's repeats in turn). Parity: max |ONNX - PyTorch| / max |PyTorch| over "
               "real test images (must be <= 1e-4). MACs count multiply-accumulates (FLOPs ~ 2 x MACs).", ""]
     return "\n".join(lines)
 
@@ -220,24 +242,30 @@ def _accuracy_table(results: Sequence[ModelResult]) -> list[str]:
 
 def _latency_table(results: Sequence[ModelResult], device: str) -> list[str]:
     rows = [f"## Latency on {device} (ms)", "",
-            "| model | predicted | measured FP32 | p10–p90 | error | INT8 | INT8 speed-up |",
-            "|---|---|---|---|---|---|---|"]
+            "| model | predicted | measured FP32 | p10–p90 | error | at profiling speed | error there | INT8 "
+            "| INT8 speed-up |",
+            "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         pred = r.predicted_latency_ms.get(device)
         meas = r.fp32.latency_ms(device) if r.fp32 else None
+        at_ref = r.fp32.latency_ms_at_profile_speed(device) if r.fp32 else None
         stats = r.fp32.latency.get(device) if r.fp32 else None
         q = r.int8.latency_ms(device) if r.int8 else None
         spread = f"{stats['p10_ms']:.3f}–{stats['p90_ms']:.3f}" if stats else "–"
-        error = f"{100 * (pred - meas) / meas:+.1f}%" if pred is not None and meas else "–"
         speedup = f"{meas / q:.2f}x" if meas and q else "–"
-        rows.append(f"| {r.name} | {_fmt(pred, '.3f')} | {_fmt(meas, '.3f')} | {spread} | {error} | "
-                    f"{_fmt(q, '.3f')} | {speedup} |")
+        rows.append(f"| {r.name} | {_fmt(pred, '.3f')} | {_fmt(meas, '.3f')} | {spread} | {_error(pred, meas)} | "
+                    f"{_fmt(at_ref, '.3f')} | {_error(pred, at_ref)} | {_fmt(q, '.3f')} | {speedup} |")
     agreement = latency_agreement(results, device)
     if agreement:
         tau = agreement.get("kendall_tau")
-        rows += ["", f"Predicted vs measured on {device}: mean absolute error {100 * agreement['mape']:.1f}% "
-                     f"over {int(agreement['n'])} models" + (f", Kendall tau {tau:.2f}" if tau is not None else "")
-                     + "."]
+        rows += ["", f"Predicted vs measured on {device}: mean absolute error {100 * agreement['mape']:.1f}%, "
+                     f"{100 * agreement['within10_share']:.0f}% within ±10% over {int(agreement['n'])} models"
+                     + (f", Kendall tau {tau:.2f}" if tau is not None else "") + "."]
+        if "slowdown_since_profiling" in agreement:
+            rows += ["", f"Machine speed: the table's reference subnet runs {agreement['slowdown_since_profiling']:.2f}x "
+                         f"its profiling-time latency now; with that drift divided out, mean absolute error "
+                         f"{100 * agreement['mape_at_profile_speed']:.1f}%, "
+                         f"{100 * agreement['within10_share_at_profile_speed']:.0f}% within ±10%."]
     return rows
 
 

@@ -45,6 +45,14 @@ MEASURE_OPTIONS = {
     "provider": (str, "ONNX Runtime execution provider (default CPUExecutionProvider)"),
     "shape": (lambda s: tuple(int(c) for c in s.split(",")), "full input shape, e.g. 1,3,224,224 (default: the model's)"),
 }
+# extra options of POST /v1/measure-interleaved (the "shape" option there is per model, in the header)
+INTERLEAVED_OPTIONS = {
+    "passes": (int, f"round-robin passes through all models, 1..{MAX_REPEATS} (default 30)"),
+    "burst": (int, "back-to-back runs per model per pass, the fastest kept, 1..10 (default 2)"),
+    "min_seconds": (float, "keep passing until this many seconds went by, 0..60 (default 0)"),
+}
+_INTERLEAVED_BOUNDS = {"passes": (1, MAX_REPEATS), "burst": (1, 10), "min_seconds": (0, 60)}
+MAX_BATCH_MODELS = 4096
 _OPTION_FIELDS = {"warmup": "warmup", "repeats": "repeats", "threads": "threads", "pin": "pin_cores",
                   "batch": "batch_size", "provider": "provider"}
 
@@ -77,6 +85,58 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def parse_interleaved_options(query: str) -> tuple[DeviceProfile, int, int, float]:
+    """Query string of /v1/measure-interleaved -> (profile, passes, burst, min_seconds); bad values -> 400."""
+    params = urllib.parse.parse_qs(query, keep_blank_values=True)
+    extra = {}
+    for key, (convert, help_text) in INTERLEAVED_OPTIONS.items():
+        if key in params:
+            try:
+                extra[key] = convert(params.pop(key)[-1])
+            except ValueError:
+                extra[key] = -1
+            low, high = _INTERLEAVED_BOUNDS[key]
+            if not low <= extra[key] <= high:
+                raise RequestError(400, f"option {key} is invalid; expected {help_text}")
+    if "shape" in params:
+        raise RequestError(400, "option 'shape' is per model here: give it in the body's JSON header")
+    profile, _ = parse_measure_options(urllib.parse.urlencode(params, doseq=True))
+    return profile, int(extra.get("passes", 30)), int(extra.get("burst", 2)), float(extra.get("min_seconds", 0.0))
+
+
+def split_batch(data: bytes, max_models: int = MAX_BATCH_MODELS) -> list[tuple[bytes, tuple[int, ...] | None]]:
+    """Body of /v1/measure-interleaved -> [(model bytes, input shape or None)]; malformed -> 400.
+
+    Layout (no pickle, nothing executable): a 4-byte big-endian length N, N bytes of UTF-8 JSON
+    ``{"models": [{"bytes": size, "shape": [1, 3, 224, 224] or null}, ...]}``, then the models'
+    bytes back to back in that order.
+    """
+    if len(data) < 4:
+        raise RequestError(400, "body too short: expected a 4-byte header length, a JSON header and the models")
+    n = int.from_bytes(data[:4], "big")
+    if n <= 0 or 4 + n > len(data):
+        raise RequestError(400, f"JSON header length {n} does not fit the {len(data)}-byte body")
+    try:
+        header = json.loads(data[4:4 + n].decode("utf-8"))
+        models = header["models"]
+        sizes = [int(m["bytes"]) for m in models]
+        shapes = [None if m.get("shape") is None else tuple(int(d) for d in m["shape"]) for m in models]
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
+        raise RequestError(400, 'the JSON header must be {"models": [{"bytes": int, "shape": [int, ...] or null}]}') \
+            from None
+    if not sizes or len(sizes) > max_models:
+        raise RequestError(400, f"send 1..{max_models} models per request, got {len(sizes)}")
+    if any(b <= 0 for b in sizes) or any(sh is not None and (not sh or min(sh) <= 0) for sh in shapes):
+        raise RequestError(400, "every model needs a positive byte count and a positive shape (or null)")
+    if sum(sizes) != len(data) - 4 - n:
+        raise RequestError(400, f"the header announces {sum(sizes)} model bytes but the body holds {len(data) - 4 - n}")
+    out, offset = [], 4 + n
+    for size, shape in zip(sizes, shapes):
+        out.append((data[offset:offset + size], shape))
+        offset += size
+    return out
 
 
 def parse_measure_options(query: str) -> tuple[DeviceProfile, tuple[int, ...] | None]:
@@ -138,6 +198,21 @@ def openapi_spec() -> dict[str, Any]:
                 "responses": {"200": {"description": "latency statistics", "content": {"application/json": {
                     "schema": {"$ref": "#/components/schemas/LatencyStats"}}}},
                     "400": err, "401": err, "411": err, "413": err}}},
+            "/v1/measure-interleaved": {"post": {
+                "summary": "time many ONNX models in round-robin passes, so device drift hits all alike "
+                           "(body: 4-byte big-endian header length, JSON header "
+                           "{models: [{bytes, shape}]}, then the models back to back)",
+                "security": [{"bearer": []}],
+                "parameters": [p for p in params if p["name"] != "shape"] + [
+                    {"name": k, "in": "query", "required": False, "description": d,
+                     "schema": {"type": "integer" if conv is int else "number"}}
+                    for k, (conv, d) in INTERLEAVED_OPTIONS.items()],
+                "requestBody": {"required": True, "content": {"application/octet-stream": {
+                    "schema": {"type": "string", "format": "binary"}}}},
+                "responses": {"200": {"description": "per pass, per model: milliseconds", "content": {
+                    "application/json": {"schema": {"type": "object", "properties": {"rows": {
+                        "type": "array", "items": {"type": "array", "items": number}}}}}}},
+                    "400": err, "401": err, "411": err, "413": err}}},
             "/openapi.json": {"get": {"summary": "this document", "security": [],
                                       "responses": {"200": {"description": "OpenAPI 3.0 document"}}}},
         },
@@ -164,7 +239,7 @@ class AgentHandler(BaseHTTPRequestHandler):
         self._dispatch({"/v1/health": self._health, "/v1/info": self._info, "/openapi.json": self._openapi})
 
     def do_POST(self) -> None:  # noqa: N802
-        self._dispatch({"/v1/measure": self._measure})
+        self._dispatch({"/v1/measure": self._measure, "/v1/measure-interleaved": self._measure_interleaved})
 
     def _dispatch(self, routes: dict[str, Any]) -> None:
         path = urllib.parse.urlsplit(self.path).path
@@ -258,6 +333,25 @@ class AgentHandler(BaseHTTPRequestHandler):
             except HwnasError as exc:  # invalid model, unsupported op, unavailable provider, bad pinning
                 raise RequestError(400, str(exc)) from None
         return stats.to_dict()
+
+    def _measure_interleaved(self) -> dict[str, Any]:
+        self._authorize()
+        if self.headers.get_content_type() != "application/octet-stream":
+            raise RequestError(400, "Content-Type must be application/octet-stream (header + ONNX models)")
+        profile, passes, burst, min_seconds = parse_interleaved_options(urllib.parse.urlsplit(self.path).query)
+        models = split_batch(self._read_body())
+        with self.server.measure_lock, tempfile.TemporaryDirectory(prefix="hwnas-agent-") as tmp:
+            paths = []
+            for i, (data, shape) in enumerate(models):
+                path = Path(tmp) / f"model{i}.onnx"
+                path.write_bytes(data)
+                paths.append((path, shape))
+            del models
+            try:
+                rows = OnnxRuntimeMeasurer(profile).measure_interleaved(paths, passes, burst, min_seconds=min_seconds)
+            except HwnasError as exc:
+                raise RequestError(400, str(exc)) from None
+        return {"rows": rows.tolist()}
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib signature)
         sys.stderr.write(f"[hwnas agent] {self.address_string()} {format % args}\n")

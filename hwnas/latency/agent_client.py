@@ -17,6 +17,8 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
+import numpy as np
+
 from hwnas.errors import ConfigError, MeasurementError
 from hwnas.latency.measure import LatencyStats
 
@@ -49,6 +51,25 @@ class AgentClient:
         query = {k: _query_value(v) for k, v in options.items() if v is not None}
         body = self._request("POST", "/v1/measure", data=bytes(model_bytes), query=query)
         return LatencyStats.from_dict(body)
+
+    def measure_interleaved(self, models: list[tuple[bytes, tuple[int, ...] | None]], passes: int, burst: int = 2,
+                            **options: Any) -> np.ndarray:
+        """Time several models on the agent in round-robin passes -> (passes, models) milliseconds."""
+        header = json.dumps({"models": [{"bytes": len(m), "shape": list(sh) if sh else None}
+                                        for m, sh in models]}).encode("utf-8")
+        body = len(header).to_bytes(4, "big") + header + b"".join(bytes(m) for m, _ in models)
+        query = {k: _query_value(v) for k, v in {**options, "passes": passes, "burst": burst}.items()
+                 if v is not None}
+        answer = self._request("POST", "/v1/measure-interleaved", data=body, query=query)
+        try:
+            rows = np.asarray(answer["rows"], dtype=np.float64)
+        except (KeyError, TypeError, ValueError):
+            raise MeasurementError(f"agent at {self.url} answered without a rows matrix; is it an hwnas agent "
+                                   "of this version?") from None
+        if rows.ndim != 2 or rows.shape[1] != len(models) or rows.shape[0] < passes or not np.all(np.isfinite(rows)):
+            raise MeasurementError(f"agent at {self.url} answered a {rows.shape} matrix, expected at least "
+                                   f"({passes}, {len(models)})")
+        return rows
 
     def _request(self, method: str, path: str, data: bytes | None = None,
                  query: dict[str, str] | None = None, auth: bool = True) -> dict[str, Any]:

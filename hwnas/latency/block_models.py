@@ -52,6 +52,16 @@ def overhead_module() -> nn.Module:
     return nn.ReLU().eval()
 
 
+def reference_graph(space: SearchSpace, arch: Architecture, batch_size: int) -> tuple[bytes, tuple[int, ...]]:
+    """The reference subnet as ONNX (random weights: latency does not depend on their values)."""
+    from hwnas.supernet.network import ElasticMobileNetV3
+
+    torch.manual_seed(0)
+    subnet = ElasticMobileNetV3(space).extract(arch).eval()
+    shape = (batch_size, space.in_channels, arch.resolution, arch.resolution)
+    return export_onnx(subnet, shape), shape
+
+
 def export_onnx(module: nn.Module, input_shape: tuple[int, ...], opset: int = ONNX_OPSET) -> bytes:
     """Serialise ``module`` (eval mode, BN folded by constant folding) with a fixed input shape."""
     module = module.eval()

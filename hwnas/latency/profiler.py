@@ -29,16 +29,17 @@ from hwnas.arch import Architecture, sample_architecture
 from hwnas.atomic_io import append_jsonl, atomic_write_json, atomic_write_text, read_jsonl
 from hwnas.errors import ConfigError
 from hwnas.latency.device import DeviceProfile, load_device_profile
-from hwnas.latency.measure import LatencyStats, Measurer, make_measurer
+from hwnas.latency.measure import (INTERLEAVE_BURST, LATENCY_STATISTIC, LatencyStats, Measurer, balanced_groups,
+                                  make_measurer)
 from hwnas.latency.table import (LatencyTable, TableEntry, check_resolutions, enumerate_entries,
-                                 fit_correction, table_path)
+                                 fit_correction, reference_architecture, table_path)
 from hwnas.space import SearchSpace, get_space
 
-DEFAULT_CALIBRATE = 30
+DEFAULT_CALIBRATE = 60
 DEFAULT_VALIDATE = 50
 DEFAULT_ROUNDS = 2
 STATISTICS = ("median", "min")
-FAST_WARMUP, FAST_REPEATS, FAST_CALIBRATE, FAST_VALIDATE = 3, 10, 12, 20
+FAST_WARMUP, FAST_REPEATS, FAST_CALIBRATE, FAST_VALIDATE = 3, 10, 30, 20
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,8 @@ class ProfileOptions:
     fast: bool = False  # fewer repeats and subnets, for the quickstart
     force: bool = False  # re-measure everything, ignoring a finished table and checkpoints
     rounds: int | None = None  # passes over all graphs; each graph keeps its best (lowest-statistic) pass
-    statistic: str = "median"  # per-graph latency: "median" of the repeats, or "min" (robust on a shared, busy CPU)
+    statistic: str = LATENCY_STATISTIC  # per-graph latency: "min" over repeats (robust on a shared, drifting CPU) or "median"
+    interleave: bool = True  # local ONNX Runtime: time all graphs in shared round-robin passes (drift cancels)
 
     @property
     def n_rounds(self) -> int:
@@ -145,15 +147,20 @@ class Profiler:
         self.report_paths = (self.path.with_name(f"{self.space.name}.report.json"),
                              self.path.with_name(f"{self.space.name}.report.md"))
         self._supernet = None
-        self._measured = {"entry": 0, "calibration": 0, "validation": 0}
+        self._measured = {"entry": 0, "calibration": 0, "validation": 0, "reference": 0}
+        self.group_speeds: list[float] = []  # per interleaved group, relative to the fastest (drift between groups)
 
     # --------------------------------------------------------------------------- identity
     def protocol(self) -> dict[str, Any]:
         p = self.profile
         return {"warmup": p.warmup, "repeats": p.repeats, "batch_size": p.batch_size, "threads": p.threads,
                 "pin_cores": list(p.pin_cores) if p.pin_cores else None, "precision": p.precision,
-                "statistic": f"{self.options.statistic} of repeats after warm-up; lowest over rounds",
-                "rounds": self.options.n_rounds,
+                "statistic": (f"{self.options.statistic} over {p.repeats} interleaved round-robin passes through all "
+                              f"graphs (each pass: fastest of {INTERLEAVE_BURST} back-to-back runs)"
+                              if self.interleaved else
+                              f"{self.options.statistic} of repeats after warm-up; lowest over rounds"),
+                "rounds": None if self.interleaved else self.options.n_rounds,
+                "interleaved": self.interleaved,
                 "resolutions": list(self.resolutions), "calibrate": self.options.n_calibrate,
                 "validate": self.options.n_validate, "seed": self.options.seed, "fast": self.options.fast,
                 "export": ("torch module, eval mode (timed by the torch-cuda measurer)" if p.backend == "torch-cuda"
@@ -185,9 +192,11 @@ class Profiler:
         calib_archs = sample_distinct(self.space, self.options.n_calibrate, (self.options.seed, 1), self.resolutions)
         valid_archs = sample_distinct(self.space, self.options.n_validate, (self.options.seed, 2), self.resolutions,
                                       exclude=set(calib_archs))
+        reference = reference_architecture(self.space, self.resolutions)
         jobs = ([_Job("entry", e.key, lambda e=e: self._entry_graph(e)) for e in entries]
                 + [_Job(kind, json.dumps(a.to_dict()), lambda a=a: self._subnet_graph(a))
-                   for kind, archs in (("calibration", calib_archs), ("validation", valid_archs)) for a in archs])
+                   for kind, archs in (("calibration", calib_archs), ("validation", valid_archs)) for a in archs]
+                + [_Job("reference", json.dumps(reference.to_dict()), self._reference_graph)])
         results = self._measure(jobs, records)
 
         table = LatencyTable(self.space, {e.key: {"kind": e.kind, "input_shape": list(e.input_shape),
@@ -205,7 +214,10 @@ class Profiler:
         meta = {"device": self.profile.to_dict(), "runtime": self.measurer.describe(),
                 "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                 "protocol": self.protocol(), "hwnas_version": __version__, "seconds": seconds,
-                "validation": {k: validation[k] for k in ("lut_sum", "calibrated")}}
+                "validation": {k: validation[k] for k in ("lut_sum", "calibrated")},
+                "interleaved_group_slowdowns": self.group_speeds or None,
+                "reference": {"arch": reference.to_dict(), "ms": results[("reference", json.dumps(reference.to_dict()))]["ms"],
+                              "why": "machine-speed canary: re-measured beside exported models (hwnas export)"}}
         table = LatencyTable(self.space, table.entries, meta, table.correction, calibration, self.resolutions)
         report = build_report(table, validation)
         table.save(self.path)
@@ -242,6 +254,93 @@ class Profiler:
 
     # --------------------------------------------------------------------------- measuring
     def _measure(self, jobs: list["_Job"], records: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+        if self.interleaved:
+            return self._measure_interleaved(jobs, records)
+        return self._measure_rounds(jobs, records)
+
+    @property
+    def interleaved(self) -> bool:
+        """ONNX Runtime, local or on an agent, can hold every graph's session open and cycle through
+        them (see :meth:`OnnxRuntimeMeasurer.measure_interleaved`); torch-cuda times one module at a
+        time, in rounds (CUDA events on a GPU do not drift like a shared CPU)."""
+        return self.options.interleave and hasattr(self.measurer, "measure_interleaved") \
+            and self.profile.backend in ("onnxruntime", "remote")
+
+    def _measure_interleaved(self, jobs: list["_Job"],
+                             records: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+        """Every entry and subnet timed in the same round-robin passes, so machine drift cancels.
+
+        Graphs whose total size exceeds what the measurer holds at once (``max_interleaved_bytes``:
+        memory locally, the upload limit of a remote agent) are split into balanced groups, each
+        mixing small block graphs with whole subnets; each group also times the speed reference,
+        and every group's samples are scaled to the speed of the fastest group, so drift between
+        groups (seconds apart) cancels as well. Each finished pass of a group is appended to
+        the checkpoint; a resumed run rebuilds the graphs and continues with the next pass. The
+        checkpoint's passes are only reused for the same group of jobs.
+        """
+        t0 = time.perf_counter()
+        graphs = [job.build() for job in self._bar(jobs, "exporting graphs", len(jobs), 0)]
+        export_s = time.perf_counter() - t0
+        limit = int(getattr(self.measurer, "max_interleaved_bytes", 0) or 0)
+        ref = next((i for i, job in enumerate(jobs) if job.kind == "reference"), None)
+        groups = balanced_groups([len(g[0]) for g in graphs], limit)
+        if len(groups) > 1 and ref is not None:
+            # every group also times the speed reference, so drift between groups can be divided out
+            groups = balanced_groups([len(g[0]) for i, g in enumerate(graphs) if i != ref],
+                                     max(limit - len(graphs[ref][0]), 1))
+            others = [i for i in range(len(jobs)) if i != ref]
+            groups = [[others[k] for k in members] + [ref] for members in groups]
+        passes = self.profile.repeats
+        samples = np.zeros((passes, len(jobs)))
+        ref_rows: list[np.ndarray] = []
+        t1 = time.perf_counter()
+        new_passes = 0
+        for g, members in enumerate(groups):
+            key = _jobs_hash([jobs[i] for i in members])
+            done = [r["ms"] for r in records if r.get("type") == "pass" and r.get("jobs") == key
+                    and len(r.get("ms", ())) == len(members)]
+            new_passes += max(passes - len(done), 0)
+
+            def checkpoint(row: np.ndarray, key: str = key) -> None:
+                append_jsonl(self.partial_path, {"type": "pass", "jobs": key, "ms": [float(v) for v in row]})
+
+            desc = f"timing {len(members)} graphs" + (f", group {g + 1}/{len(groups)}" if len(groups) > 1 else "")
+            rows = self.measurer.measure_interleaved([graphs[i] for i in members], passes, INTERLEAVE_BURST,
+                                                     done, checkpoint, self._pass_bar(desc, passes, len(done)))
+            samples[:, members] = rows
+            if len(groups) > 1 and ref is not None:
+                ref_rows.append(rows[:, -1])
+        if ref_rows:
+            stat = {"min": np.min, "median": np.median}[self.options.statistic]
+            speeds = np.array([stat(r) for r in ref_rows])
+            fastest = int(np.argmin(speeds))
+            for members, speed in zip(groups, speeds):
+                samples[:, members[:-1]] *= speeds[fastest] / speed  # to the speed of the fastest group
+            samples[:, ref] = ref_rows[fastest]
+            self.group_speeds = (speeds / speeds[fastest]).tolist()
+        time_s = time.perf_counter() - t1
+        for job in jobs:
+            self._measured[job.kind] += int(new_passes > 0)
+        per_ms = samples.sum(axis=0) * INTERLEAVE_BURST
+        share = per_ms / max(per_ms.sum(), 1e-12)
+        results = {}
+        for j, job in enumerate(jobs):
+            stats = LatencyStats.from_samples(samples[:, j], self.profile.batch_size).to_dict()
+            results[(job.kind, job.id)] = {"ms": stats[f"{self.options.statistic}_ms"], **stats,
+                                           "round_medians_ms": [stats["median_ms"]],
+                                           "seconds": float(export_s / len(jobs) + time_s * share[j])}
+        return results
+
+    def _pass_bar(self, desc: str, passes: int, done: int) -> Any:
+        if not self.progress:
+            return None
+        from tqdm.auto import tqdm
+
+        return lambda items: tqdm(items, desc=f"{desc} ({self.profile.name})", total=passes, initial=done,
+                                  unit="pass", dynamic_ncols=True)
+
+    def _measure_rounds(self, jobs: list["_Job"],
+                        records: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
         """Time every graph ``rounds`` times, one pass over all graphs per round; keep each graph's best round.
 
         Spreading a graph's rounds over the whole run, and doing the same for blocks and whole subnets,
@@ -296,6 +395,14 @@ class Profiler:
         shape = (self.profile.batch_size, self.space.in_channels, arch.resolution, arch.resolution)
         return (subnet if self.profile.backend == "torch-cuda" else export_onnx(subnet, shape)), shape
 
+    def _reference_graph(self) -> tuple[Any, tuple[int, ...]]:
+        from hwnas.latency.block_models import reference_graph
+
+        if self.profile.backend == "torch-cuda":
+            return self._subnet_graph(reference_architecture(self.space, self.resolutions))
+        return reference_graph(self.space, reference_architecture(self.space, self.resolutions),
+                               self.profile.batch_size)
+
     def _get_supernet(self) -> Any:
         if self._supernet is None:
             from hwnas.supernet.network import ElasticMobileNetV3
@@ -341,6 +448,12 @@ class Profiler:
     def _write_report(self, report: dict[str, Any]) -> None:
         atomic_write_json(self.report_paths[0], report)
         atomic_write_text(self.report_paths[1], render_markdown(report))
+
+
+def _jobs_hash(jobs: Sequence["_Job"]) -> str:
+    import hashlib
+
+    return hashlib.sha256("\n".join(f"{j.kind}:{j.id}" for j in jobs).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -400,6 +513,7 @@ def metrics_table(report: dict[str, Any]) -> str:
 def render_markdown(report: dict[str, Any]) -> str:
     dev, rt, proto, sec = (report.get(k) or {} for k in ("device", "runtime", "protocol", "seconds"))
     cands = report.get("calibration_candidates", {})
+    rounds_note = "" if proto.get("interleaved") else f"; best of {proto.get('rounds')} round(s)"
     lines = [
         f"# Latency table: {report['space']['name']} on {dev.get('name')}", "",
         f"- space fingerprint: `{report['space']['fingerprint']}`",
@@ -409,8 +523,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"{rt.get('onnxruntime_version')}; created {report.get('created')}; hwnas {report.get('hwnas_version')}",
         f"- protocol: warm-up {proto.get('warmup')}, {proto.get('repeats')} timed repeats; {proto.get('statistic')}; "
         f"resolutions {proto.get('resolutions')}; {proto.get('calibrate')} calibration / "
-        f"{proto.get('validate')} validation subnets (seed {proto.get('seed')}); best of {proto.get('rounds')} "
-        f"round(s){'; FAST mode' if proto.get('fast') else ''}",
+        f"{proto.get('validate')} validation subnets (seed {proto.get('seed')})"
+        f"{rounds_note}{'; FAST mode' if proto.get('fast') else ''}",
         f"- entries: {report.get('entries')} (median p10-p90 spread "
         f"{report.get('entry_spread_p10_p90_pct_median') or 0:.1f}% of the median); profiling time {sec.get('profile_total', 0):.1f} s "
         f"(entries {sec.get('entries', 0):.1f} s + calibration {sec.get('calibration', 0):.1f} s), "

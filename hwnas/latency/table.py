@@ -22,7 +22,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from hwnas.arch import Architecture
+from hwnas.arch import Architecture, largest_architecture
 from hwnas.atomic_io import atomic_write_json
 from hwnas.encoding import GeneLayout
 from hwnas.errors import ArchitectureError, ConfigError, MeasurementError
@@ -97,6 +97,13 @@ def arch_keys(space: SearchSpace | str, arch: Architecture) -> list[str]:
     space = get_space(space)
     blocks = [block_key(b.spec, b.input_size) for b in block_plan(space, arch)]
     return [stem_key(arch.resolution), *blocks, head_key(arch.resolution)]
+
+
+def reference_architecture(space: SearchSpace, resolutions: Sequence[int]) -> Architecture:
+    """The machine-speed reference ("canary") of a table: the largest subnet at the smallest profiled
+    resolution. Its latency is stored with the table and re-measured beside exported models, so a
+    later measurement on a machine whose speed has drifted can be told apart from a wrong prediction."""
+    return largest_architecture(space, min(resolutions))
 
 
 def entry_ms(entry: dict[str, Any]) -> float:

@@ -1,0 +1,19 @@
+"""A tiny registered search space shared by the latency tests: every table entry is a tiny graph."""
+
+from __future__ import annotations
+
+from hwnas.space import SearchSpace, StageSpec, get_space, list_spaces, register_space
+
+
+def tiny_space(name: str = "tiny-lut-test", kernels: tuple[int, ...] = (3, 5)) -> SearchSpace:
+    space = SearchSpace(
+        name=name, in_channels=1, num_classes=4, stem_width=8, stem_stride=2, stem_act="hswish",
+        first_block_width=8, first_block_act="relu",
+        stages=(StageSpec(8, 2, False, "relu"), StageSpec(16, 1, True, "hswish")),
+        final_expand_width=32, feature_width=32, resolutions=(16,), kernel_sizes=kernels,
+        expand_ratios=(3, 4), depths=(1, 2), dropout=0.0)
+    return get_space(name) if name in list_spaces() else register_space(space)
+
+
+# overhead + stem + first block + 2 stages x 2 positions x 2 kernels x 2 expands + head
+TINY_ENTRIES = 1 + 1 + 1 + 16 + 1
