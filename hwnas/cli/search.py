@@ -50,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="comma list from accuracy,latency,params,flops (default accuracy,latency; "
                         "latency = one objective per device)")
     p.add_argument("--evaluations", type=int, default=10_000, help="distinct candidates to score (default 10000)")
-    p.add_argument("--population", type=int, default=256, help="NSGA-II population size (default 256)")
+    p.add_argument("--population", type=int, default=64, help="NSGA-II population size (default 64)")
     p.add_argument("--params-cap", type=float, default=None, metavar="M", help="max parameters, in millions")
     p.add_argument("--flops-cap", type=float, default=None, metavar="M", help="max MACs, in millions")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same front)")

@@ -234,7 +234,7 @@ class SearchSettings:
     space: str | None = None
     objectives: tuple[str, ...] = ("accuracy", "latency")
     evaluations: int = 10_000
-    population: int = 256
+    population: int = 64
     params_cap_m: float | None = None
     flops_cap_m: float | None = None
     seed: int = 0
