@@ -142,8 +142,9 @@ def summary_table(result: dict, device: str) -> str:
             f"{fp32.get('size_bytes', 0) / 1024:8.0f}")
     agreement = (result.get("latency_agreement") or {}).get(device) or {}
     if "slowdown_since_profiling" in agreement:
-        lines.append(f"err@ref: the error with the machine's speed drift since profiling divided out (its reference "
-                     f"subnet runs {agreement['slowdown_since_profiling']:.2f}x its profiled latency now)")
+        lines.append(f"err@ref: the error if the machine's drift since profiling is read off the table's reference "
+                     f"subnet (it runs {agreement['slowdown_since_profiling']:.2f}x its profiled latency now); a "
+                     f"diagnostic: one large subnet's ratio need not hold for small ones")
     return "\n".join(lines)
 
 

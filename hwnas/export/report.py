@@ -262,8 +262,9 @@ def _latency_table(results: Sequence[ModelResult], device: str) -> list[str]:
                      f"{100 * agreement['within10_share']:.0f}% within ±10% over {int(agreement['n'])} models"
                      + (f", Kendall tau {tau:.2f}" if tau is not None else "") + "."]
         if "slowdown_since_profiling" in agreement:
-            rows += ["", f"Machine speed: the table's reference subnet runs {agreement['slowdown_since_profiling']:.2f}x "
-                         f"its profiling-time latency now; with that drift divided out, mean absolute error "
+            rows += ["", f"Machine speed (diagnostic): the table's reference subnet runs "
+                         f"{agreement['slowdown_since_profiling']:.2f}x its profiling-time latency now; with that "
+                         f"ratio divided out of every model (it need not hold for small ones), mean absolute error "
                          f"{100 * agreement['mape_at_profile_speed']:.1f}%, "
                          f"{100 * agreement['within10_share_at_profile_speed']:.0f}% within ±10%."]
     return rows
