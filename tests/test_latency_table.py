@@ -286,6 +286,13 @@ def test_interleaved_profile_times_all_graphs_together_and_resumes(tmp_path):
     assert "interleaved" in result.report_paths[1].read_text()
 
 
+def test_burst_is_validated_and_recorded_in_the_protocol(tmp_path):
+    with pytest.raises(ConfigError, match="--burst"):
+        Profiler(SPACE, cpu_test_profile(), tmp_path, ProfileOptions(burst=0), measurer=CountingMeasurer())
+    profiler = Profiler(SPACE, cpu_test_profile(), tmp_path, ProfileOptions(burst=5), measurer=InterleavingMeasurer())
+    assert "fastest of 5 back-to-back runs" in profiler.protocol()["statistic"]
+
+
 def test_measure_interleaved_returns_one_row_per_pass(tmp_path):
     from hwnas.latency.block_models import export_onnx
     from hwnas.latency.measure import time_models

@@ -41,6 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--statistic", choices=("median", "min"), default="min",
                    help="per-graph latency: minimum of the timed runs (default: far more stable on a busy or "
                         "virtualised machine, where other tenants only ever add time) or their median")
+    p.add_argument("--burst", type=int, default=None, metavar="N",
+                   help="ONNX Runtime: back-to-back runs per graph in each interleaved pass, the fastest kept "
+                        "(more = warmer caches, closer to a model running alone)")
     p.add_argument("--seed", type=int, default=0, help="seed for the calibration/validation subnets")
     p.add_argument("--force", action="store_true", help="re-measure even if an up-to-date table or checkpoint exists")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -65,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--calibrate and --validate take a count >= 0")
     options = ProfileOptions(resolutions=args.resolutions, calibrate=args.calibrate, validate=args.validate,
                              seed=args.seed, fast=args.fast, force=args.force, rounds=args.rounds,
-                             statistic=args.statistic)
+                             statistic=args.statistic,
+                             **({"burst": args.burst} if args.burst is not None else {}))
     result = Profiler(space, profile, args.out, options, progress=not args.no_progress).run()
     report = result.report
     if result.reused:

@@ -55,6 +55,7 @@ class ProfileOptions:
     rounds: int | None = None  # passes over all graphs; each graph keeps its best (lowest-statistic) pass
     statistic: str = LATENCY_STATISTIC  # per-graph latency: "min" over repeats (robust on a shared, drifting CPU) or "median"
     interleave: bool = True  # local ONNX Runtime: time all graphs in shared round-robin passes (drift cancels)
+    burst: int = INTERLEAVE_BURST  # interleaved: back-to-back runs per graph per pass, the fastest kept
 
     @property
     def n_rounds(self) -> int:
@@ -135,8 +136,9 @@ class Profiler:
                                       repeats=min(profile.repeats, FAST_REPEATS))
         self.profile = profile
         self.resolutions = check_resolutions(self.space, self.options.resolutions)
-        if self.options.n_calibrate < 0 or self.options.n_validate < 0 or self.options.n_rounds < 1:
-            raise ConfigError("--calibrate and --validate must be >= 0 and --rounds >= 1")
+        if self.options.n_calibrate < 0 or self.options.n_validate < 0 or self.options.n_rounds < 1 \
+                or self.options.burst < 1:
+            raise ConfigError("--calibrate and --validate must be >= 0, --rounds and --burst >= 1")
         if self.options.statistic not in STATISTICS:
             raise ConfigError(f"unknown latency statistic {self.options.statistic!r}; "
                               f"choose from {', '.join(STATISTICS)}")
@@ -156,7 +158,7 @@ class Profiler:
         return {"warmup": p.warmup, "repeats": p.repeats, "batch_size": p.batch_size, "threads": p.threads,
                 "pin_cores": list(p.pin_cores) if p.pin_cores else None, "precision": p.precision,
                 "statistic": (f"{self.options.statistic} over {p.repeats} interleaved round-robin passes through all "
-                              f"graphs (each pass: fastest of {INTERLEAVE_BURST} back-to-back runs)"
+                              f"graphs (each pass: fastest of {self.options.burst} back-to-back runs)"
                               if self.interleaved else
                               f"{self.options.statistic} of repeats after warm-up; lowest over rounds"),
                 "rounds": None if self.interleaved else self.options.n_rounds,
@@ -305,7 +307,7 @@ class Profiler:
                 append_jsonl(self.partial_path, {"type": "pass", "jobs": key, "ms": [float(v) for v in row]})
 
             desc = f"timing {len(members)} graphs" + (f", group {g + 1}/{len(groups)}" if len(groups) > 1 else "")
-            rows = self.measurer.measure_interleaved([graphs[i] for i in members], passes, INTERLEAVE_BURST,
+            rows = self.measurer.measure_interleaved([graphs[i] for i in members], passes, self.options.burst,
                                                      done, checkpoint, self._pass_bar(desc, passes, len(done)))
             samples[:, members] = rows
             if len(groups) > 1 and ref is not None:
@@ -321,7 +323,7 @@ class Profiler:
         time_s = time.perf_counter() - t1
         for job in jobs:
             self._measured[job.kind] += int(new_passes > 0)
-        per_ms = samples.sum(axis=0) * INTERLEAVE_BURST
+        per_ms = samples.sum(axis=0) * self.options.burst
         share = per_ms / max(per_ms.sum(), 1e-12)
         results = {}
         for j, job in enumerate(jobs):
