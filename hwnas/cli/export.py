@@ -360,7 +360,10 @@ def _pass_bar(device: str, passes: int, progress: bool) -> Any:
         return None
     from tqdm.auto import tqdm
 
-    return lambda items: tqdm(items, desc=f"measuring on {device}", total=passes, unit="pass", dynamic_ncols=True)
+    from hwnas.latency.measure import MIN_MEASURE_SECONDS
+
+    desc = f"measuring on {device} (then more passes until {MIN_MEASURE_SECONDS:g} s)"
+    return lambda items: tqdm(items, desc=desc, total=passes, unit="pass", dynamic_ncols=True)
 
 
 def _measure_into(record: Any, measurers: dict[str, Any], path: Path, subnet: Any, channels: int,
