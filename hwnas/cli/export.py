@@ -10,12 +10,11 @@ A run folder gets report.md, report.png and summary.json comparing predicted wit
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 from hwnas.errors import ArchitectureError, ConfigError, HwnasError, MeasurementError
 
@@ -311,7 +310,7 @@ def measure_together(results: Sequence[Any], measurers: dict[str, Any], space: A
     """
     from hwnas.arch import Architecture
     from hwnas.latency.block_models import reference_graph
-    from hwnas.latency.measure import LATENCY_STATISTIC, time_models
+    from hwnas.latency.measure import LATENCY_STATISTIC, single_torch_thread, time_models
 
     files = [(f, r.arch["resolution"]) for r in results for f in (r.fp32, r.int8) if f is not None]
     for device, measurer in measurers.items():
@@ -324,7 +323,7 @@ def measure_together(results: Sequence[Any], measurers: dict[str, Any], space: A
             models.append(reference_graph(space, Architecture.from_dict(reference["arch"], space), size))
         bar = _pass_bar(device, measurer.profile.repeats, progress)
         try:
-            with _torch_threads(1):  # idle torch worker threads spin on the cores being timed
+            with single_torch_thread():
                 stats = time_models(measurer, models, progress=bar)
         except MeasurementError as exc:
             print(f"hwnas export: warning: models not measured on {device}: {exc}", file=sys.stderr)
@@ -341,18 +340,6 @@ def measure_together(results: Sequence[Any], measurers: dict[str, Any], space: A
             f.latency[device] = {**st.to_dict(), "ms": ms, "statistic": LATENCY_STATISTIC}
             if speed is not None:
                 f.latency[device].update(speed=speed, ms_at_profile_speed=ms / speed["slowdown"])
-
-
-@contextlib.contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _pass_bar(device: str, passes: int, progress: bool) -> Any:

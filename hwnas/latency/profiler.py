@@ -30,7 +30,7 @@ from hwnas.atomic_io import append_jsonl, atomic_write_json, atomic_write_text, 
 from hwnas.errors import ConfigError
 from hwnas.latency.device import DeviceProfile, load_device_profile
 from hwnas.latency.measure import (INTERLEAVE_BURST, LATENCY_STATISTIC, LatencyStats, Measurer, balanced_groups,
-                                  make_measurer)
+                                  make_measurer, single_torch_thread)
 from hwnas.latency.table import (LatencyTable, TableEntry, check_resolutions, enumerate_entries,
                                  fit_correction, reference_architecture, table_path)
 from hwnas.space import SearchSpace, get_space
@@ -178,14 +178,8 @@ class Profiler:
         existing = self._reusable_table()
         if existing is not None:
             return existing
-        import torch
-
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # idle torch workers would spin and disturb the measurements
-        try:
+        with single_torch_thread():
             return self._run()
-        finally:
-            torch.set_num_threads(threads)
 
     def _run(self) -> ProfileResult:
         records = self._open_checkpoint()
@@ -285,13 +279,13 @@ class Profiler:
         export_s = time.perf_counter() - t0
         limit = int(getattr(self.measurer, "max_interleaved_bytes", 0) or 0)
         ref = next((i for i, job in enumerate(jobs) if job.kind == "reference"), None)
-        groups = balanced_groups([len(g[0]) for g in graphs], limit)
-        if len(groups) > 1 and ref is not None:
-            # every group also times the speed reference, so drift between groups can be divided out
-            groups = balanced_groups([len(g[0]) for i, g in enumerate(graphs) if i != ref],
-                                     max(limit - len(graphs[ref][0]), 1))
+        if ref is None:
+            groups = balanced_groups([len(g[0]) for g in graphs], limit)
+        else:  # every group also times the speed reference, so drift between groups can be divided out
             others = [i for i in range(len(jobs)) if i != ref]
-            groups = [[others[k] for k in members] + [ref] for members in groups]
+            room = max(limit - len(graphs[ref][0]), 1) if limit > 0 else 0
+            groups = [[others[k] for k in members] + [ref]
+                      for members in balanced_groups([len(graphs[i][0]) for i in others], room)]
         passes = self.profile.repeats
         samples = np.zeros((passes, len(jobs)))
         ref_rows: list[np.ndarray] = []
@@ -327,9 +321,9 @@ class Profiler:
         share = per_ms / max(per_ms.sum(), 1e-12)
         results = {}
         for j, job in enumerate(jobs):
-            stats = LatencyStats.from_samples(samples[:, j], self.profile.batch_size).to_dict()
-            results[(job.kind, job.id)] = {"ms": stats[f"{self.options.statistic}_ms"], **stats,
-                                           "round_medians_ms": [stats["median_ms"]],
+            stats = LatencyStats.from_samples(samples[:, j], self.profile.batch_size)
+            results[(job.kind, job.id)] = {"ms": stats.value(self.options.statistic), **stats.to_dict(),
+                                           "round_medians_ms": [stats.median_ms],
                                            "seconds": float(export_s / len(jobs) + time_s * share[j])}
         return results
 

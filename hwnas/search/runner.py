@@ -28,7 +28,7 @@ import io
 import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Literal, Protocol, Sequence
 
@@ -386,26 +386,6 @@ class Evaluated:
                 "flops": int(self.macs[i]), "params": int(self.params[i])}
 
 
-@dataclass
-class SearchOutcome:
-    settings: SearchSettings
-    space: SearchSpace
-    supernet: Path | None
-    sources: list[LatencySource]
-    budgets: dict[str, list[float]]
-    resolutions: tuple[int, ...]
-    result: SearchResult
-    evaluated: Evaluated
-    front: list[dict[str, Any]]
-    picks: list[dict[str, Any]]
-    wall_time_s: float
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def layout(self) -> GeneLayout:
-        return self.result.problem.layout
-
-
 def score_all(scorers: Scorers, genes: np.ndarray) -> dict[str, Any]:
     """Accuracy, per-device latency, MACs and params of ``genes`` (search layout)."""
     return {"accuracy": np.asarray(scorers.accuracy.fn(genes), dtype=np.float64),
@@ -448,6 +428,22 @@ class PreparedSearch:
     config: NSGA2Config
 
 
+@dataclass
+class SearchOutcome(PreparedSearch):
+    """A prepared search and what running it gave."""
+
+    result: SearchResult
+    evaluated: Evaluated
+    front: list[dict[str, Any]]
+    picks: list[dict[str, Any]]
+    wall_time_s: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def layout(self) -> GeneLayout:
+        return self.result.problem.layout
+
+
 def prepare_search(settings: SearchSettings, log: Callable[[str], None] = lambda msg: None) -> PreparedSearch:
     """Resolve space, tables and predictor; build the problem; reject infeasible budgets."""
     space, supernet = resolve_space(settings.supernet, settings.space)
@@ -485,9 +481,9 @@ def execute_search(prep: PreparedSearch, progress: bool = False,
     ev = Evaluated(genes=result.genes, feasible=result.violation <= 0, on_front=on_front, **scores)
     front = [ev.record(int(i), problem.layout) for i in result.front]
     picks = compute_picks(ev, prep.budgets, problem.layout)
-    return SearchOutcome(settings=prep.settings, space=prep.space, supernet=prep.supernet, sources=prep.sources,
-                         budgets=prep.budgets, resolutions=prep.resolutions, result=result, evaluated=ev,
-                         front=front, picks=picks, wall_time_s=time.perf_counter() - start)
+    prepared = {f.name: getattr(prep, f.name) for f in fields(PreparedSearch)}
+    return SearchOutcome(**prepared, result=result, evaluated=ev, front=front, picks=picks,
+                         wall_time_s=time.perf_counter() - start)
 
 
 def run_search(settings: SearchSettings, progress: bool = False,
