@@ -491,16 +491,67 @@ def format_table(summary: list[dict[str, Any]], budgets: list[float]) -> str:
 
 
 # --------------------------------------------------------------------------------- throughput
-def throughput(bench: Bench, evaluations: tuple[int, ...] = (10_000, 100_000)) -> list[dict[str, Any]]:
-    """hwnas end to end (feasibility check + every predictor/table call) at its default population."""
+THROUGHPUT_REPEATS = 5
+
+
+def warm_up(bench: Bench) -> float:
+    """Seconds of the first search in this process: numba loads its compiled kernels (or compiles
+    them, on a machine's first run). Every later run, and every number below, is after this."""
+    problem = runner.build_problem(bench.scorers, ["accuracy", "latency"], {bench.device: [max(bench.budgets)]})
+    started = time.perf_counter()
+    NSGA2(problem, NSGA2Config(pop_size=POPULATION, n_evaluations=4 * POPULATION, seed=0)).run()
+    bench.accuracy(bench.layout.random(4096, 0))  # the threaded predictor kernel
+    return time.perf_counter() - started
+
+
+def throughput(bench: Bench, evaluations: tuple[int, ...] = (10_000, 100_000),
+               populations: tuple[int, ...] = (POPULATION, 256, 1024)) -> list[dict[str, Any]]:
+    """hwnas end to end (feasibility check + every predictor/table call), median of repeats."""
     problem = runner.build_problem(bench.scorers, ["accuracy", "latency"], {bench.device: [max(bench.budgets)]})
     out = []
     for n in evaluations:
-        for pop in (256, 1024):
-            res = NSGA2(problem, NSGA2Config(pop_size=pop, n_evaluations=n, seed=0)).run()
-            out.append({"evaluations": res.n_evaluations, "population": pop, "wall_s": res.wall_time_s,
-                        "evals_per_s": res.evaluations_per_s, "generations": res.generations})
+        for pop in populations:
+            walls, gens = [], 0
+            for rep in range(THROUGHPUT_REPEATS):
+                res = NSGA2(problem, NSGA2Config(pop_size=pop, n_evaluations=n, seed=rep)).run()
+                walls.append(res.wall_time_s)
+                gens = res.generations
+            wall = float(np.median(walls))
+            out.append({"evaluations": n, "population": pop, "repeats": THROUGHPUT_REPEATS, "wall_s": wall,
+                        "evals_per_s": n / wall, "best_evals_per_s": n / min(walls),
+                        "worst_evals_per_s": n / max(walls), "generations": gens})
     return out
+
+
+def predictor_speed(bench: Bench, batches: tuple[int, ...] = (64, 1024, 16384)) -> list[dict[str, Any]]:
+    """Rows/s of the accuracy predictor per batch size: the compiled kernel beside XGBoost's own
+    predictor (one thread, all threads) on the same model and features, median of repeats."""
+    if bench.kind != "real":
+        return []
+    from hwnas.accuracy.predictor import AccuracyPredictor
+
+    est = AccuracyPredictor.load(REAL_PREDICTOR, get_space(SPACE))
+    enc, booster, compiled = est.encoder_, est.booster_, est.compiled_
+    rows = []
+    for n in batches:
+        X = enc.transform(bench.layout.canonicalize(bench.layout.random(n, 1)))
+        reps = max(3, 20_000 // n)
+        methods: list[tuple[str, int | None]] = [("compiled (hwnas)", None)]
+        methods += [(f"xgboost inplace_predict, {t} thread(s)", t) for t in sorted({1, os.cpu_count() or 1})]
+        for name, threads in methods:
+            if threads is None:
+                fn: Callable[[], Any] = lambda: compiled.ensemble.predict(X)
+            else:
+                booster.set_param({"nthread": threads})  # once, outside the timed loop
+                fn = lambda: booster.inplace_predict(X, validate_features=False)
+            times = []
+            for _ in range(7):
+                started = time.perf_counter()
+                for _ in range(reps):
+                    fn()
+                times.append((time.perf_counter() - started) / reps)
+            rows.append({"batch": n, "method": name, "rows_per_s": n / float(np.median(times))})
+    return rows
 
 
 # --------------------------------------------------------------------------------- main
@@ -516,6 +567,8 @@ def main(argv: list[str] | None = None) -> int:
     seeds = list(range(2 if args.quick else args.seeds))
     started = time.time()
     bench = make_bench()
+    first_search_s = warm_up(bench)
+    print(f"first search in this process (numba kernels loaded or compiled): {first_search_s:.2f} s")
     label = "REAL predictor + table" if bench.kind == "real" else "SYNTHETIC stand-in (no real predictor/table found)"
     print(f"problem: {label}; latency budgets {bench.budgets} ms; population {POPULATION}; seeds {seeds}")
 
@@ -542,7 +595,11 @@ def main(argv: list[str] | None = None) -> int:
     tp = throughput(bench, (10_000,) if args.quick else (10_000, 100_000))
     for t in tp:
         print(f"hwnas throughput: {t['evaluations']:,} evaluations, population {t['population']}: "
-              f"{t['wall_s']:.3f} s, {t['evals_per_s']:,.0f} candidates/s")
+              f"{t['wall_s']:.3f} s, {t['evals_per_s']:,.0f} candidates/s (median of {t['repeats']}; "
+              f"{t['worst_evals_per_s']:,.0f}-{t['best_evals_per_s']:,.0f})")
+    speed = predictor_speed(bench, (64, 1024) if args.quick else (64, 1024, 16384))
+    for row in speed:
+        print(f"accuracy predictor, batch {row['batch']:>6,}: {row['method']:<38} {row['rows_per_s']:>12,.0f} rows/s")
     skipped = dict(SKIPPED)
     not_run = [n for n in budgets_n if n > args.optuna_max]
     if not_run and optuna_rate:
@@ -558,7 +615,8 @@ def main(argv: list[str] | None = None) -> int:
                            "hypervolume": {"objectives": ["-accuracy", "latency_ms"], "lower": lower.tolist(),
                                            "upper": upper.tolist(), "reference": reference_point(2).tolist(),
                                            "feasible": f"latency <= {max(bench.budgets)} ms"}},
-              "summary": summary, "runs": rows, "throughput": tp, "skipped": skipped,
+              "summary": summary, "runs": rows, "throughput": tp, "predictor_speed": speed,
+              "first_search_s": round(first_search_s, 3), "skipped": skipped,
               "host": {"cpu_count": os.cpu_count(), "python": platform.python_version(),
                        "machine": platform.machine()},
               "quick": args.quick, "total_wall_s": round(time.time() - started, 1)}

@@ -55,6 +55,9 @@ class GeneLayout:
         # slot -> (stage, position) for the depth mask
         self.slot_stage = np.repeat(np.arange(self.num_stages), s.max_depth)
         self.slot_position = np.tile(np.arange(s.max_depth), self.num_stages)
+        # depth index -> which of a stage's slots are active: one gather gives the whole mask
+        self.active_by_depth = np.arange(s.max_depth)[None, :] < self.depth_values[:, None]
+        self._upper_u8 = self.cardinalities.astype(np.uint8)
 
     # ----------------------------------------------------------------------------- conversions
     def encode(self, archs: Sequence[Architecture] | Architecture) -> np.ndarray:
@@ -77,25 +80,38 @@ class GeneLayout:
         return genes
 
     def check(self, genes: np.ndarray) -> np.ndarray:
-        genes = np.atleast_2d(np.asarray(genes))
+        """``genes`` as a 2-D array, after checking its width and that every index is in range."""
+        genes = np.asarray(genes)
+        if genes.ndim != 2:
+            genes = np.atleast_2d(genes)
         if genes.shape[1] != self.num_genes:
             raise ArchitectureError(
                 f"gene matrix has {genes.shape[1]} columns; space {self.space.name!r} needs {self.num_genes}")
-        if (genes < 0).any() or (genes >= self.cardinalities).any():
+        if genes.dtype == np.int8:  # the engine's dtype: negatives wrap to >= 128, so one comparison
+            bad = (genes.view(np.uint8) >= self._upper_u8).any()
+        else:
+            bad = (genes < 0).any() or (genes >= self.cardinalities).any()
+        if bad:
             raise ArchitectureError("gene matrix holds a choice index outside the space")
         return genes
 
-    def values(self, genes: np.ndarray) -> ArchArrays:
-        """Genes -> value arrays (kernel sizes, expand ratios, depths, resolutions, active mask)."""
-        genes = self.check(genes).astype(np.int64, copy=False)
-        depth = self.depth_values[genes[:, self.depth_genes]]
-        active = self.slot_position[None, :] < depth[:, self.slot_stage]
+    def active(self, genes: np.ndarray) -> np.ndarray:
+        """``(n, slots)`` bool: slot lies within its stage's depth (genes must be checked)."""
+        return self.active_by_depth[genes[:, self.depth_genes]].reshape(len(genes), self.num_slots)
+
+    def values(self, genes: np.ndarray, validate: bool = True) -> ArchArrays:
+        """Genes -> value arrays (kernel sizes, expand ratios, depths, resolutions, active mask).
+
+        ``validate=False`` skips :meth:`check` for genes the caller has just checked.
+        """
+        if validate:
+            genes = self.check(genes)
         return ArchArrays(
             kernel=self.kernel_values[genes[:, self.kernel_genes]],
             expand=self.expand_values[genes[:, self.expand_genes]],
-            depth=depth,
+            depth=self.depth_values[genes[:, self.depth_genes]],
             resolution=self.resolution_values[genes[:, self.resolution_gene]],
-            active=active,
+            active=self.active(genes),
         )
 
     def decode(self, genes: np.ndarray) -> list[Architecture]:
@@ -104,15 +120,11 @@ class GeneLayout:
                 for i in range(len(v.resolution))]
 
     def canonicalize(self, genes: np.ndarray) -> np.ndarray:
-        """Zero the genes of inactive slots, so equal networks have equal genes."""
+        """Zero the genes of inactive slots, so equal networks have equal genes (returns a copy)."""
         genes = self.check(genes).copy()
-        active = self.values(genes).active
-        k = genes[:, self.kernel_genes]
-        k[~active] = 0
-        genes[:, self.kernel_genes] = k
-        e = genes[:, self.expand_genes]
-        e[~active] = 0
-        genes[:, self.expand_genes] = e
+        active = self.active(genes)
+        genes[:, self.kernel_genes] *= active
+        genes[:, self.expand_genes] *= active
         return genes
 
     def random(self, n: int, rng: np.random.Generator | int | None = None) -> np.ndarray:

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+import numba
 import numpy as np
 
 from hwnas.encoding import GeneLayout
@@ -163,7 +164,7 @@ class ComplexityTables:
         lay = self.layout
         g = lay.check(genes).astype(np.intp, copy=False)
         if active is None:
-            active = lay.values(g).active
+            active = lay.active(g)
         macs_t, params_t = self._slot_tables
         S, KE = lay.num_slots, macs_t.shape[2] * macs_t.shape[3]
         slot_choice = (np.arange(S) * KE)[None, :] + g[:, lay.kernel_genes] * macs_t.shape[3] + g[:, lay.expand_genes]
@@ -191,6 +192,8 @@ class FeatureEncoder:
         self.layout = GeneLayout(self.space)
         self.tables = ComplexityTables.build(self.space) if encoding == "full" else None
         self.feature_names = self._names()
+        self._kernel_f32 = self.layout.kernel_values.astype(np.float32)
+        self._expand_f32 = self.layout.expand_values.astype(np.float32)
 
     def _names(self) -> list[str]:
         lay = self.layout
@@ -212,35 +215,80 @@ class FeatureEncoder:
         return len(self.feature_names)
 
     def transform(self, genes: np.ndarray) -> np.ndarray:
-        """Features ``(n, num_features)`` float32; inactive slots' kernel and expand are 0."""
+        """Features ``(n, num_features)`` float32; inactive slots' kernel and expand are 0.
+
+        One compiled pass over the genes (:func:`_encode_rows`): a search calls this once per
+        generation on ~64 rows, where two dozen numpy calls would cost more than the predictor.
+        """
         genes = self.layout.check(genes)
         if self.encoding == "genes":
             return genes.astype(np.float32)
-        v = self.layout.values(genes)
-        n, k = len(genes), self.space.max_depth
+        lay, n = self.layout, len(genes)
         out = np.empty((n, self.num_features), dtype=np.float32)
-        S, K = self.layout.num_slots, self.layout.num_stages
-        kernel = out[:, :S]
-        expand = out[:, S:2 * S]
-        np.multiply(v.kernel, v.active, out=kernel, casting="unsafe")
-        np.multiply(v.expand, v.active, out=expand, casting="unsafe")
-        out[:, 2 * S:2 * S + K] = v.depth
-        out[:, 2 * S + K] = v.resolution
-        col = 2 * S + K + 1
-        if self.encoding in ("stage", "full"):
-            out[:, col:col + K] = (expand * kernel * kernel).reshape(n, K, k).sum(2)
-            out[:, col + K:col + 2 * K] = expand.reshape(n, K, k).sum(2)
-            col += 2 * K
-        if self.tables is not None:
-            macs, params = self.tables.macs_params(genes, v.active)
-            out[:, col] = macs
-            out[:, col + 1] = params
-            out[:, col + 2] = np.log(macs)
+        macs = np.zeros(n, dtype=np.int64)
+        t = self.tables
+        _encode_rows(genes, lay.num_slots, lay.num_stages, self.space.max_depth, self._kernel_f32,
+                     self._expand_f32, lay.depth_values, lay.resolution_values, lay.active_by_depth,
+                     self.encoding != "masked", t is not None, *self._complexity, out, macs)
+        if t is not None:
+            out[:, -1] = np.log(macs)  # float64 log, as the model was trained on
         return out
+
+    @cached_property
+    def _complexity(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """Slot MACs/params tables and the fixed parts, or empty stand-ins without ``full``."""
+        if self.tables is None:
+            empty = np.zeros((0, 0, 0, 0), dtype=np.int64)
+            return empty, np.zeros((0, 0, 0), dtype=np.int64), np.zeros(0, dtype=np.int64), 0
+        macs_t, params_t = self.tables._slot_tables
+        return macs_t, params_t, self.tables.fixed_macs, self.tables.fixed_params
 
     def describe(self) -> dict[str, Any]:
         """What a saved predictor records about its inputs."""
         return {"encoding": self.encoding, "version": FEATURE_VERSION, "feature_names": self.feature_names}
+
+
+@numba.njit(cache=True, nogil=True)
+def _encode_rows(genes, S, K, max_depth, kernel_values, expand_values, depth_values, resolution_values,
+                 active_by_depth, stage_sums, complexity, macs_t, params_t, fixed_macs, fixed_params,
+                 out, macs):  # pragma: no cover - compiled
+    """The ``masked`` / ``stage`` / ``full`` columns of :meth:`FeatureEncoder.transform`, row by row.
+
+    Column order: kernel per slot, expand per slot, depth per stage, resolution, then (stage
+    sums) sum(expand * kernel^2) and sum(expand) per stage, then (full) MACs, params; the caller
+    writes log(MACs). Sums of small integers are exact in float32, so this equals the array form.
+    """
+    for row in range(genes.shape[0]):
+        g = genes[row]
+        r = g[2 * S + K]
+        total_macs, total_params = 0, 0
+        for stage in range(K):
+            d = g[2 * S + stage]
+            sum_ek2, sum_e = np.float32(0), np.float32(0)
+            for pos in range(max_depth):
+                slot = stage * max_depth + pos
+                if active_by_depth[d, pos]:
+                    k, e = g[slot], g[S + slot]
+                    kv, ev = kernel_values[k], expand_values[e]
+                    sum_ek2 += ev * kv * kv
+                    sum_e += ev
+                    if complexity:
+                        total_macs += macs_t[r, slot, k, e]
+                        total_params += params_t[slot, k, e]
+                else:
+                    kv, ev = np.float32(0), np.float32(0)
+                out[row, slot] = kv
+                out[row, S + slot] = ev
+            out[row, 2 * S + stage] = depth_values[d]
+            if stage_sums:
+                out[row, 2 * S + K + 1 + stage] = sum_ek2
+                out[row, 2 * S + 2 * K + 1 + stage] = sum_e
+        out[row, 2 * S + K] = resolution_values[r]
+        if complexity:
+            total_macs += fixed_macs[r]
+            macs[row] = total_macs
+            out[row, 2 * S + 3 * K + 1] = total_macs
+            out[row, 2 * S + 3 * K + 2] = total_params + fixed_params
 
 
 def one_hot_features(layout: GeneLayout, genes: np.ndarray) -> np.ndarray:

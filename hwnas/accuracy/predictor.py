@@ -1,5 +1,6 @@
 """Gradient-boosted-tree accuracy predictor: genes -> top-1 accuracy, fast enough to score a whole
-search population (100k+ rows/s) and cheap to fit on a few thousand measured subnets.
+search population (about 0.6M rows/s single-threaded, through the compiled scorer of
+:mod:`hwnas.accuracy.tree_ensemble`) and cheap to fit on a few thousand measured subnets.
 
 Why XGBoost trees rather than once-for-all's MLP: with a few hundred to a few thousand measured
 subnets, boosted trees on the masked, stage-summed features of :mod:`hwnas.accuracy.features`
@@ -10,42 +11,35 @@ stopping inside each CV run, so a trial costs one ``xgboost.cv`` call.
 
 A saved predictor is XGBoost's own JSON model (``accuracy_xgb.json``, loadable by any XGBoost)
 plus a sidecar ``accuracy_xgb.meta.json`` carrying the search space name and fingerprint, the
-feature encoding, hyper-parameters and metrics. Loading refuses a predictor of another space.
+feature encoding, hyper-parameters and metrics (:mod:`hwnas.accuracy.model_file`). Loading refuses
+a predictor of another space.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 
-from hwnas.accuracy.features import FEATURE_VERSION, FeatureEncoder
+from hwnas.accuracy.compiled import CompiledPredictor, as_genes
+from hwnas.accuracy.features import FeatureEncoder
+from hwnas.accuracy.model_file import FORMAT, meta_path, read_predictor_file
+from hwnas.accuracy.tree_ensemble import TreeEnsemble, UnsupportedModel
 from hwnas.arch import Architecture
 from hwnas.atomic_io import atomic_write_bytes, atomic_write_json
 from hwnas.encoding import GeneLayout
-from hwnas.errors import ConfigError, DataError, HwnasError, SpaceError
+from hwnas.errors import DataError, HwnasError
 from hwnas.space import SearchSpace, get_space
 
-FORMAT = "hwnas-accuracy-predictor-v1"
+__all__ = ["AccuracyPredictor", "FORMAT", "meta_path", "ranking_metrics", "as_genes", "check_training_data"]
+
 MAX_ROUNDS = 1500
 EARLY_STOP = 50
-
-
-def meta_path(model_path: str | Path) -> Path:
-    """The sidecar of ``accuracy_xgb.json`` is ``accuracy_xgb.meta.json``."""
-    model_path = Path(model_path)
-    return model_path.with_name(model_path.stem + ".meta.json")
-
-
-def as_genes(layout: GeneLayout, x: np.ndarray | Sequence[Architecture] | Architecture) -> np.ndarray:
-    """Accept a gene matrix or architectures; return a validated gene matrix."""
-    if isinstance(x, Architecture) or (isinstance(x, (list, tuple)) and x and isinstance(x[0], Architecture)):
-        return layout.encode(x)
-    return layout.check(np.asarray(x))
+#: Deepest trees the tuner tries: at most 64 leaves per tree, what the compiled scorer takes.
+MAX_TUNED_DEPTH = 6
 
 
 def ranking_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
@@ -77,13 +71,6 @@ def check_training_data(layout: GeneLayout, genes: Any, y: Any) -> tuple[np.ndar
         raise DataError(f"accuracies must be fractions in [0, 1], got a range {y.min():g}..{y.max():g}; "
                         "divide percentages by 100")
     return genes, y
-
-
-# Batches smaller than this are predicted on one thread: waking XGBoost's thread pool costs up to a
-# few ms per call, so a 64-row NSGA-II generation took 0.65-0.7 ms on one thread and 0.8-2.4 ms on the
-# default pool (shipped 655-tree model, this 2-core machine); from ~1,000 rows on, two threads win
-# (280k vs 165k rows/s), so bigger batches use n_jobs (default: all cores).
-PREDICT_PARALLEL_ROWS = 256
 
 
 class AccuracyPredictor(RegressorMixin, BaseEstimator):
@@ -140,7 +127,7 @@ class AccuracyPredictor(RegressorMixin, BaseEstimator):
 
         def objective(trial: "optuna.Trial") -> float:
             params = {
-                "max_depth": trial.suggest_int("max_depth", 2, 10),
+                "max_depth": trial.suggest_int("max_depth", 2, MAX_TUNED_DEPTH),
                 "learning_rate": trial.suggest_float("learning_rate", 0.02, 0.3, log=True),
                 "min_child_weight": trial.suggest_float("min_child_weight", 0.5, 30.0, log=True),
                 "subsample": trial.suggest_float("subsample", 0.5, 1.0),
@@ -187,15 +174,34 @@ class AccuracyPredictor(RegressorMixin, BaseEstimator):
         return self
 
     def predict(self, genes: np.ndarray | Sequence[Architecture]) -> np.ndarray:
-        """Predicted top-1 accuracy (fraction in [0, 1]) per row; vectorised over the gene matrix."""
+        """Predicted top-1 accuracy (fraction in [0, 1]) per row; vectorised over the gene matrix.
+
+        Scored by the compiled tree ensemble (:mod:`hwnas.accuracy.tree_ensemble`) when the model
+        allows it, which is every model :meth:`fit` makes; XGBoost's own predictor otherwise.
+        """
         if not hasattr(self, "booster_"):
             raise HwnasError("this AccuracyPredictor is not fitted; call fit() or AccuracyPredictor.load()")
+        compiled = self.compiled_
+        if compiled is not None:
+            return compiled.predict(genes)
         X = self.encoder_.transform(as_genes(self.encoder_.layout, genes))
-        threads = 1 if len(X) < PREDICT_PARALLEL_ROWS else (self.n_jobs or 0)
-        if getattr(self, "_predict_threads", None) != threads:
-            self.booster_.set_param({"nthread": threads})
-            self._predict_threads = threads
         return np.clip(self.booster_.inplace_predict(X, validate_features=False), 0.0, 1.0).astype(np.float64)
+
+    @property
+    def compiled_(self) -> CompiledPredictor | None:
+        """The fitted model as a :class:`CompiledPredictor`, or ``None`` if it cannot be compiled."""
+        booster = self.__dict__.get("booster_")
+        if booster is None:
+            return None
+        cached = self.__dict__.get("_compiled")
+        if cached is None or cached[0] is not booster:
+            try:
+                ensemble = TreeEnsemble.from_xgboost_json(bytes(booster.save_raw(raw_format="json")))
+                compiled = CompiledPredictor(self.encoder_, ensemble)
+            except UnsupportedModel:
+                compiled = None
+            cached = self.__dict__["_compiled"] = (booster, compiled)
+        return cached[1]
 
     def evaluate(self, genes: np.ndarray | Sequence[Architecture], y: np.ndarray) -> dict[str, float]:
         """:func:`ranking_metrics` of the predictions on ``genes`` against ``y``."""
@@ -236,37 +242,12 @@ class AccuracyPredictor(RegressorMixin, BaseEstimator):
         """Load a saved predictor; refuse one built for another search space (or feature version)."""
         import xgboost as xgb
 
-        path, side = Path(path), meta_path(path)
-        if not path.is_file():
-            raise HwnasError(f"accuracy predictor {path} does not exist; fit one with `hwnas fit-predictor`")
-        if not side.is_file():
-            raise HwnasError(f"{side} (the predictor's description) is missing; it is written next to the model "
-                             "by `hwnas fit-predictor`; refit or copy both files")
-        try:
-            meta = json.loads(side.read_text())
-        except json.JSONDecodeError as exc:
-            raise HwnasError(f"{side} is not valid JSON ({exc}); refit with `hwnas fit-predictor`") from None
-        if meta.get("format") != FORMAT:
-            raise HwnasError(f"{side} is not an hwnas accuracy predictor description (format "
-                             f"{meta.get('format')!r}); refit with `hwnas fit-predictor`")
-        model = path.read_bytes()
-        if hashlib.sha256(model).hexdigest() != meta.get("model_sha256"):
-            raise HwnasError(f"{path} does not match its description {side} (the model file was replaced); "
-                             "refit with `hwnas fit-predictor` or restore the pair")
-        space = get_space(meta["space"]) if space is None else get_space(space)
-        space.check_fingerprint(meta["space_fingerprint"], f"accuracy predictor {path}")
-        features = meta["features"]
-        if features.get("version") != FEATURE_VERSION:
-            raise SpaceError(f"accuracy predictor {path} uses feature version {features.get('version')}, this "
-                             f"hwnas computes version {FEATURE_VERSION}; refit with `hwnas fit-predictor`")
-        cv = meta.get("cv", {})
-        pred = cls(space=space, encoding=features["encoding"], n_trials=cv.get("trials", 0),
+        saved = read_predictor_file(path, space)
+        meta, cv = saved.meta, saved.meta.get("cv", {})
+        pred = cls(space=saved.space, encoding=saved.encoder.encoding, n_trials=cv.get("trials", 0),
                    cv_folds=cv.get("folds", 5), seed=cv.get("seed", 0))
-        if pred.encoder_.feature_names != features["feature_names"]:
-            raise ConfigError(f"accuracy predictor {path} was fitted on other features than this hwnas "
-                              "computes; refit with `hwnas fit-predictor`")
         booster = xgb.Booster()
-        booster.load_model(bytearray(model))
+        booster.load_model(bytearray(saved.model))
         pred.booster_ = booster
         pred.best_params_ = meta.get("hyperparameters", {})
         pred.cv_rmse_ = float("nan") if cv.get("rmse") is None else float(cv["rmse"])

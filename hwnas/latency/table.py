@@ -22,6 +22,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from hwnas.additive import slot_sum
 from hwnas.arch import Architecture, largest_architecture
 from hwnas.atomic_io import atomic_write_json
 from hwnas.encoding import GeneLayout
@@ -367,20 +368,13 @@ class LatencyTable:
         active = L.slot_position < depth[:, L.slot_stage]
         return idx, active, res_idx
 
-    def predict_genes(self, genes: np.ndarray, calibrated: bool = True, chunk: int = 32768) -> np.ndarray:
-        """Latency (ms per batch) of every row of a gene matrix: a gather plus a masked sum.
-
-        Works in chunks so the temporaries stay in cache (>1M candidates/s on one core).
-        """
+    def predict_genes(self, genes: np.ndarray, calibrated: bool = True) -> np.ndarray:
+        """Latency (ms per batch) of every row of a gene matrix: per-resolution constant plus the
+        entries of the active slots (:func:`hwnas.additive.slot_sum`, >10M rows/s on one core)."""
         genes = self.layout.check(genes)
         self._check_profiled(genes[:, self.layout.resolution_gene])
         table, per_res = self._calibrated if calibrated else self._raw
-        out = np.empty(len(genes), dtype=np.float64)
-        for start in range(0, len(genes), chunk):
-            idx, active, res_idx = self._gather(genes[start:start + chunk])
-            values = table[idx]
-            out[start:start + chunk] = np.einsum("ij,ij->i", values, active.astype(np.float64)) + per_res[res_idx]
-        return out
+        return slot_sum(self.layout, genes, table.reshape(self.slot_ms.shape), per_res)
 
     def predict(self, arch: Architecture, calibrated: bool = True) -> float:
         """Latency of one architecture in ms per batch (corrected LUT sum unless ``calibrated=False``)."""

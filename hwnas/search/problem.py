@@ -77,6 +77,13 @@ def _fmt_up(x: float) -> str:
     return f"{math.ceil(x / scale - 1e-9) * scale:.3g}"
 
 
+def _require_finite(kind: str, name: str, values: np.ndarray) -> np.ndarray:
+    if not np.isfinite(values).all():
+        raise ConfigError(f"{kind} {name!r} returned NaN or inf for "
+                          f"{int((~np.isfinite(values)).sum())} candidates; fix the predictor or table")
+    return values
+
+
 def _unit(value: str, unit: str) -> str:
     return f"{value} {unit}" if unit else value
 
@@ -117,10 +124,16 @@ class SearchProblem:
         if values.shape != (len(genes),):
             raise ConfigError(f"{kind} {name!r} returned shape {values.shape} for {len(genes)} candidates; "
                               f"its function must return one value per gene row")
-        if not np.isfinite(values).all():
-            raise ConfigError(f"{kind} {name!r} returned NaN or inf for "
-                              f"{int((~np.isfinite(values)).sum())} candidates; fix the predictor or table")
         return values
+
+    def _check_finite(self, F: np.ndarray, G: np.ndarray) -> None:
+        """One check for all objective and constraint values; the error names the culprit."""
+        if np.isfinite(F).all() and np.isfinite(G).all():
+            return
+        for j, o in enumerate(self.objectives):
+            _require_finite("objective", o.name, F[:, j])
+        for j, c in enumerate(self.constraints):
+            _require_finite("constraint", c.name, G[:, j])
 
     def constraint_values(self, genes: np.ndarray) -> np.ndarray:
         """Raw constraint values ``(n, num_constraints)`` in natural units."""
@@ -133,17 +146,30 @@ class SearchProblem:
         """Total normalised violation: sum of ``max(0, g - upper) / |upper|`` (0 = feasible)."""
         if G.shape[1] == 0:
             return np.zeros(len(G))
+        upper, scale = self._limits
+        excess = G - upper
+        np.maximum(excess, 0.0, out=excess)
+        excess /= scale
+        return excess.sum(axis=1)
+
+    @property
+    def _limits(self) -> tuple[np.ndarray, np.ndarray]:
         upper = np.array([c.upper for c in self.constraints], dtype=np.float64)
-        scale = np.where(upper != 0, np.abs(upper), 1.0)
-        return (np.maximum(G - upper, 0.0) / scale).sum(axis=1)
+        cached = self.__dict__.get("_limits_cache")
+        if cached is None or not np.array_equal(cached[0], upper):
+            cached = self.__dict__["_limits_cache"] = (upper, np.where(upper != 0, np.abs(upper), 1.0))
+        return cached
 
     def evaluate_full(self, genes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(F, G, violation)``: minimisation objectives, raw constraint values, total violation."""
         genes = self.layout.check(genes)
         F = np.empty((len(genes), self.num_objectives))
         for j, o in enumerate(self.objectives):
-            F[:, j] = o.sign * self._call("objective", o.name, o.fn, genes)
+            F[:, j] = self._call("objective", o.name, o.fn, genes)
+            if o.direction == "max":
+                np.negative(F[:, j], out=F[:, j])
         G = self.constraint_values(genes)
+        self._check_finite(F, G)
         return F, G, self.violation(G)
 
     def evaluate(self, genes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -175,12 +201,13 @@ class SearchProblem:
         smallest = self.smallest_genes()
         random = None
         for c in self.constraints:
-            values = self._call("constraint", c.name, c.fn, smallest)
+            values = _require_finite("constraint", c.name, self._call("constraint", c.name, c.fn, smallest))
             if (values <= c.upper).any():
                 continue
             if random is None:
                 random = self.layout.canonicalize(self.layout.random(n_random, seed))
-            values = np.concatenate([values, self._call("constraint", c.name, c.fn, random)])
+            more = _require_finite("constraint", c.name, self._call("constraint", c.name, c.fn, random))
+            values = np.concatenate([values, more])
             if (values <= c.upper).any():
                 continue
             best = int(np.argmin(values))

@@ -9,19 +9,21 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from safetensors import SafetensorError
-from safetensors.torch import load as st_load
-from safetensors.torch import save as st_save
 
 from hwnas.atomic_io import atomic_write_bytes
 from hwnas.errors import HwnasError
 from hwnas.space import SearchSpace, get_space
 
+if TYPE_CHECKING:  # torch loads on first save/load, not to read metadata (`hwnas search` needs no torch)
+    import torch
 
-def save_supernet(path: str | Path, net: torch.nn.Module, extra: dict[str, Any] | None = None) -> Path:
+
+def save_supernet(path: str | Path, net: "torch.nn.Module", extra: dict[str, Any] | None = None) -> Path:
+    from safetensors.torch import save as st_save
+
     space: SearchSpace = net.space
     tensors = {k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}
     meta = {"format": "hwnas-supernet-v1", "space": json.dumps(space.to_dict()),
@@ -38,7 +40,7 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     from safetensors import safe_open
 
     try:
-        with safe_open(str(path), framework="pt") as fh:
+        with safe_open(str(path), framework="numpy") as fh:
             meta = fh.metadata() or {}
     except (SafetensorError, OSError) as exc:
         raise HwnasError(f"{path} is not a readable hwnas supernet checkpoint (safetensors): {exc}") from None
@@ -68,6 +70,8 @@ def load_supernet(path: str | Path, space: SearchSpace | str | None = None, map_
         except HwnasError:
             space = stored
     net = ElasticMobileNetV3(space)
+    from safetensors.torch import load as st_load
+
     state = st_load(path.read_bytes())
     missing, unexpected = net.load_state_dict(state, strict=False)
     if missing or unexpected:
