@@ -1,1 +1,2 @@
-"""Accuracy of subnets: measured data sets (collect), gene features, and predictors fitted to them."""
+"""Accuracy of subnets: measured data sets (collect), gene features, predictors fitted to them, and
+the compiled form a search scores with (``compiled``, ``tree_ensemble``)."""

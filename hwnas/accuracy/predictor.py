@@ -1,5 +1,5 @@
 """Gradient-boosted-tree accuracy predictor: genes -> top-1 accuracy, fast enough to score a whole
-search population (about 0.6M rows/s single-threaded, through the compiled scorer of
+search population (0.4-0.7M rows/s on one thread of this VM, through the compiled scorer of
 :mod:`hwnas.accuracy.tree_ensemble`) and cheap to fit on a few thousand measured subnets.
 
 Why XGBoost trees rather than once-for-all's MLP: with a few hundred to a few thousand measured
