@@ -88,6 +88,8 @@ def test_unsupported_models_are_refused_with_the_reason():
         _ensemble(deep)
     with pytest.raises(UnsupportedModel, match="not an XGBoost JSON model"):
         TreeEnsemble.from_xgboost_json(b'{"learner": {}}')
+    with pytest.raises(UnsupportedModel, match="not an XGBoost JSON model"):
+        TreeEnsemble.from_xgboost_json(bytes(booster.save_raw(raw_format="ubj")))
     with pytest.raises(HwnasError, match="8 columns"):
         _ensemble(booster).predict(np.zeros((4, 7), np.float32))
 

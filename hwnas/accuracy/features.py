@@ -36,6 +36,7 @@ from typing import Any
 import numba
 import numpy as np
 
+from hwnas.additive import slot_sum
 from hwnas.encoding import GeneLayout
 from hwnas.errors import ConfigError
 from hwnas.space import SearchSpace, get_space
@@ -159,24 +160,22 @@ class ComplexityTables:
                   + mid * out_ch + 2 * out_ch)
         return macs.astype(np.int64), params.astype(np.int64)
 
-    def block_costs(self, genes: np.ndarray, active: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Per-slot MACs and params ``(n, S)`` (0 for inactive slots): one gather from flat tables."""
-        lay = self.layout
-        g = lay.check(genes).astype(np.intp, copy=False)
-        if active is None:
-            active = lay.active(g)
+    @cached_property
+    def _additive(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """MACs and params as :func:`hwnas.additive.slot_sum` tables ``(S, K, E, R)`` plus their
+        per-resolution constants (params do not depend on the resolution: repeated along R)."""
         macs_t, params_t = self._slot_tables
-        S, KE = lay.num_slots, macs_t.shape[2] * macs_t.shape[3]
-        slot_choice = (np.arange(S) * KE)[None, :] + g[:, lay.kernel_genes] * macs_t.shape[3] + g[:, lay.expand_genes]
-        macs = macs_t.reshape(-1)[slot_choice + (g[:, lay.resolution_gene] * (S * KE))[:, None]]
-        params = params_t.reshape(-1)[slot_choice]
-        return macs * active, params * active
+        R = len(self.fixed_macs)
+        params_by_res = np.repeat(params_t[..., None], R, axis=3)
+        return (np.ascontiguousarray(macs_t.transpose(1, 2, 3, 0)), self.fixed_macs,
+                params_by_res, np.full(R, self.fixed_params, dtype=np.int64))
 
-    def macs_params(self, genes: np.ndarray, active: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def macs_params(self, genes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Exact MACs and parameter counts ``(n,)`` of the subnets encoded by ``genes``."""
-        macs, params = self.block_costs(genes, active)
-        r_idx = np.asarray(genes)[:, self.layout.resolution_gene].astype(np.intp)
-        return macs.sum(1) + self.fixed_macs[r_idx], params.sum(1) + self.fixed_params
+        genes = self.layout.check(genes)
+        macs_t, macs_fixed, params_t, params_fixed = self._additive
+        return (slot_sum(self.layout, genes, macs_t, macs_fixed),
+                slot_sum(self.layout, genes, params_t, params_fixed))
 
 
 # --------------------------------------------------------------------------------- encoders
@@ -217,31 +216,24 @@ class FeatureEncoder:
     def transform(self, genes: np.ndarray) -> np.ndarray:
         """Features ``(n, num_features)`` float32; inactive slots' kernel and expand are 0.
 
-        One compiled pass over the genes (:func:`_encode_rows`): a search calls this once per
-        generation on ~64 rows, where two dozen numpy calls would cost more than the predictor.
+        Compiled passes over the genes (:func:`_encode_rows`, and :func:`hwnas.additive.slot_sum`
+        for MACs and params): a search calls this once per generation on ~64 rows, where two dozen
+        numpy calls would cost more than the predictor.
         """
         genes = self.layout.check(genes)
         if self.encoding == "genes":
             return genes.astype(np.float32)
         lay, n = self.layout, len(genes)
         out = np.empty((n, self.num_features), dtype=np.float32)
-        macs = np.zeros(n, dtype=np.int64)
-        t = self.tables
         _encode_rows(genes, lay.num_slots, lay.num_stages, self.space.max_depth, self._kernel_f32,
                      self._expand_f32, lay.depth_values, lay.resolution_values, lay.active_by_depth,
-                     self.encoding != "masked", t is not None, *self._complexity, out, macs)
-        if t is not None:
+                     self.encoding != "masked", out)
+        if self.tables is not None:
+            macs, params = self.tables.macs_params(genes)
+            out[:, -3] = macs
+            out[:, -2] = params
             out[:, -1] = np.log(macs)  # float64 log, as the model was trained on
         return out
-
-    @cached_property
-    def _complexity(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-        """Slot MACs/params tables and the fixed parts, or empty stand-ins without ``full``."""
-        if self.tables is None:
-            empty = np.zeros((0, 0, 0, 0), dtype=np.int64)
-            return empty, np.zeros((0, 0, 0), dtype=np.int64), np.zeros(0, dtype=np.int64), 0
-        macs_t, params_t = self.tables._slot_tables
-        return macs_t, params_t, self.tables.fixed_macs, self.tables.fixed_params
 
     def describe(self) -> dict[str, Any]:
         """What a saved predictor records about its inputs."""
@@ -250,31 +242,24 @@ class FeatureEncoder:
 
 @numba.njit(cache=True, nogil=True)
 def _encode_rows(genes, S, K, max_depth, kernel_values, expand_values, depth_values, resolution_values,
-                 active_by_depth, stage_sums, complexity, macs_t, params_t, fixed_macs, fixed_params,
-                 out, macs):  # pragma: no cover - compiled
-    """The ``masked`` / ``stage`` / ``full`` columns of :meth:`FeatureEncoder.transform`, row by row.
+                 active_by_depth, stage_sums, out):  # pragma: no cover - compiled
+    """The ``masked`` / ``stage`` columns of :meth:`FeatureEncoder.transform`, row by row.
 
     Column order: kernel per slot, expand per slot, depth per stage, resolution, then (stage
-    sums) sum(expand * kernel^2) and sum(expand) per stage, then (full) MACs, params; the caller
-    writes log(MACs). Sums of small integers are exact in float32, so this equals the array form.
+    sums) sum(expand * kernel^2) and sum(expand) per stage. Sums of small integers are exact in
+    float32, so this equals the array form. ``full`` appends MACs, params and log(MACs) after.
     """
     for row in range(genes.shape[0]):
         g = genes[row]
-        r = g[2 * S + K]
-        total_macs, total_params = 0, 0
         for stage in range(K):
             d = g[2 * S + stage]
             sum_ek2, sum_e = np.float32(0), np.float32(0)
             for pos in range(max_depth):
                 slot = stage * max_depth + pos
                 if active_by_depth[d, pos]:
-                    k, e = g[slot], g[S + slot]
-                    kv, ev = kernel_values[k], expand_values[e]
+                    kv, ev = kernel_values[g[slot]], expand_values[g[S + slot]]
                     sum_ek2 += ev * kv * kv
                     sum_e += ev
-                    if complexity:
-                        total_macs += macs_t[r, slot, k, e]
-                        total_params += params_t[slot, k, e]
                 else:
                     kv, ev = np.float32(0), np.float32(0)
                 out[row, slot] = kv
@@ -283,12 +268,7 @@ def _encode_rows(genes, S, K, max_depth, kernel_values, expand_values, depth_val
             if stage_sums:
                 out[row, 2 * S + K + 1 + stage] = sum_ek2
                 out[row, 2 * S + 2 * K + 1 + stage] = sum_e
-        out[row, 2 * S + K] = resolution_values[r]
-        if complexity:
-            total_macs += fixed_macs[r]
-            macs[row] = total_macs
-            out[row, 2 * S + 3 * K + 1] = total_macs
-            out[row, 2 * S + 3 * K + 2] = total_params + fixed_params
+        out[row, 2 * S + K] = resolution_values[g[2 * S + K]]
 
 
 def one_hot_features(layout: GeneLayout, genes: np.ndarray) -> np.ndarray:

@@ -195,13 +195,16 @@ class AccuracyPredictor(RegressorMixin, BaseEstimator):
             return None
         cached = self.__dict__.get("_compiled")
         if cached is None or cached[0] is not booster:
-            try:
-                ensemble = TreeEnsemble.from_xgboost_json(bytes(booster.save_raw(raw_format="json")))
-                compiled = CompiledPredictor(self.encoder_, ensemble)
-            except UnsupportedModel:
-                compiled = None
-            cached = self.__dict__["_compiled"] = (booster, compiled)
+            cached = self._cache_compiled(booster, bytes(booster.save_raw(raw_format="json")))
         return cached[1]
+
+    def _cache_compiled(self, booster: Any, model_json: bytes) -> tuple[Any, CompiledPredictor | None]:
+        try:
+            compiled = CompiledPredictor(self.encoder_, TreeEnsemble.from_xgboost_json(model_json))
+        except UnsupportedModel:
+            compiled = None
+        self.__dict__["_compiled"] = (booster, compiled)
+        return booster, compiled
 
     def evaluate(self, genes: np.ndarray | Sequence[Architecture], y: np.ndarray) -> dict[str, float]:
         """:func:`ranking_metrics` of the predictions on ``genes`` against ``y``."""
@@ -246,9 +249,11 @@ class AccuracyPredictor(RegressorMixin, BaseEstimator):
         meta, cv = saved.meta, saved.meta.get("cv", {})
         pred = cls(space=saved.space, encoding=saved.encoder.encoding, n_trials=cv.get("trials", 0),
                    cv_folds=cv.get("folds", 5), seed=cv.get("seed", 0))
+        pred.__dict__["_encoder"] = saved.encoder  # already built and checked against the sidecar
         booster = xgb.Booster()
         booster.load_model(bytearray(saved.model))
         pred.booster_ = booster
+        pred._cache_compiled(booster, saved.model)  # the file is the JSON model: no re-serialising
         pred.best_params_ = meta.get("hyperparameters", {})
         pred.cv_rmse_ = float("nan") if cv.get("rmse") is None else float(cv["rmse"])
         pred.n_train_ = meta.get("n_train", 0)

@@ -81,7 +81,10 @@ class TreeEnsemble:
     @classmethod
     def from_xgboost_json(cls, model: bytes | str | dict[str, Any]) -> "TreeEnsemble":
         """Parse XGBoost's JSON model (``Booster.save_raw("json")`` or a saved ``.json`` file)."""
-        doc = json.loads(model) if isinstance(model, (bytes, bytearray, str)) else model
+        try:
+            doc = json.loads(model) if isinstance(model, (bytes, bytearray, str)) else model
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise UnsupportedModel("not an XGBoost JSON model (binary UBJSON models are left to XGBoost)") from None
         try:
             learner = doc["learner"]
             booster = learner["gradient_booster"]

@@ -146,19 +146,11 @@ class SearchProblem:
         """Total normalised violation: sum of ``max(0, g - upper) / |upper|`` (0 = feasible)."""
         if G.shape[1] == 0:
             return np.zeros(len(G))
-        upper, scale = self._limits
+        upper = np.array([c.upper for c in self.constraints], dtype=np.float64)
         excess = G - upper
         np.maximum(excess, 0.0, out=excess)
-        excess /= scale
+        excess /= np.where(upper != 0, np.abs(upper), 1.0)
         return excess.sum(axis=1)
-
-    @property
-    def _limits(self) -> tuple[np.ndarray, np.ndarray]:
-        upper = np.array([c.upper for c in self.constraints], dtype=np.float64)
-        cached = self.__dict__.get("_limits_cache")
-        if cached is None or not np.array_equal(cached[0], upper):
-            cached = self.__dict__["_limits_cache"] = (upper, np.where(upper != 0, np.abs(upper), 1.0))
-        return cached
 
     def evaluate_full(self, genes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(F, G, violation)``: minimisation objectives, raw constraint values, total violation."""
