@@ -17,6 +17,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from hwnas.additive import slot_sum
 from hwnas.arch import Architecture
 from hwnas.encoding import GeneLayout
 from hwnas.plan import BlockSpec, conv_out, elastic_block_spec, final_size, first_block_spec, stage_input_sizes, \
@@ -81,25 +82,15 @@ class ComplexityCounter:
         fixed = [fixed_cost(space, r) for r in space.resolutions]
         self.fixed_macs = np.array([m for m, _ in fixed], dtype=np.int64)
         self.fixed_params = int(fixed[0][1])
-        self._slots = np.arange(space.num_block_slots)
-
-    def _parts(self, genes: np.ndarray):
-        g = self.layout.check(genes).astype(np.int64, copy=False)
-        k = g[:, self.layout.kernel_genes]
-        e = g[:, self.layout.expand_genes]
-        r = g[:, self.layout.resolution_gene]
-        active = self.layout.values(g).active
-        return k, e, r, active
+        # params do not depend on the resolution: repeated along R for the slot sum
+        self._params_by_res = np.repeat(self.block_params[..., None], nr, axis=3)
+        self._params_fixed = np.full(nr, self.fixed_params, dtype=np.int64)
 
     def macs(self, genes: np.ndarray) -> np.ndarray:
-        k, e, r, active = self._parts(genes)
-        per_block = self.block_macs[self._slots[None, :], k, e, r[:, None]]
-        return self.fixed_macs[r] + (per_block * active).sum(axis=1)
+        return slot_sum(self.layout, self.layout.check(genes), self.block_macs, self.fixed_macs)
 
     def params(self, genes: np.ndarray) -> np.ndarray:
-        k, e, _, active = self._parts(genes)
-        per_block = self.block_params[self._slots[None, :], k, e]
-        return self.fixed_params + (per_block * active).sum(axis=1)
+        return slot_sum(self.layout, self.layout.check(genes), self._params_by_res, self._params_fixed)
 
 
 @lru_cache(maxsize=8)
