@@ -41,6 +41,9 @@ from hwnas.supernet.checkpoint import save_supernet
 from hwnas.supernet.network import ElasticMobileNetV3
 
 
+PRECISIONS = ("fp32", "bf16")
+
+
 @dataclass
 class TrainConfig:
     """Everything that defines a training run (saved beside the checkpoint)."""
@@ -63,7 +66,11 @@ class TrainConfig:
     checkpoint_every: int = 50
     device: str = "auto"
     threads: int = 0
-    channels_last: bool = False
+    # Layout, precision and compilation: the defaults are the fastest accuracy-safe choice measured by
+    # experiments/train_speed.py (results/train_speed.json); the others stay selectable for other hardware.
+    channels_last: bool = True
+    precision: str = "fp32"  # "fp32" or "bf16" (autocast)
+    compile: bool = False  # torch.compile the supernet
 
     def __post_init__(self) -> None:
         get_space(self.space)
@@ -77,6 +84,8 @@ class TrainConfig:
             raise ConfigError("lr must be positive")
         if self.num_random < 0:
             raise ConfigError("num_random must be >= 0")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision {self.precision!r} is not one of {PRECISIONS}")
 
 
 @dataclass
@@ -133,7 +142,7 @@ class SupernetTrainer:
         self.net = ElasticMobileNetV3(self.space).to(self.device)
         if config.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
-        self.model = self.net
+        self.model = torch.compile(self.net) if config.compile else self.net
         if self.world > 1:
             self.model = torch.nn.parallel.DistributedDataParallel(
                 self.net, find_unused_parameters=True,
@@ -207,22 +216,38 @@ class SupernetTrainer:
         return self.config.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
     def _batch(self, order: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The global batch ``step`` of the epoch, augmented, then this rank's shard of it.
+
+        Every rank augments the whole global batch with the same generator before taking its shard,
+        so a ``torchrun`` job sees exactly the images (crops, flips) a single process would.
+        """
         bs = self.config.batch_size
         idx = order[step * bs:(step + 1) * bs]
-        if self.world > 1:
-            idx = idx[self.rank::self.world]
         x = (self.train_images[idx].float() / 255.0 - self.mean) / self.std
         if self.config.augment:
             x = _augment(x, self.gen)
-        return x, self.train_labels[idx]
+        y = self.train_labels[idx]
+        if self.world > 1:
+            x, y = x[self.rank::self.world], y[self.rank::self.world]
+        return x, y
 
     # ----------------------------------------------------------------------------- step
+    def _forward(self, x: torch.Tensor, resolution: int) -> torch.Tensor:
+        """The active subnet's fp32 logits at ``resolution`` (bf16 autocast inside when configured)."""
+        x = resize_batch(x, resolution)
+        if self.config.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        if self.config.precision == "bf16":
+            with torch.autocast(self.device.type, dtype=torch.bfloat16):
+                return self.model(x).float()
+        return self.model(x)
+
     def train_step(self, x: torch.Tensor, y: torch.Tensor, elastic: bool) -> dict[str, float]:
         cfg, space = self.config, self.space
         self.optimizer.zero_grad(set_to_none=True)
         big = largest_architecture(space)
         self.net.set_active(big)
-        logits = self.model(resize_batch(x, big.resolution))
+        logits = self._forward(x, big.resolution)
         loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
         loss.backward()
         stats = {"loss": loss.item(), "acc": (logits.argmax(1) == y).float().mean().item()}
@@ -233,7 +258,7 @@ class SupernetTrainer:
             sample_architecture(space, self.rng) for _ in range(cfg.num_random)]
         for arch in subnets:
             self.net.set_active(arch)
-            out = self.model(resize_batch(x, arch.resolution))
+            out = self._forward(x, arch.resolution)
             if cfg.distill:
                 sub_loss = torch.sum(-soft * F.log_softmax(out, dim=1), dim=1).mean()
             else:

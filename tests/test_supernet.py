@@ -127,3 +127,35 @@ def test_checkpoint_roundtrip_and_refusals(net, tmp_path):
         load_supernet(tmp_path / "junk.safetensors")
     with pytest.raises(HwnasError, match="does not exist"):
         load_supernet(tmp_path / "missing.safetensors")
+
+
+def test_kernel_trimming_is_exact_in_forward_and_backward():
+    """Trimming depthwise kernels to the taps that reach the input must not change outputs or gradients."""
+    import copy
+
+    from hwnas.supernet.elastic import DynamicDepthwiseConv, trim_kernel_to_input
+
+    assert trim_kernel_to_input(torch.ones(4, 1, 7, 7), 2, 2).shape == (4, 1, 3, 3)
+    assert trim_kernel_to_input(torch.ones(4, 1, 7, 7), 3, 5).shape == (4, 1, 5, 7)
+    torch.manual_seed(0)
+    trimmed = ElasticMobileNetV3("fmnist-mbv3").train()
+    full = copy.deepcopy(trimmed)
+    for module in full.modules():
+        if isinstance(module, DynamicDepthwiseConv):
+            module.trim_kernel = False
+    rng = np.random.default_rng(0)
+    for i, arch in enumerate([largest_architecture(trimmed.space)] +
+                             [sample_architecture(trimmed.space, rng) for _ in range(2)]):
+        x = torch.randn(8, 1, arch.resolution, arch.resolution)
+        outputs = []
+        for net in (trimmed, full):
+            net.zero_grad()
+            net.set_active(arch)
+            torch.manual_seed(i)  # same dropout mask
+            out = net(x)
+            out.square().sum().backward()
+            outputs.append(out)
+        torch.testing.assert_close(outputs[0], outputs[1], rtol=1e-5, atol=1e-6)
+        for (name, a), b in zip(trimmed.named_parameters(), full.parameters()):
+            if b.grad is not None:
+                torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-6, msg=name)

@@ -11,8 +11,9 @@ examples:
   # also a second BN calibration per subnet (accuracy_2) to measure the noise ceiling
   hwnas collect --supernet checkpoints/fmnist-mbv3.safetensors --n 300 --repeat-calibration \\
       --out predictors/fmnist-mbv3-repeat/
-  # 4 GPUs: each rank measures every 4th subnet, rank 0 merges the shards at the end
-  torchrun --nproc_per_node 4 -m hwnas.cli collect --supernet checkpoints/fmnist-mbv3.safetensors --n 3000
+  # 4 GPUs: each rank measures every 4th subnet, rank 0 merges the shards at the end (spell out
+  # --num-subnets here: torchrun's own parser mistakes --n for an abbreviation of its options)
+  torchrun --nproc_per_node 4 -m hwnas.cli collect --supernet checkpoints/fmnist-mbv3.safetensors --num-subnets 3000
 """
 
 
@@ -25,7 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                            "Interrupt at any time: rerunning the same command skips subnets already measured.\n"
                            + EXAMPLES), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--supernet", required=True, help="supernet checkpoint (.safetensors from `hwnas train`)")
-    p.add_argument("--n", type=int, required=True, help="number of subnets in the data set")
+    p.add_argument("--n", "--num-subnets", dest="n", type=int, required=True,
+                   help="number of subnets in the data set (say --num-subnets under torchrun)")
     p.add_argument("--out", help="output folder (default predictors/<space>/)")
     p.add_argument("--val-images", type=int, default=d.val_images,
                    help=f"fixed validation subset per subnet, 0 = all (default {d.val_images})")

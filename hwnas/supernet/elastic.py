@@ -67,6 +67,23 @@ class DynamicPointwiseConv(nn.Module):
         return F.conv2d(x, self.active_weight(out_channels, x.size(1)))
 
 
+def trim_kernel_to_input(weight: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """The centre of a stride-1 "same" kernel that can touch an ``height x width`` input.
+
+    With padding ``k // 2``, a stride-1 output pixel reaches at most ``size - 1`` pixels to either
+    side, so only the central ``2 * size - 1`` taps of a larger kernel ever multiply data; the rest
+    multiply zero padding. The supernet's last stages run 7x7 depthwise kernels on 2x2 maps (the
+    ``fmnist-mbv3`` space at every resolution), where 40 of 49 taps are wasted in the forward and
+    both backward convolutions. Cropping gives the same output (and the cropped-away taps get the
+    zero gradient they would get anyway); what it saves is measured by experiments/train_speed.py.
+    """
+    kh, kw = min(weight.size(2), 2 * height - 1), min(weight.size(3), 2 * width - 1)
+    if (kh, kw) == tuple(weight.shape[2:]):
+        return weight
+    top, left = (weight.size(2) - kh) // 2, (weight.size(3) - kw) // 2
+    return weight[:, :, top:top + kh, left:left + kw]
+
+
 class DynamicDepthwiseConv(nn.Module):
     """Depthwise conv with elastic kernel size via OFA's kernel transformation matrices."""
 
@@ -74,6 +91,7 @@ class DynamicDepthwiseConv(nn.Module):
         super().__init__()
         self.kernel_sizes = tuple(sorted(kernel_sizes))
         self.stride = stride
+        self.trim_kernel = True  # False only to measure what trimming saves (experiments/train_speed.py)
         k = self.kernel_sizes[-1]
         self.weight = nn.Parameter(torch.empty(max_channels, 1, k, k))
         nn.init.kaiming_normal_(self.weight, mode="fan_out")
@@ -93,7 +111,10 @@ class DynamicDepthwiseConv(nn.Module):
 
     def forward(self, x: torch.Tensor, kernel: int) -> torch.Tensor:
         c = x.size(1)
-        return F.conv2d(x, self.active_weight(c, kernel), None, self.stride, kernel // 2, 1, c)
+        weight = self.active_weight(c, kernel)
+        if self.stride == 1 and self.trim_kernel:
+            weight = trim_kernel_to_input(weight, x.shape[-2], x.shape[-1])
+        return F.conv2d(x, weight, None, self.stride, (weight.size(2) // 2, weight.size(3) // 2), 1, c)
 
 
 class DynamicSE(nn.Module):
