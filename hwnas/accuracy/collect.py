@@ -14,8 +14,10 @@ cycle through the space's resolutions in shuffled rounds (equal share per resolu
 ``n``). The sequence is a fixed function of the seed, so ``--n 3000`` after ``--n 1000`` extends
 the same set.
 
-Speed on a CPU: subnets are evaluated in channels-last layout (depthwise convolutions run about
-8x faster than in NCHW on x86 CPUs) under ``torch.inference_mode`` with batches of 1000.
+Speed on a CPU: subnets are evaluated in channels-last layout under ``torch.inference_mode`` with
+batches of 1000, BN folded, on images prepared once and features of the shared stem and first
+block computed once per resolution (:class:`SubnetEvaluator`); experiments/collect_speed.py
+measures subnets/s against the plain whole-network path.
 
 Distributed: under ``torchrun`` rank r measures architectures ``r::world`` into
 ``dataset.rank{r}.jsonl``; rank 0 merges the shards into ``dataset.jsonl`` at the end.
@@ -193,7 +195,15 @@ def check_or_write_meta(out_dir: Path, meta: dict[str, Any], supernet: str) -> N
 # --------------------------------------------------------------------------------- measuring
 
 class SubnetEvaluator:
-    """Extract -> recalibrate BN -> evaluate, with fixed calibration and validation images."""
+    """Extract -> recalibrate BN -> evaluate, with fixed calibration and validation images.
+
+    Work every subnet shares is done once per resolution and cached: the calibration and validation
+    images are normalised, resized and laid out channels-last once, and pushed through the fixed
+    stem and first block once (every subnet shares those layers, and their recalibrated statistics
+    depend on the calibration images alone). Each subnet then recalibrates only its own layers on
+    the cached features, each calibration batch normalised by its own statistics exactly as in a
+    whole-network recalibration, and is evaluated with BN folded into the convolutions.
+    """
 
     def __init__(self, net: Any, dataset: Any, config: CollectConfig, device: Any) -> None:
         from hwnas.data import calibration_subset
@@ -203,24 +213,60 @@ class SubnetEvaluator:
         self.val = calibration_subset(val, config.val_images, seed=config.calib_seed) if config.val_images else val
         self.calib = [calibration_subset(dataset.train, config.calib_images, seed=config.calib_seed + i)
                       for i in range(2 if config.repeat_calibration else 1)]
+        self._features: dict[tuple[int, int], Any] = {}
+
+    def _shared_features(self, resolution: int, calib_index: int) -> tuple[list[Any], list[tuple[Any, Any]]]:
+        """Calibration batches and validation batches after the stem and the first block."""
+        key = (resolution, calib_index)
+        if key not in self._features:  # all kept: collection cycles through the resolutions
+            self._features[key] = self._compute_shared(resolution, self.calib[calib_index])
+        return self._features[key]
+
+    def _compute_shared(self, resolution: int, calib: Any) -> tuple[list[Any], list[tuple[Any, Any]]]:
+        import torch
+        from torch import nn
+
+        from hwnas.arch import smallest_architecture
+        from hwnas.supernet.calibration import iterate, recalibrate_bn_on
+
+        ds, cfg = self.dataset, self.config
+        sub = self.net.extract(smallest_architecture(self.net.space)).to(self.device)
+        prefix = nn.Sequential(sub.first_conv, sub.blocks[0]).to(memory_format=torch.channels_last)
+
+        def prepared(split: Any, batch_size: int) -> list[tuple[Any, Any]]:
+            return [(x.contiguous(memory_format=torch.channels_last), y)
+                    for x, y in iterate(split, resolution, ds.mean, ds.std, batch_size, self.device)]
+
+        calib_batches = [x for x, _ in prepared(calib, min(cfg.batch_size, 500))]
+        with torch.inference_mode():
+            recalibrate_bn_on(prefix, calib_batches)
+            bns = [m for m in prefix.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+            for bn in bns:  # what the rest of a subnet sees during its own recalibration
+                bn.train()
+            calib_out = [prefix(x) for x in calib_batches]
+            prefix.eval()
+            val_out = [(prefix(x), y) for x, y in prepared(self.val, cfg.batch_size)]
+        return calib_out, val_out
 
     def measure(self, arch: Architecture) -> dict[str, Any]:
         import torch
+        from torch import nn
 
         from hwnas.accuracy.features import count_macs_params
-        from hwnas.supernet.calibration import evaluate, recalibrate_bn
+        from hwnas.export.bn_fold import fold_batchnorm
+        from hwnas.supernet.calibration import evaluate_on, recalibrate_bn_on
 
         start = time.perf_counter()
-        ds, res = self.dataset, arch.resolution
+        res = arch.resolution
         sub = self.net.extract(arch).to(self.device).to(memory_format=torch.channels_last)
         macs, params = count_macs_params(sub, (1, self.net.space.in_channels, res, res))
+        rest = nn.Sequential(*sub.blocks[1:], sub.head)
         record: dict[str, Any] = {}
         with torch.inference_mode():
-            for i, calib in enumerate(self.calib):
-                recalibrate_bn(sub, calib, res, ds.mean, ds.std, batch_size=min(self.config.batch_size, 500),
-                               device=self.device)
-                acc, loss = evaluate(sub, self.val, res, ds.mean, ds.std, batch_size=self.config.batch_size,
-                                     device=self.device)
+            for i in range(len(self.calib)):
+                calib_out, val_out = self._shared_features(res, i)
+                recalibrate_bn_on(rest, calib_out)
+                acc, loss = evaluate_on(fold_batchnorm(rest), val_out)
                 suffix = "" if i == 0 else f"_{i + 1}"
                 record[f"accuracy{suffix}"], record[f"loss{suffix}"] = round(acc, 6), round(loss, 6)
         record.update(macs=macs, params=params, seconds=round(time.perf_counter() - start, 3))

@@ -8,6 +8,8 @@ exact cumulative average over the calibration batches.
 
 from __future__ import annotations
 
+from typing import Iterable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -30,11 +32,18 @@ def iterate(split: Split, resolution: int, mean: tuple[float, ...], std: tuple[f
         yield resize_batch(_normalise(x, mean, std), resolution), y
 
 
+def batch_norms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
 @torch.no_grad()
-def recalibrate_bn(model: nn.Module, images: Split, resolution: int, mean: tuple[float, ...],
-                   std: tuple[float, ...], batch_size: int = 500, device: torch.device | str = "cpu") -> nn.Module:
-    """Re-estimate every BatchNorm's running statistics of ``model`` on ``images`` (in place)."""
-    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+def recalibrate_bn_on(model: nn.Module, batches: Iterable[torch.Tensor]) -> nn.Module:
+    """Re-estimate ``model``'s BatchNorm statistics on already prepared input ``batches`` (in place).
+
+    Each BN normalises its calibration batch with that batch's own statistics (train mode), as in
+    training, and accumulates an exact cumulative average of them; the rest runs in eval mode.
+    """
+    bns = batch_norms(model)
     saved = [(bn.momentum, bn.training) for bn in bns]
     was_training = model.training
     model.eval()
@@ -42,7 +51,7 @@ def recalibrate_bn(model: nn.Module, images: Split, resolution: int, mean: tuple
         bn.reset_running_stats()
         bn.momentum = None  # cumulative average over all calibration batches
         bn.train()
-    for x, _ in iterate(images, resolution, mean, std, batch_size, device):
+    for x in batches:
         model(x)
     for bn, (momentum, training) in zip(bns, saved):
         bn.momentum = momentum
@@ -52,16 +61,28 @@ def recalibrate_bn(model: nn.Module, images: Split, resolution: int, mean: tuple
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, split: Split, resolution: int, mean: tuple[float, ...], std: tuple[float, ...],
-             batch_size: int = 1000, device: torch.device | str = "cpu") -> tuple[float, float]:
-    """Top-1 accuracy (fraction) and mean cross-entropy loss of ``model`` on ``split``."""
+def recalibrate_bn(model: nn.Module, images: Split, resolution: int, mean: tuple[float, ...],
+                   std: tuple[float, ...], batch_size: int = 500, device: torch.device | str = "cpu") -> nn.Module:
+    """Re-estimate every BatchNorm's running statistics of ``model`` on ``images`` (in place)."""
+    return recalibrate_bn_on(model, (x for x, _ in iterate(images, resolution, mean, std, batch_size, device)))
+
+
+@torch.no_grad()
+def evaluate_on(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> tuple[float, float]:
+    """Top-1 accuracy (fraction) and mean cross-entropy of ``model`` on prepared ``(x, y)`` batches."""
     was_training = model.training
     model.eval()
     correct, loss_sum, n = 0, 0.0, 0
-    for x, y in iterate(split, resolution, mean, std, batch_size, device):
+    for x, y in batches:
         logits = model(x).float()
         loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
         correct += (logits.argmax(1) == y).sum().item()
         n += len(y)
     model.train(was_training)
     return correct / max(n, 1), loss_sum / max(n, 1)
+
+
+def evaluate(model: nn.Module, split: Split, resolution: int, mean: tuple[float, ...], std: tuple[float, ...],
+             batch_size: int = 1000, device: torch.device | str = "cpu") -> tuple[float, float]:
+    """Top-1 accuracy (fraction) and mean cross-entropy loss of ``model`` on ``split``."""
+    return evaluate_on(model, iterate(split, resolution, mean, std, batch_size, device))
