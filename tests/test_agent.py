@@ -190,6 +190,8 @@ def test_client_retries_5xx_but_not_4xx():
             status = 503 if calls["n"] == 1 else (200 if self.path == "/v1/health" else 403)
             data = json.dumps({"status": "ok"} if status == 200 else {"error": f"e{status}"}).encode()
             self.send_response(status)
+            if status == 503:
+                self.send_header("Retry-After", "1")  # a full device queue
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
@@ -201,7 +203,9 @@ def test_client_retries_5xx_but_not_4xx():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         client = AgentClient(f"http://127.0.0.1:{server.server_address[1]}", retries=2, backoff_s=0.01)
+        started = time.monotonic()
         assert client.health() == {"status": "ok"} and calls["n"] == 2
+        assert time.monotonic() - started >= 1.0  # waited as Retry-After asked, not the 0.01 s back-off
         with pytest.raises(MeasurementError, match="HTTP 403.*e403"):
             client.info()
         assert calls["n"] == 3  # 4xx is not retried
