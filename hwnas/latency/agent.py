@@ -260,14 +260,12 @@ class AgentHandler(BaseHTTPRequestHandler):
             try:
                 chunk = self.rfile.read1(min(_CHUNK, size - got))
             except (TimeoutError, socket.timeout):
-                chunk = None
+                raise self._broken_body(408, f"the body stalled after {got} of the {size} bytes expected here for "
+                                             f"{self.server.config.read_timeout_s:g} s (--read-timeout-s); send as "
+                                             "many bytes as Content-Length says") from None
             if not chunk:
-                self._body_left, self.close_connection = 0, True
-                timeout = self.server.config.read_timeout_s
-                raise RequestError(408 if chunk is None else 400,
-                                   f"the body stalled after {got} of the {size} bytes expected here for {timeout:g} s "
-                                   "(--read-timeout-s); send as many bytes as Content-Length says" if chunk is None
-                                   else f"the body ended {size - got} bytes short of its Content-Length; resend it")
+                raise self._broken_body(400, f"the body ended {size - got} bytes short of its Content-Length; "
+                                             "resend it")
             got += len(chunk)
             self._body_left -= len(chunk)
             if sink is None:
@@ -275,6 +273,11 @@ class AgentHandler(BaseHTTPRequestHandler):
             else:
                 sink.write(chunk)
         return b"".join(parts)
+
+    def _broken_body(self, status: int, reason: str) -> RequestError:
+        """The upload cannot be finished: nothing left to drain, and the connection is not reusable."""
+        self._body_left, self.close_connection = 0, True
+        return RequestError(status, reason)
 
     def _save(self, path: Path, size: int) -> None:
         with open(path, "wb") as fh:
