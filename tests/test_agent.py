@@ -4,81 +4,21 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
-import numpy as np
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+
+from agent_process import QUICK, REPO, TOKEN, batch_body, conv_relu_model, free_port, raw, start_agent, stop
 
 from hwnas.errors import MeasurementError
 from hwnas.latency.agent import is_loopback
 from hwnas.latency.agent_client import AgentClient
 from hwnas.latency.device import DeviceProfile
 from hwnas.latency.measure import RemoteMeasurer
-
-TOKEN = "test-token-123"
-REPO = Path(__file__).resolve().parents[1]
-CLI = "import sys; from hwnas.cli import main; sys.exit(main())"  # `python -m hwnas.cli` lacks a __main__.py
-QUICK = {"warmup": 2, "repeats": 5, "threads": 1}
-
-
-def conv_relu_model(custom_op: bool = False) -> bytes:
-    """Conv+Relu on 1x3x16x16 (opset 17); with ``custom_op`` the Relu is an op no runtime knows."""
-    weight = numpy_helper.from_array(np.random.default_rng(0).standard_normal((8, 3, 3, 3)).astype(np.float32), "w")
-    act = helper.make_node("Frobnicate", ["c"], ["y"], domain="com.example") if custom_op else \
-        helper.make_node("Relu", ["c"], ["y"])
-    graph = helper.make_graph(
-        [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]), act], "conv_relu",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 16, 16])], initializer=[weight])
-    opsets = [helper.make_opsetid("", 17)] + ([helper.make_opsetid("com.example", 1)] if custom_op else [])
-    model = helper.make_model(graph, opset_imports=opsets)
-    model.ir_version = 8
-    return model.SerializeToString()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_agent(port: int, log: Path, *extra: str, token: str | None = TOKEN) -> subprocess.Popen:
-    args = [sys.executable, "-c", CLI, "agent", "serve", "--port", str(port), *extra]
-    if token:
-        args += ["--token", token]
-    env = {k: v for k, v in os.environ.items() if k != "HWNAS_AGENT_TOKEN"}
-    with open(log, "ab") as fh:
-        proc = subprocess.Popen(args, stdout=fh, stderr=subprocess.STDOUT, cwd=REPO, env=env)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"agent exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            AgentClient(f"http://127.0.0.1:{port}", retries=0, timeout_s=2).health()
-            return proc
-        except MeasurementError:
-            time.sleep(0.1)
-    stop(proc)
-    raise AssertionError(f"agent did not become healthy:\n{log.read_text()}")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture(scope="module")
@@ -92,19 +32,6 @@ def agent(tmp_path_factory):
     assert proc.returncode == 0, log.read_text()  # SIGTERM stops it cleanly
 
 
-def raw(url: str, method: str, path: str, body: bytes | None = None, token: str | None = TOKEN,
-        content_type: str = "application/octet-stream") -> tuple[int, dict]:
-    headers = {"Content-Type": content_type} if body is not None else {}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(url + path, data=body, headers=headers, method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
-
-
 def test_remote_measurer_measures_through_agent(agent, monkeypatch):
     monkeypatch.setenv("HWNAS_TEST_AGENT_TOKEN", TOKEN)
     profile = DeviceProfile(name="test-edge", backend="remote", url=agent, token_env="HWNAS_TEST_AGENT_TOKEN",
@@ -112,12 +39,6 @@ def test_remote_measurer_measures_through_agent(agent, monkeypatch):
     stats = RemoteMeasurer(profile).measure_onnx(conv_relu_model())
     assert stats.repeats == 5 and stats.batch_size == 1
     assert 0 < stats.min_ms <= stats.median_ms <= stats.p90_ms
-
-
-def batch_body(models: list[bytes], header: dict | None = None) -> bytes:
-    header = header or {"models": [{"bytes": len(m), "shape": None} for m in models]}
-    text = json.dumps(header).encode()
-    return len(text).to_bytes(4, "big") + text + b"".join(models)
 
 
 def test_interleaved_endpoint_times_several_models(agent):
@@ -269,6 +190,8 @@ def test_client_retries_5xx_but_not_4xx():
             status = 503 if calls["n"] == 1 else (200 if self.path == "/v1/health" else 403)
             data = json.dumps({"status": "ok"} if status == 200 else {"error": f"e{status}"}).encode()
             self.send_response(status)
+            if status == 503:
+                self.send_header("Retry-After", "1")  # a full device queue
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
@@ -280,7 +203,9 @@ def test_client_retries_5xx_but_not_4xx():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         client = AgentClient(f"http://127.0.0.1:{server.server_address[1]}", retries=2, backoff_s=0.01)
+        started = time.monotonic()
         assert client.health() == {"status": "ok"} and calls["n"] == 2
+        assert time.monotonic() - started >= 1.0  # waited as Retry-After asked, not the 0.01 s back-off
         with pytest.raises(MeasurementError, match="HTTP 403.*e403"):
             client.info()
         assert calls["n"] == 3  # 4xx is not retried

@@ -17,7 +17,10 @@ DESCRIPTION = """\
 Run the edge latency agent on the target board, or query a running one.
 
 The agent times ONNX models sent by `hwnas profile --device edge-agent` with ONNX Runtime on
-the board it runs on. It needs only numpy, onnxruntime and PyYAML (pip install 'hwnas[agent]').
+the board it runs on. It needs only numpy, onnxruntime and PyYAML; see the README section
+"Measure on an edge board" for the install. Each measurement runs in a worker process under a
+wall-time limit, a memory limit and at most one thread per core; a model that overruns is stopped
+(HTTP 422) and the next request is served at once.
 
 Examples:
   # on the board (token printed at start unless given; prefer the env var over --token):
@@ -43,7 +46,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="bearer token clients must send (default: $HWNAS_AGENT_TOKEN, else a random one "
                             "printed once); note a command-line token is visible in `ps`")
     serve.add_argument("--max-upload-mb", type=float, default=64.0,
-                       help="largest model accepted, in MB (default 64); bigger uploads get HTTP 413")
+                       help="largest upload accepted, in MB (default 64); bigger ones get HTTP 413 unread")
+    serve.add_argument("--max-memory-mb", type=float, default=None,
+                       help="address-space limit of the measurement process, in MB (default: half this "
+                            "board's memory); inputs may hold a quarter of it in float32")
+    serve.add_argument("--max-request-seconds", type=float, default=120.0,
+                       help="wall time one measurement may take before it is stopped with HTTP 422 (default 120)")
+    serve.add_argument("--max-queue", type=int, default=8,
+                       help="requests admitted for the device at once, running or waiting; more get HTTP 503 "
+                            "with Retry-After (default 8)")
+    serve.add_argument("--read-timeout-s", type=float, default=60.0,
+                       help="a client whose upload stalls this long gets HTTP 408 (default 60)")
     serve.set_defaults(func=run)
 
     info = verbs.add_parser("info", help="print a running agent's device facts", description=DESCRIPTION,
@@ -63,18 +76,23 @@ def serve(args: argparse.Namespace) -> int:
 
     if not 1 <= args.port <= 65535:
         raise ConfigError(f"--port {args.port} is not a TCP port; use 1..65535 (default 8765)")
-    if args.max_upload_mb <= 0:
-        raise ConfigError(f"--max-upload-mb {args.max_upload_mb:g} must be positive (default 64)")
     token = args.token or os.environ.get(TOKEN_ENV, "").strip()
     generated = not token
     token = token or generate_token()
-    server = make_server(AgentConfig(host=args.host, port=args.port, token=token,
-                                     max_upload_mb=args.max_upload_mb))
+    limits = {"max_upload_mb": args.max_upload_mb, "max_request_s": args.max_request_seconds,
+              "max_queue": args.max_queue, "read_timeout_s": args.read_timeout_s}
+    if args.max_memory_mb is not None:
+        limits["max_memory_mb"] = args.max_memory_mb
+    config = AgentConfig(host=args.host, port=args.port, token=token, **limits)  # validates every limit
+    server = make_server(config)
     host, port = server.server_address[:2]
     if not is_loopback(args.host):
         print(f"WARNING: listening on {args.host}, reachable from the network. Anyone with the token can run "
               "models here; prefer the default 127.0.0.1 with an SSH tunnel.", file=sys.stderr)
-    print(f"hwnas agent listening on http://{host}:{port} (max upload {args.max_upload_mb:g} MB)", flush=True)
+    shown = f"[{host}]" if ":" in host else host
+    print(f"hwnas agent listening on http://{shown}:{port} (max upload {config.max_upload_mb:g} MB, "
+          f"{config.max_request_s:g} s and {config.max_memory_mb:g} MB per measurement, queue "
+          f"{config.max_queue})", flush=True)
     if generated:
         print(f"token (shown once; export {TOKEN_ENV}=<token> on the host): {token}", flush=True)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)

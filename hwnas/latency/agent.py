@@ -6,76 +6,105 @@ Runs with only numpy + onnxruntime + PyYAML (no torch, no web framework: stdlib
 
 Security model: it binds 127.0.0.1 unless told otherwise (reach it over an SSH tunnel, or pass
 ``--host`` on a trusted network); every endpoint but ``/v1/health`` and ``/openapi.json`` needs
-``Authorization: Bearer <token>``, compared in constant time; uploads are size-capped before they
-are read; models are only ever parsed by ONNX Runtime (no pickle) from a temporary directory that
-is removed afterwards. Bad input gets a 4xx with a JSON reason, never a crash. Measurements run one
-at a time (a lock) so concurrent requests cannot disturb each other's timings.
+``Authorization: Bearer <token>``, compared in constant time; models are only ever parsed by ONNX
+Runtime (no pickle) from a temporary directory that is removed afterwards.
+
+Bounded per request, because a model is code: uploads are size-capped before they are read and
+streamed to disk rather than buffered; at most ``max_queue`` requests wait for the device (more get
+503 with Retry-After before their body is read); each measurement runs in a worker process
+(:mod:`hwnas.latency.agent_worker`) with a wall-time limit, an address-space limit and at most one
+ONNX Runtime thread per core, and is killed when it overruns or its client hangs up. Every client
+mistake gets a 4xx JSON body with the reason (:mod:`hwnas.latency.agent_request`), never a 500.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hmac
 import ipaddress
 import json
+import math
 import secrets
+import select
+import socket
 import sys
 import tempfile
 import threading
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
-from hwnas.errors import ConfigError, HwnasError
-from hwnas.latency.device import MAX_REPEATS, MAX_WARMUP, DeviceProfile
-from hwnas.latency.measure import OnnxRuntimeMeasurer, host_facts
+from hwnas.errors import ConfigError
+from hwnas.latency.agent_openapi import openapi_spec
+from hwnas.latency.agent_request import (
+    CPU_COUNT, MAX_HEADER_BYTES, MAX_RESULT_CELLS, RequestError, parse_batch_header, parse_interleaved_options,
+    parse_measure_options,
+)
+from hwnas.latency.agent_worker import ClientGone, MeasurementWorker
+from hwnas.latency.measure import host_facts, memory_mb
 
 DEFAULT_PORT = 8765
 TOKEN_ENV = "HWNAS_AGENT_TOKEN"
-MAX_DRAIN_BYTES = 64 * 1024 * 1024  # read (and discard) at most this much of a refused oversized upload
+MAX_DRAIN_BYTES = 64 * 1024 * 1024  # read (and discard) at most this much of a refused upload
+LISTEN_BACKLOG = 128  # connections the kernel holds while the accept loop catches up (64+ clients at once)
+MIN_MEMORY_MB = 256  # the worker needs ~200 MB of address space to import numpy and onnxruntime
+_CHUNK = 1 << 16
 
-# query option -> (converter, description). Bounds come from DeviceProfile's validation.
-MEASURE_OPTIONS = {
-    "warmup": (int, f"untimed runs first, 0..{MAX_WARMUP} (default 10)"),
-    "repeats": (int, f"timed runs, 1..{MAX_REPEATS} (default 30)"),
-    "threads": (int, "ONNX Runtime intra-op threads, 0 = all cores (default 0)"),
-    "pin": (lambda s: [int(c) for c in s.split(",") if c.strip()], "comma list of CPU ids to pin to, e.g. 0 or 0,1"),
-    "batch": (int, "batch size used for a symbolic batch dimension, 1..4096 (default 1)"),
-    "provider": (str, "ONNX Runtime execution provider (default CPUExecutionProvider)"),
-    "shape": (lambda s: tuple(int(c) for c in s.split(",")), "full input shape, e.g. 1,3,224,224 (default: the model's)"),
-}
-# extra options of POST /v1/measure-interleaved (the "shape" option there is per model, in the header)
-INTERLEAVED_OPTIONS = {
-    "passes": (int, f"round-robin passes through all models, 1..{MAX_REPEATS} (default 30)"),
-    "burst": (int, "back-to-back runs per model per pass, the fastest kept, 1..10 (default 2)"),
-    "min_seconds": (float, "keep passing until this many seconds went by, 0..60 (default 0)"),
-}
-_INTERLEAVED_BOUNDS = {"passes": (1, MAX_REPEATS), "burst": (1, 10), "min_seconds": (0, 60)}
-MAX_BATCH_MODELS = 4096
-_OPTION_FIELDS = {"warmup": "warmup", "repeats": "repeats", "threads": "threads", "pin": "pin_cores",
-                  "batch": "batch_size", "provider": "provider"}
+
+def default_memory_mb() -> float:
+    """Half of this machine's memory (at least 512 MB): the worker's address-space limit by default."""
+    return float(max(512, (memory_mb() or 1024) // 2))
 
 
 @dataclass(frozen=True)
 class AgentConfig:
+    """Where the agent listens, its token, and the limits every request runs under (CLI flags in brackets)."""
+
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     token: str = ""
-    max_upload_mb: float = 64.0
+    max_upload_mb: float = 64.0  # [--max-upload-mb] largest body
+    max_memory_mb: float = field(default_factory=default_memory_mb)  # [--max-memory-mb] worker address space
+    max_request_s: float = 120.0  # [--max-request-seconds] wall time of one measurement
+    max_queue: int = 8  # [--max-queue] requests admitted for the device at once (running + waiting)
+    read_timeout_s: float = 60.0  # [--read-timeout-s] a stalled upload is dropped after this long
+
+    def __post_init__(self) -> None:
+        _positive("--max-upload-mb", self.max_upload_mb, 1e6)
+        _positive("--max-memory-mb", self.max_memory_mb, 1e9, low=MIN_MEMORY_MB)
+        _positive("--max-request-seconds", self.max_request_s, 86400)
+        _positive("--read-timeout-s", self.read_timeout_s, 3600)
+        if not isinstance(self.max_queue, int) or not 1 <= self.max_queue <= 1024:
+            raise ConfigError(f"--max-queue {self.max_queue!r} must be an integer from 1 to 1024 (default 8)")
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"--port {self.port} is not a TCP port; use 1..65535 (default {DEFAULT_PORT})")
 
     @property
     def max_upload_bytes(self) -> int:
-        return int(self.max_upload_mb * 1024 * 1024)
+        return int(self.max_upload_mb * 2**20)
+
+    @property
+    def max_memory_bytes(self) -> int:
+        return int(self.max_memory_mb * 2**20)
+
+    @property
+    def max_input_elements(self) -> int:
+        """A quarter of the memory limit in float32: the model's inputs, intermediates and weights need the rest."""
+        return self.max_memory_bytes // 16
+
+    def limits(self) -> dict[str, Any]:
+        """What a client may send and use, as reported by ``/v1/info`` and ``/openapi.json``."""
+        out = {k: v for k, v in asdict(self).items() if k not in ("host", "port", "token")}
+        return {**out, "max_input_elements": self.max_input_elements, "max_threads": CPU_COUNT}
 
 
-class RequestError(Exception):
-    """A client mistake answered with ``status`` and a JSON ``{"error": reason}``."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
+def _positive(flag: str, value: float, high: float, low: float = 0.0) -> None:
+    if not isinstance(value, (int, float)) or not math.isfinite(value) or not low < value <= high:
+        raise ConfigError(f"{flag} {value!r} must be a finite number above {low:g} and at most {high:g}")
 
 
 def is_loopback(host: str) -> bool:
@@ -87,185 +116,101 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def parse_interleaved_options(query: str) -> tuple[DeviceProfile, int, int, float]:
-    """Query string of /v1/measure-interleaved -> (profile, passes, burst, min_seconds); bad values -> 400."""
-    params = urllib.parse.parse_qs(query, keep_blank_values=True)
-    extra = {}
-    for key, (convert, help_text) in INTERLEAVED_OPTIONS.items():
-        if key in params:
-            try:
-                extra[key] = convert(params.pop(key)[-1])
-            except ValueError:
-                extra[key] = -1
-            low, high = _INTERLEAVED_BOUNDS[key]
-            if not low <= extra[key] <= high:
-                raise RequestError(400, f"option {key} is invalid; expected {help_text}")
-    if "shape" in params:
-        raise RequestError(400, "option 'shape' is per model here: give it in the body's JSON header")
-    profile, _ = parse_measure_options(urllib.parse.urlencode(params, doseq=True))
-    return profile, int(extra.get("passes", 30)), int(extra.get("burst", 2)), float(extra.get("min_seconds", 0.0))
-
-
-def split_batch(data: bytes, max_models: int = MAX_BATCH_MODELS) -> list[tuple[bytes, tuple[int, ...] | None]]:
-    """Body of /v1/measure-interleaved -> [(model bytes, input shape or None)]; malformed -> 400.
-
-    Layout (no pickle, nothing executable): a 4-byte big-endian length N, N bytes of UTF-8 JSON
-    ``{"models": [{"bytes": size, "shape": [1, 3, 224, 224] or null}, ...]}``, then the models'
-    bytes back to back in that order.
-    """
-    if len(data) < 4:
-        raise RequestError(400, "body too short: expected a 4-byte header length, a JSON header and the models")
-    n = int.from_bytes(data[:4], "big")
-    if n <= 0 or 4 + n > len(data):
-        raise RequestError(400, f"JSON header length {n} does not fit the {len(data)}-byte body")
-    try:
-        header = json.loads(data[4:4 + n].decode("utf-8"))
-        models = header["models"]
-        sizes = [int(m["bytes"]) for m in models]
-        shapes = [None if m.get("shape") is None else tuple(int(d) for d in m["shape"]) for m in models]
-    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
-        raise RequestError(400, 'the JSON header must be {"models": [{"bytes": int, "shape": [int, ...] or null}]}') \
-            from None
-    if not sizes or len(sizes) > max_models:
-        raise RequestError(400, f"send 1..{max_models} models per request, got {len(sizes)}")
-    if any(b <= 0 for b in sizes) or any(sh is not None and (not sh or min(sh) <= 0) for sh in shapes):
-        raise RequestError(400, "every model needs a positive byte count and a positive shape (or null)")
-    if sum(sizes) != len(data) - 4 - n:
-        raise RequestError(400, f"the header announces {sum(sizes)} model bytes but the body holds {len(data) - 4 - n}")
-    out, offset = [], 4 + n
-    for size, shape in zip(sizes, shapes):
-        out.append((data[offset:offset + size], shape))
-        offset += size
-    return out
-
-
-def parse_measure_options(query: str) -> tuple[DeviceProfile, tuple[int, ...] | None]:
-    """Query string -> a validated one-off device profile (+ optional input shape); bad values -> 400."""
-    params = urllib.parse.parse_qs(query, keep_blank_values=True)
-    unknown = sorted(set(params) - set(MEASURE_OPTIONS))
-    if unknown:
-        raise RequestError(400, f"unknown option {unknown[0]!r}; allowed: {', '.join(MEASURE_OPTIONS)}")
-    fields: dict[str, Any] = {"name": "agent-request", "backend": "onnxruntime"}
-    shape = None
-    for key, values in params.items():
-        convert, help_text = MEASURE_OPTIONS[key]
-        try:
-            value = convert(values[-1])
-        except ValueError:
-            raise RequestError(400, f"option {key}={values[-1]!r} is invalid; expected {help_text}") from None
-        if key == "shape":
-            if not value or any(d <= 0 for d in value):
-                raise RequestError(400, f"option shape={values[-1]!r} is invalid; expected {help_text}")
-            shape = value
-        else:
-            fields[_OPTION_FIELDS[key]] = value if value != [] else None
-    try:
-        return DeviceProfile.from_dict(fields, source="measure request"), shape
-    except ConfigError as exc:
-        raise RequestError(400, str(exc).replace("field 'pin_cores'", "option 'pin'")) from None
-
-
-def openapi_spec() -> dict[str, Any]:
-    """Hand-written OpenAPI 3.0 description of the agent's endpoints."""
-    err = {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-    params = [{"name": k, "in": "query", "required": False, "description": d,
-               "schema": {"type": "integer" if conv is int else "string"}}
-              for k, (conv, d) in MEASURE_OPTIONS.items()]
-    number = {"type": "number"}
-    return {
-        "openapi": "3.0.3",
-        "info": {"title": "hwnas edge agent", "version": "1",
-                 "description": "Times ONNX models on this device with ONNX Runtime."},
-        "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {
-                "Error": {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]},
-                "LatencyStats": {"type": "object", "properties": {
-                    **{k: number for k in ("median_ms", "mean_ms", "std_ms", "min_ms", "p10_ms", "p90_ms")},
-                    "repeats": {"type": "integer"}, "batch_size": {"type": "integer"}}},
-            },
-        },
-        "paths": {
-            "/v1/health": {"get": {"summary": "liveness check (no auth)", "security": [],
-                                   "responses": {"200": {"description": "agent is up"}}}},
-            "/v1/info": {"get": {"summary": "device and runtime facts", "security": [{"bearer": []}],
-                                 "responses": {"200": {"description": "facts"}, "401": err}}},
-            "/v1/measure": {"post": {
-                "summary": "time an ONNX model (body: raw model bytes)", "security": [{"bearer": []}],
-                "parameters": params,
-                "requestBody": {"required": True, "content": {"application/octet-stream": {
-                    "schema": {"type": "string", "format": "binary"}}}},
-                "responses": {"200": {"description": "latency statistics", "content": {"application/json": {
-                    "schema": {"$ref": "#/components/schemas/LatencyStats"}}}},
-                    "400": err, "401": err, "411": err, "413": err}}},
-            "/v1/measure-interleaved": {"post": {
-                "summary": "time many ONNX models in round-robin passes, so device drift hits all alike "
-                           "(body: 4-byte big-endian header length, JSON header "
-                           "{models: [{bytes, shape}]}, then the models back to back)",
-                "security": [{"bearer": []}],
-                "parameters": [p for p in params if p["name"] != "shape"] + [
-                    {"name": k, "in": "query", "required": False, "description": d,
-                     "schema": {"type": "integer" if conv is int else "number"}}
-                    for k, (conv, d) in INTERLEAVED_OPTIONS.items()],
-                "requestBody": {"required": True, "content": {"application/octet-stream": {
-                    "schema": {"type": "string", "format": "binary"}}}},
-                "responses": {"200": {"description": "per pass, per model: milliseconds", "content": {
-                    "application/json": {"schema": {"type": "object", "properties": {"rows": {
-                        "type": "array", "items": {"type": "array", "items": number}}}}}}},
-                    "400": err, "401": err, "411": err, "413": err}}},
-            "/openapi.json": {"get": {"summary": "this document", "security": [],
-                                      "responses": {"200": {"description": "OpenAPI 3.0 document"}}}},
-        },
-    }
-
-
 class AgentServer(ThreadingHTTPServer):
-    """Holds the agent's config and the lock that serialises measurements."""
+    """Holds the agent's config, its measurement worker and the bounded queue in front of it."""
 
     daemon_threads = True
+    request_queue_size = LISTEN_BACKLOG
 
     def __init__(self, config: AgentConfig) -> None:
         self.config = config
-        self.measure_lock = threading.Lock()
+        self.address_family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+        self.queue = threading.BoundedSemaphore(config.max_queue)
+        self.worker = MeasurementWorker(config.max_memory_bytes, config.max_request_s, config.max_input_elements)
         super().__init__((config.host, config.port), AgentHandler)
+
+    def server_bind(self) -> None:
+        if self.address_family == socket.AF_INET6:
+            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        super().server_bind()
+
+    def server_close(self) -> None:
+        super().server_close()
+        self.worker.close()
+
+
+_GET = {"/v1/health": "_health", "/v1/info": "_info", "/openapi.json": "_openapi"}
+_POST = {"/v1/measure": "_measure", "/v1/measure-interleaved": "_measure_interleaved"}
 
 
 class AgentHandler(BaseHTTPRequestHandler):
     server: AgentServer
     server_version = "hwnas-agent/1"
-    timeout = 120  # seconds a client may stall mid-upload before its socket is dropped
+
+    def setup(self) -> None:
+        self.timeout = self.server.config.read_timeout_s  # a client stalling this long is dropped
+        self._body_left = 0
+        super().setup()
+
+    def version_string(self) -> str:
+        return self.server_version  # no Python version in the Server header
 
     def do_GET(self) -> None:  # noqa: N802 (http.server naming)
-        self._dispatch({"/v1/health": self._health, "/v1/info": self._info, "/openapi.json": self._openapi})
+        self._dispatch(_GET)
 
     def do_POST(self) -> None:  # noqa: N802
-        self._dispatch({"/v1/measure": self._measure, "/v1/measure-interleaved": self._measure_interleaved})
+        self._dispatch(_POST)
 
-    def _dispatch(self, routes: dict[str, Any]) -> None:
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own errors (bad request line, unknown method, ...) as JSON; an unknown method is 405."""
+        headers = {}
+        if code == HTTPStatus.NOT_IMPLEMENTED:
+            code, headers = 405, {"Allow": "GET, POST"}
+            message = f"method {self.command} is not allowed; use GET or POST (see GET /openapi.json)"
+        self.close_connection = True
+        self._send(code, {"error": message or HTTPStatus(code).phrase}, headers)
+
+    def _dispatch(self, routes: dict[str, str]) -> None:
         path = urllib.parse.urlsplit(self.path).path
-        self._body_consumed = False
         try:
-            handler = routes.get(path)
-            if handler is None:
+            if path not in routes:
+                if path in _GET or path in _POST:
+                    raise RequestError(405, f"{path} does not take {self.command}; see GET /openapi.json",
+                                       {"Allow": "GET" if path in _GET else "POST"})
                 raise RequestError(404, f"no endpoint {self.command} {path}; see GET /openapi.json")
-            self._send(200, handler())
+            self._send(200, getattr(self, routes[path])())
         except RequestError as exc:
-            if not self._body_consumed:
-                self._drain_unread_body()
-            self._send(exc.status, {"error": exc.reason})
+            self._refuse(exc)
+        except ClientGone:
+            self.log_message("client hung up; its measurement was stopped")
+            self.close_connection = True
         except Exception as exc:  # a bug, not bad input: report it, keep serving
             self.log_error("internal error: %r", exc)
             self._send(500, {"error": f"internal agent error: {type(exc).__name__}: {exc}"})
 
-    def _send(self, status: int, body: dict[str, Any]) -> None:
+    def _refuse(self, exc: RequestError) -> None:
+        """Answer a refusal at once, then discard (never buffer) what the client still sends."""
+        unread = self._body_left
+        if unread:
+            self.close_connection = True
+        self._send(exc.status, {"error": exc.reason}, exc.headers)
+        if unread:
+            self._discard(min(unread, MAX_DRAIN_BYTES))
+
+    def _send(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
         data = json.dumps(body).encode("utf-8")
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
         if status == 401:
             self.send_header("WWW-Authenticate", 'Bearer realm="hwnas-agent"')
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
-        self.wfile.write(data)
+        if getattr(self, "command", None) != "HEAD":
+            self.wfile.write(data)
 
     def _authorize(self) -> None:
         header = self.headers.get("Authorization", "")
@@ -279,93 +224,165 @@ class AgentHandler(BaseHTTPRequestHandler):
         return {"status": "ok"}
 
     def _openapi(self) -> dict[str, Any]:
-        return openapi_spec()
+        return openapi_spec(self.server.config.limits())
 
     def _info(self) -> dict[str, Any]:
         self._authorize()
-        return {**host_facts(), "max_upload_mb": self.server.config.max_upload_mb}
+        return {**host_facts(), **self.server.config.limits()}
 
-    def _read_body(self) -> bytes:
-        length_text = self.headers.get("Content-Length")
-        if length_text is None:
+    # ---- the upload ---------------------------------------------------------------------------
+
+    def _announce_body(self, what: str) -> int:
+        """Check the headers of an upload (type, length, limit) before a byte of it is read."""
+        self._body_left = self._content_length()
+        if self.headers.get_content_type() != "application/octet-stream":
+            raise RequestError(400, f"Content-Type must be application/octet-stream ({what})")
+        config = self.server.config
+        if self._body_left > config.max_upload_bytes:
+            raise RequestError(413, f"model is {self._body_left / 2**20:.1f} MB, over this agent's limit of "
+                                    f"{config.max_upload_mb:g} MB (--max-upload-mb)")
+        if self._body_left <= 0:
+            raise RequestError(400, f"empty body; POST {what}")
+        return self._body_left
+
+    def _content_length(self) -> int:
+        text = self.headers.get("Content-Length")
+        if text is None:
             raise RequestError(411, "Content-Length is required; send the model as one octet-stream body")
-        try:
-            length = int(length_text)
-        except ValueError:
-            raise RequestError(400, f"Content-Length {length_text!r} is not a number") from None
-        if length > self.server.config.max_upload_bytes:
-            raise RequestError(413, f"model is {length / 2**20:.1f} MB, over this agent's limit of "
-                                    f"{self.server.config.max_upload_mb:g} MB (--max-upload-mb)")
-        if length <= 0:
-            raise RequestError(400, "empty body; POST the ONNX model bytes")
-        data = self.rfile.read(length)
-        self._body_consumed = True
-        if len(data) != length:
-            raise RequestError(400, f"body ended after {len(data)} of {length} bytes; resend the model")
-        return data
+        if not text.strip().isdigit() or len(text.strip()) > 15:
+            raise RequestError(400, f"Content-Length {text[:40]!r} is not a byte count")
+        return int(text)
 
-    def _drain_unread_body(self) -> None:
-        """Discard a refused upload (bounded) so the client reads our 4xx instead of a reset socket."""
-        try:
-            length = max(0, int(self.headers.get("Content-Length", "0")))
-        except ValueError:
-            length = 0
-        remaining = min(length, MAX_DRAIN_BYTES)
-        while remaining > 0:
-            chunk = self.rfile.read(min(remaining, 1 << 16))
+    def _read_exact(self, size: int, sink: Any = None) -> bytes:
+        """Read ``size`` body bytes (into ``sink`` if given, else returned); a stall -> 408, a short body -> 400."""
+        parts, got = [], 0
+        while got < size:
+            try:
+                chunk = self.rfile.read1(min(_CHUNK, size - got))
+            except (TimeoutError, socket.timeout):
+                raise self._broken_body(408, f"the body stalled after {got} of the {size} bytes expected here for "
+                                             f"{self.server.config.read_timeout_s:g} s (--read-timeout-s); send as "
+                                             "many bytes as Content-Length says") from None
             if not chunk:
-                break
-            remaining -= len(chunk)
-        if length > MAX_DRAIN_BYTES:
-            self.close_connection = True
+                raise self._broken_body(400, f"the body ended {size - got} bytes short of its Content-Length; "
+                                             "resend it")
+            got += len(chunk)
+            self._body_left -= len(chunk)
+            if sink is None:
+                parts.append(chunk)
+            else:
+                sink.write(chunk)
+        return b"".join(parts)
+
+    def _broken_body(self, status: int, reason: str) -> RequestError:
+        """The upload cannot be finished: nothing left to drain, and the connection is not reusable."""
+        self._body_left, self.close_connection = 0, True
+        return RequestError(status, reason)
+
+    def _save(self, path: Path, size: int) -> None:
+        with open(path, "wb") as fh:
+            self._read_exact(size, sink=fh)
+
+    def _discard(self, size: int) -> None:
+        with contextlib.suppress(OSError, RequestError):
+            while size > 0:
+                chunk = self.rfile.read1(min(_CHUNK, size))
+                if not chunk:
+                    break
+                size -= len(chunk)
+
+    @contextlib.contextmanager
+    def _device_slot(self) -> Iterator[Path]:
+        """A place in the device queue (else 503 before the body is read) and a temporary folder for the models."""
+        if not self.server.queue.acquire(blocking=False):
+            retry = max(1, math.ceil(min(self.server.config.max_request_s, 10)))
+            raise RequestError(503, f"{self.server.config.max_queue} requests are already queued for this device "
+                                    f"(--max-queue); retry in {retry} s", {"Retry-After": str(retry)})
+        try:
+            with tempfile.TemporaryDirectory(prefix="hwnas-agent-") as tmp:
+                yield Path(tmp)
+        finally:
+            self.server.queue.release()
+
+    # ---- measuring ----------------------------------------------------------------------------
 
     def _measure(self) -> dict[str, Any]:
         self._authorize()
-        if self.headers.get_content_type() != "application/octet-stream":
-            raise RequestError(400, "Content-Type must be application/octet-stream (raw ONNX model bytes)")
-        profile, shape = parse_measure_options(urllib.parse.urlsplit(self.path).query)
-        data = self._read_body()
-        with self.server.measure_lock, tempfile.TemporaryDirectory(prefix="hwnas-agent-") as tmp:
-            path = Path(tmp) / "model.onnx"
-            path.write_bytes(data)
-            try:
-                stats = OnnxRuntimeMeasurer(profile).measure_onnx(path, shape)
-            except HwnasError as exc:  # invalid model, unsupported op, unavailable provider, bad pinning
-                raise RequestError(400, str(exc)) from None
-        return stats.to_dict()
+        length = self._announce_body("the raw ONNX model bytes")
+        profile, shape = parse_measure_options(self._query(), self.server.config.max_input_elements)
+        with self._device_slot() as tmp:
+            self._save(tmp / "model.onnx", length)
+            job = {"kind": "measure", "profile": profile.to_dict(),
+                   "models": [[str(tmp / "model.onnx"), list(shape) if shape else None]]}
+            return self.server.worker.run(job, self._client_gone)
 
     def _measure_interleaved(self) -> dict[str, Any]:
         self._authorize()
-        if self.headers.get_content_type() != "application/octet-stream":
-            raise RequestError(400, "Content-Type must be application/octet-stream (header + ONNX models)")
-        profile, passes, burst, min_seconds = parse_interleaved_options(urllib.parse.urlsplit(self.path).query)
-        models = split_batch(self._read_body())
-        with self.server.measure_lock, tempfile.TemporaryDirectory(prefix="hwnas-agent-") as tmp:
-            paths = []
-            for i, (data, shape) in enumerate(models):
-                path = Path(tmp) / f"model{i}.onnx"
-                path.write_bytes(data)
-                paths.append((path, shape))
-            del models
-            try:
-                rows = OnnxRuntimeMeasurer(profile).measure_interleaved(paths, passes, burst, min_seconds=min_seconds)
-            except HwnasError as exc:
-                raise RequestError(400, str(exc)) from None
-        return {"rows": rows.tolist()}
+        length = self._announce_body("a 4-byte header length, a JSON header and the models")
+        profile, loop = parse_interleaved_options(self._query(), self.server.config.max_input_elements)
+        with self._device_slot() as tmp:
+            n = int.from_bytes(self._read_exact(min(4, length)), "big")
+            if not 0 < n <= MAX_HEADER_BYTES or 4 + n > length:
+                raise RequestError(400, f"JSON header length {n} does not fit the {length}-byte body "
+                                        f"(at most {MAX_HEADER_BYTES} bytes)" if length >= 4 else
+                                        "body too short: expected a 4-byte header length, a JSON header and the models")
+            parts = parse_batch_header(self._read_exact(n), self.server.config.max_input_elements)
+            if sum(p.size for p in parts) != length - 4 - n:
+                raise RequestError(400, f"the header announces {sum(p.size for p in parts)} model bytes but the "
+                                        f"body holds {length - 4 - n}")
+            if loop.passes * len(parts) > MAX_RESULT_CELLS:
+                raise RequestError(400, f"passes x models = {loop.passes * len(parts):,} is over {MAX_RESULT_CELLS:,}; "
+                                        "send fewer passes or split the models over several requests")
+            models = []
+            for j, part in enumerate(parts):
+                self._save(tmp / f"model{j}.onnx", part.size)
+                models.append([str(tmp / f"model{j}.onnx"), list(part.shape) if part.shape else None])
+            job = {"kind": "interleaved", "profile": profile.to_dict(), "models": models,
+                   "passes": loop.passes, "burst": loop.burst, "min_seconds": loop.min_seconds}
+            return self.server.worker.run(job, self._client_gone)
+
+    def _query(self) -> str:
+        return urllib.parse.urlsplit(self.path).query
+
+    def _client_gone(self) -> bool:
+        """True once the client closed its connection (its answer would go nowhere)."""
+        try:
+            if not select.select([self.connection], [], [], 0)[0]:
+                return False
+            return self.connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib signature)
         sys.stderr.write(f"[hwnas agent] {self.address_string()} {format % args}\n")
 
 
 def make_server(config: AgentConfig) -> AgentServer:
-    """Bind the server (raises ConfigError with a fix when the port is taken)."""
+    """Bind the server and start its worker; a bind failure raises ConfigError naming the real cause."""
     if not config.token:
         raise ConfigError("the agent needs a token; pass --token or set HWNAS_AGENT_TOKEN")
     try:
-        return AgentServer(config)
+        server = AgentServer(config)
+    except socket.gaierror as exc:
+        raise ConfigError(f"cannot resolve --host {config.host!r} ({exc.strerror}); give an IP address such as "
+                          "127.0.0.1 or ::1") from None
     except OSError as exc:
-        raise ConfigError(f"cannot listen on {config.host}:{config.port} ({exc.strerror or exc}); "
-                          "pick another --port or stop the process using it") from None
+        raise ConfigError(f"cannot listen on {config.host} port {config.port}: {_bind_hint(exc)}") from None
+    server.worker.start()
+    return server
+
+
+def _bind_hint(exc: OSError) -> str:
+    reason = exc.strerror or str(exc)
+    if exc.errno == errno.EADDRINUSE:
+        return f"{reason}; pick another --port or stop the process using it"
+    if exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+        return f"{reason}; --host must be an address of this machine (127.0.0.1, ::1, or a network interface's)"
+    if exc.errno == errno.EACCES:
+        return f"{reason}; ports below 1024 need root, pick --port 1024 or above"
+    return reason
 
 
 def generate_token() -> str:

@@ -79,10 +79,10 @@ class AgentClient:
             headers["Content-Type"] = "application/octet-stream"
         if auth and self.token:
             headers["Authorization"] = f"Bearer {self.token}"
-        last: str = ""
+        last, asked_wait = "", 0.0
         for attempt in range(self.retries + 1):
             if attempt:
-                time.sleep(self.backoff_s * 2 ** (attempt - 1))
+                time.sleep(max(self.backoff_s * 2 ** (attempt - 1), asked_wait))
             request = urllib.request.Request(url, data=data, headers=headers, method=method)
             try:
                 with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
@@ -92,15 +92,17 @@ class AgentClient:
                 if exc.code < 500:
                     raise MeasurementError(self._refusal(exc.code, reason)) from None
                 last = f"HTTP {exc.code}: {reason}"
+                asked_wait = _retry_after(exc)
             except _RETRYABLE as exc:
-                last = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
+                last, asked_wait = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}", 0.0
         raise MeasurementError(
             f"agent at {self.url} unreachable after {self.retries + 1} attempts (last error: {last}); "
             "is `hwnas agent serve` running there, and is the url/port in the device profile right?")
 
     def _refusal(self, code: int, reason: str) -> str:
         hint = {401: "set HWNAS_AGENT_TOKEN (or the profile's token_env) to the token the agent printed at start",
-                413: "the model is larger than the agent's --max-upload-mb; restart the agent with a larger limit"}
+                413: "the model is larger than the agent's --max-upload-mb; restart the agent with a larger limit",
+                422: "the model broke one of the agent's per-request limits (GET /v1/info lists them)"}
         return f"agent at {self.url} refused the request (HTTP {code}): {reason}" + (
             f"; {hint[code]}" if code in hint else "")
 
@@ -109,6 +111,14 @@ def _query_value(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return ",".join(str(int(v)) for v in value)
     return str(value)
+
+
+def _retry_after(exc: urllib.error.HTTPError) -> float:
+    """Seconds a busy agent asked us to wait (503 + Retry-After: its device queue is full), at most 60."""
+    try:
+        return min(60.0, max(0.0, float(exc.headers.get("Retry-After", 0))))
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def _json_body(raw: bytes, url: str) -> dict[str, Any]:
