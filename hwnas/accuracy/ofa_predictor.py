@@ -26,6 +26,7 @@ a fraction for predictors OFA trained; anything for a random one).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,14 +162,20 @@ class OFAAccuracyPredictor:
         return X
 
     def predict(self, genes: np.ndarray | Sequence[Architecture] | Architecture) -> np.ndarray:
-        """OFA's predicted accuracy per row, float64 ``(n,)`` (a gene matrix or architectures)."""
+        """OFA's predicted accuracy per row, float64 ``(n,)`` (a gene matrix or architectures).
+
+        BLAS runs one thread here: a search's batches are small, and on a busy machine BLAS threads
+        only contend (experiments/results/ofa_predictor_speed.json times both).
+        """
         X = self.features(genes)
         out = np.empty(len(X))
-        for start in range(0, len(X), _ROWS_PER_CHUNK):
-            out[start:start + _ROWS_PER_CHUNK] = self._forward(X[start:start + _ROWS_PER_CHUNK])
+        with _blas_controller().limit(limits=1, user_api="blas"):
+            for start in range(0, len(X), _ROWS_PER_CHUNK):
+                out[start:start + _ROWS_PER_CHUNK] = self.forward(X[start:start + _ROWS_PER_CHUNK])
         return out
 
-    def _forward(self, h: np.ndarray) -> np.ndarray:
+    def forward(self, h: np.ndarray) -> np.ndarray:
+        """The MLP on encoded inputs (:meth:`features`), with BLAS's own thread count."""
         last = len(self.weights_t) - 1
         for i, (w_t, b) in enumerate(zip(self.weights_t, self.biases)):
             h = h @ w_t
@@ -177,6 +184,15 @@ class OFAAccuracyPredictor:
             if i < last:
                 np.maximum(h, 0.0, out=h)
         return h[:, 0] + self.base
+
+
+@functools.lru_cache(maxsize=1)
+def _blas_controller() -> Any:
+    """threadpoolctl's controller, built once: a limit through it is far cheaper than ``threadpool_limits``,
+    which inspects the loaded libraries on every call."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
 
 
 def _check_shapes(weights_t: Sequence[np.ndarray], biases: Sequence[np.ndarray | None], encoding: OFAEncoding,
