@@ -45,3 +45,15 @@ def unreadable(path: Path, exc: BaseException, fix: str) -> HwnasError:
     detail = lines[0].split(". ")[0] if lines else type(exc).__name__
     return HwnasError(f"{path} is not a PyTorch tensor checkpoint (corrupted, truncated or another kind of "
                       f"file: {detail}); {fix}")
+
+
+def looks_like_torch_file(path: str | Path) -> bool:
+    """True when ``path`` starts like a ``torch.save`` file: a zip archive (PyTorch >= 1.6) or a
+    protocol-2+ pickle (older files). Tells once-for-all's ``.pth`` files from hwnas's JSON ones by
+    content, whatever the file is called."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    with path.open("rb") as fh:
+        head = fh.read(4)
+    return head == b"PK\x03\x04" or (len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5)

@@ -161,3 +161,29 @@ def test_bad_tables_raise_clear_errors(tmp_path, name, text, pattern):
     (tmp_path / name).write_text(text)
     with pytest.raises(ConfigError, match=pattern):
         load_ofa_latency_table(tmp_path / name, SPACE)
+
+
+# ----------------------------------------------------------------------------------- both in a search
+def test_ofa_predictor_and_table_drive_a_search(w10_tables):
+    """OFA's accuracy predictor and latency tables plug into the NSGA-II engine as hwnas's own do."""
+    import dataclasses
+
+    from hwnas.accuracy.ofa_predictor import ofa_predictor_from_state_dict
+    from hwnas.search import NSGA2, NSGA2Config
+    from hwnas.search.problem import Constraint, Objective, SearchProblem
+
+    space = dataclasses.replace(SPACE, resolutions=RESOLUTIONS)  # the resolutions the tables cover
+    rng = np.random.default_rng(5)
+    state = {"0.weight": rng.standard_normal((16, 128)) / 8, "0.bias": np.zeros(16),
+             "2.weight": rng.standard_normal((1, 16)) / 4, "2.bias": np.array([0.7])}
+    predictor = ofa_predictor_from_state_dict(state, space)
+    table = load_ofa_latency_table(w10_tables, space)
+    budget = float(np.median(table.predict_genes(GeneLayout(space).random(500, rng=0))))
+    problem = SearchProblem(GeneLayout(space), [Objective("accuracy", predictor.predict, "max"),
+                                               Objective("latency", table.predict_genes, "min", unit="ms")],
+                            [Constraint("latency", table.predict_genes, budget, unit="ms")])
+    result = NSGA2(problem, NSGA2Config(pop_size=16, n_evaluations=320, seed=0)).run()
+    front = result.genes[result.front]
+    assert len(front) >= 2
+    assert (table.predict_genes(front) <= budget).all()
+    np.testing.assert_allclose(-result.F[result.front, 0], predictor.predict(front), rtol=1e-12)

@@ -205,3 +205,15 @@ def test_scoring_needs_no_torch():
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
+
+
+def test_torch_files_are_told_from_hwnas_predictors_by_content(tmp_path):
+    from hwnas.torch_file import looks_like_torch_file
+
+    torch.save(_linear_state([128, 4, 1]), tmp_path / "predictor.json")  # a misleading name
+    torch.save(_linear_state([128, 4, 1]), tmp_path / "legacy.pth", _use_new_zipfile_serialization=False)
+    (tmp_path / "accuracy_xgb.json").write_text('{"learner": {}}')
+    assert looks_like_torch_file(tmp_path / "predictor.json") and looks_like_torch_file(tmp_path / "legacy.pth")
+    assert not looks_like_torch_file(tmp_path / "accuracy_xgb.json")
+    assert not looks_like_torch_file(tmp_path / "missing.pth")
+    assert load_ofa_predictor(tmp_path / "legacy.pth", SPACE).encoding.kind == TUTORIAL
