@@ -57,14 +57,15 @@ _FIX = ("pass once-for-all's accuracy predictor file (acc_predictor.pth, or an A
 
 
 # ------------------------------------------------------------------------------------- encodings
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class OFAEncoding:
     """Where each choice of an architecture puts a 1 in the MLP's input vector.
 
     ``kernel_columns[slot, k]`` and ``expand_columns[slot, e]`` are input columns for the space's
     ``k``-th kernel size / ``e``-th expand ratio in that slot (set only for active slots);
     ``resolution_columns[r]`` is the column of the space's ``r``-th resolution, -1 where the
-    encoding has none. The arrays are read-only.
+    encoding has none. ``image_sizes`` are the resolutions the encoding knows: the encoder's
+    ``image_size_list``, or 112..239 for the tutorial's 16-px buckets. The arrays are read-only.
     """
 
     kind: str
