@@ -3,7 +3,7 @@
 This parity is a release requirement, so a missing ``ofa`` package FAILS these tests (install it
 with ``pip install ofa --no-deps``); set ``HWNAS_ALLOW_SKIP_OFA=1`` to skip them locally instead.
 ``ofa`` imports torchvision only for its data loaders; when torchvision is absent a stub stands in
-for it during the import only (see :func:`_torchvision_stub`).
+for it during the import only (see ``tests/ofa_stub.py``).
 
 OFA's network gets random weights that make every part matter (non-identity BN, kernel matrices
 ``I + noise``, random SE), is saved in both key styles, and is compared with ours subnet by subnet.
@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 import copy
-import os
 import sys
-import types
 
 import numpy as np
 import pytest
@@ -25,6 +23,7 @@ from torch import nn
 from hwnas.arch import Architecture, largest_architecture, sample_architecture, smallest_architecture
 from hwnas.errors import HwnasError
 from hwnas.supernet.ofa_checkpoint import OFA_SPACE, load_ofa_state_dict, load_ofa_supernet, normalize_ofa_key
+from ofa_stub import require_ofa  # tests/ is on sys.path
 
 torch.set_num_threads(1)
 
@@ -35,47 +34,9 @@ OFA_KWARGS = dict(n_classes=1000, dropout_rate=0, ks_list=[3, 5, 7], expand_rati
 
 
 # ----------------------------------------------------------------------------------- the ofa package
-def _torchvision_stub() -> dict[str, types.ModuleType]:
-    """What ``ofa.utils.my_dataloader.my_random_resize_crop`` touches at import time, and no more.
-
-    It runs ``import torchvision.transforms.functional as F`` / ``import torchvision.transforms as
-    transforms`` and subclasses ``transforms.RandomResizedCrop``; ``RandomCrop`` and the functional
-    ops are only used when a data loader runs, which these tests never do.
-    """
-    root = types.ModuleType("torchvision")
-    transforms = types.ModuleType("torchvision.transforms")
-    functional = types.ModuleType("torchvision.transforms.functional")
-    transforms.RandomResizedCrop = type("RandomResizedCrop", (), {})
-    transforms.RandomCrop = type("RandomCrop", (), {})
-    transforms.functional = functional
-    root.transforms = transforms
-    return {"torchvision": root, "torchvision.transforms": transforms,
-            "torchvision.transforms.functional": functional}
-
-
-def _import_ofa_mbv3() -> type:
-    try:
-        import torchvision  # noqa: F401
-        stub: dict[str, types.ModuleType] = {}
-    except ImportError:
-        stub = _torchvision_stub()
-    with pytest.MonkeyPatch.context() as mp:  # the stub is gone again once ofa is imported
-        for name, module in stub.items():
-            mp.setitem(sys.modules, name, module)
-        from ofa.imagenet_classification.elastic_nn.networks.ofa_mbv3 import OFAMobileNetV3
-    return OFAMobileNetV3
-
-
 @pytest.fixture(scope="module")
 def ofa_cls() -> type:
-    try:
-        return _import_ofa_mbv3()
-    except ImportError as exc:
-        message = (f"the once-for-all package is needed for the OFA parity tests ({exc}); install it with "
-                   "`pip install ofa --no-deps`")
-        if os.environ.get("HWNAS_ALLOW_SKIP_OFA") == "1":
-            pytest.skip(message)
-        pytest.fail(message + " (or set HWNAS_ALLOW_SKIP_OFA=1 to skip)", pytrace=False)
+    return require_ofa("ofa.imagenet_classification.elastic_nn.networks.ofa_mbv3", "OFAMobileNetV3")
 
 
 @torch.no_grad()

@@ -13,7 +13,6 @@ file is untrusted input. A ``.safetensors`` file with the same keys is accepted 
 
 from __future__ import annotations
 
-import pickle
 import re
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from torch import Tensor
 from hwnas.errors import HwnasError
 from hwnas.space import SearchSpace, get_space
 from hwnas.supernet.network import ElasticMobileNetV3
+from hwnas.torch_file import read_tensor_pickle
 
 OFA_SPACE = "ofa-mbv3-w1.0"
 
@@ -34,7 +34,7 @@ _KEY_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(^|\.)linear\.linear\."), r"\1linear."),
 )
 _MAX_LISTED = 8
-_UNSAFE_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
+_REDOWNLOAD = "download the OFA supernet file again"
 
 
 def normalize_ofa_key(key: str) -> str:
@@ -53,7 +53,7 @@ def load_ofa_state_dict(path: str | Path) -> dict[str, Tensor]:
         raise HwnasError(f"OFA checkpoint {path} does not exist; download "
                          "ofa_mbv3_d234_e346_k357_w1.0 from the once-for-all model zoo and pass its path")
     is_safetensors = path.suffix == ".safetensors" or _looks_like_safetensors(path)
-    raw = _read_safetensors(path) if is_safetensors else _read_torch(path)
+    raw = _read_safetensors(path) if is_safetensors else read_tensor_pickle(path, fix=_REDOWNLOAD)
     state = _unwrap(raw, path)
     normalised: dict[str, Tensor] = {}
     for key, value in state.items():
@@ -111,21 +111,6 @@ def check_ofa_state_dict(state: dict[str, Tensor], expected: dict[str, Tensor], 
 
 
 # --------------------------------------------------------------------------------- reading
-def _read_torch(path: Path) -> object:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        found = _UNSAFE_GLOBAL.search(str(exc))
-        if found is None:  # not a pickle at all, or a broken one
-            raise _unreadable(path, exc) from None
-        raise HwnasError(
-            f"{path} is not a plain tensor checkpoint: it pickles the Python object {found.group(1)}, and hwnas "
-            "never unpickles arbitrary objects (that can run code). Re-save just the tensors, e.g. "
-            "torch.save({'state_dict': model.state_dict()}, path), or convert the file to .safetensors.") from None
-    except Exception as exc:  # noqa: BLE001 - on arbitrary bytes torch.load raises anything (IndexError, KeyError, ...)
-        raise _unreadable(path, exc) from None
-
-
 def _looks_like_safetensors(path: Path) -> bool:
     """safetensors starts with a little-endian u64 header length, then the JSON header's ``{``."""
     with path.open("rb") as fh:
@@ -144,16 +129,6 @@ def _read_safetensors(path: Path) -> dict[str, Tensor]:
     except (SafetensorError, OSError, ValueError) as exc:
         raise HwnasError(f"{path} is not a readable safetensors file ({exc}); re-export it or pass the "
                          "original OFA .pth file") from None
-
-
-def _unreadable(path: Path, exc: BaseException) -> HwnasError:
-    text = str(exc)
-    if "WeightsUnpickler error:" in text:  # torch's long advice is wrong here: the bytes are not a pickle
-        text = text.split("WeightsUnpickler error:", 1)[1]
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    detail = lines[0].split(". ")[0] if lines else type(exc).__name__
-    return HwnasError(f"{path} is not a PyTorch tensor checkpoint (corrupted, truncated or another kind of "
-                      f"file: {detail}); download the OFA supernet file again")
 
 
 def _unwrap(raw: object, path: Path) -> dict[str, Tensor]:
