@@ -23,7 +23,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,7 @@ class TrainConfig:
     lr: float = 3e-3
     weight_decay: float = 5e-5
     label_smoothing: float = 0.1
+    ema_decay: float = 0.0  # >0: evaluate and ship an exponential moving average of the weights
     num_random: int = 1  # random subnets per step besides largest and smallest
     distill: bool = True
     augment: bool = True
@@ -84,6 +85,8 @@ class TrainConfig:
             raise ConfigError("lr must be positive")
         if self.num_random < 0:
             raise ConfigError("num_random must be >= 0")
+        if not 0 <= self.ema_decay < 1:
+            raise ConfigError(f"ema_decay must lie in [0, 1) (0 = off), got {self.ema_decay}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision {self.precision!r} is not one of {PRECISIONS}")
 
@@ -148,6 +151,7 @@ class SupernetTrainer:
                 self.net, find_unused_parameters=True,
                 device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.optimizer = torch.optim.AdamW(self.net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.ema = self._new_ema() if config.ema_decay else None
         self.train_images = self.dataset.train.images.to(self.device)
         self.train_labels = self.dataset.train.labels.to(self.device)
         self.steps_per_epoch = len(self.train_labels) // config.batch_size
@@ -160,6 +164,17 @@ class SupernetTrainer:
         self.rng = np.random.default_rng(config.seed)
         self.mean = torch.tensor(self.dataset.mean, device=self.device).view(1, -1, 1, 1)
         self.std = torch.tensor(self.dataset.std, device=self.device).view(1, -1, 1, 1)
+
+    def _new_ema(self) -> torch.optim.swa_utils.AveragedModel:
+        """torch's own EMA of parameters and buffers (``AveragedModel`` with an EMA average function)."""
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        return AveragedModel(self.net, multi_avg_fn=get_ema_multi_avg_fn(self.config.ema_decay), use_buffers=True)
+
+    @property
+    def shipped_net(self) -> ElasticMobileNetV3:
+        """The weights that are evaluated and saved: the EMA when enabled, else the trained ones."""
+        return self.ema.module if self.ema is not None else self.net
 
     def _init_distributed(self) -> None:
         import torch.distributed as dist
@@ -181,6 +196,7 @@ class SupernetTrainer:
         buf = io.BytesIO()
         torch.save({
             "model": self.net.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else {},
             "optimizer": self.optimizer.state_dict(),
             "state": json.dumps(asdict(self.state)),
             "config": json.dumps(asdict(self.config)),
@@ -194,12 +210,15 @@ class SupernetTrainer:
         if not self.state_path.exists():
             return False
         blob = torch.load(self.state_path, map_location=self.device, weights_only=True)
-        saved = json.loads(blob["config"])
+        defaults = {f.name: f.default for f in fields(TrainConfig)}  # options added since that run was saved
+        saved = {**defaults, **json.loads(blob["config"])}
         if saved != asdict(self.config):
             changed = sorted(k for k in saved if saved[k] != asdict(self.config).get(k))
             raise ConfigError(f"cannot resume {self.out_dir}: its config differs in {changed}; "
                               "rerun with the original options or use a new --out folder")
         self.net.load_state_dict(blob["model"])
+        if self.ema is not None:
+            self.ema.load_state_dict(blob["ema"])
         self.optimizer.load_state_dict(blob["optimizer"])
         self.state = TrainState(**json.loads(blob["state"]))
         self.gen.set_state(blob["torch_rng"])
@@ -293,11 +312,15 @@ class SupernetTrainer:
                     self.net.sort_channels()
                     self.state.sorted_channels = True
                     self.optimizer.state.clear()  # moments belong to the old channel order
+                    if self.ema is not None:  # so does the average: restart it from the sorted weights
+                        self.ema = self._new_ema()
                 for group in self.optimizer.param_groups:
                     group["lr"] = self.lr_at(step)
                 x, y = self._batch(order, self.state.step_in_epoch)
                 stats = self.train_step(x, y, elastic)
                 self.optimizer.step()
+                if self.ema is not None:
+                    self.ema.update_parameters(self.net)
                 self.state.step_in_epoch += 1
                 self.state.global_step += 1
                 bar.update(1)
@@ -316,7 +339,7 @@ class SupernetTrainer:
             self.save_state()
         bar.close()
         if self.rank == 0:
-            save_supernet(self.out_dir / "supernet.safetensors", self.net,
+            save_supernet(self.out_dir / "supernet.safetensors", self.shipped_net,
                           {"train_config": asdict(cfg), "history": self.state.history})
         return {"history": self.state.history, "checkpoint": str(self.out_dir / "supernet.safetensors")}
 
@@ -331,7 +354,7 @@ class SupernetTrainer:
         record: dict[str, Any] = {"epoch": self.state.epoch, "step": self.state.global_step}
         for label, arch in (("largest", largest_architecture(self.space)),
                             ("smallest", smallest_architecture(self.space))):
-            sub = self.net.extract(arch).to(self.device)
+            sub = self.shipped_net.extract(arch).to(self.device)
             recalibrate_bn(sub, calib, arch.resolution, self.dataset.mean, self.dataset.std, device=self.device)
             acc, loss = evaluate(sub, self.dataset.val, arch.resolution, self.dataset.mean, self.dataset.std,
                                  device=self.device)

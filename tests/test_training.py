@@ -1,5 +1,7 @@
 """Supernet training: a few CPU steps, checkpoints, exact resume, BN recalibration."""
 
+import functools
+
 import pytest
 import torch
 
@@ -12,14 +14,16 @@ from tiny_data import tiny_dataset
 torch.set_num_threads(1)
 
 
-def config(**kw) -> TrainConfig:
+def base_config(**kw) -> TrainConfig:
     base = dict(epochs=2, warmup_epochs=1, batch_size=16, max_steps_per_epoch=2, calib_images=16,
                 checkpoint_every=1, threads=1, device="cpu")
     return TrainConfig(**{**base, **kw})
 
 
-def test_train_writes_checkpoint_log_and_resumes_exactly(tmp_path):
+@pytest.mark.parametrize("ema_decay", [0.0, 0.9])
+def test_train_writes_checkpoint_log_and_resumes_exactly(tmp_path, ema_decay):
     data = tiny_dataset()
+    config = functools.partial(base_config, ema_decay=ema_decay)
     full = SupernetTrainer(config(), tmp_path / "a", dataset=data).run(progress=False)
     assert len(full["history"]) == 2 and "val_acc_largest" in full["history"][0]
     assert (tmp_path / "a" / "train_log.jsonl").exists()
@@ -41,6 +45,10 @@ def test_train_writes_checkpoint_log_and_resumes_exactly(tmp_path):
         SupernetTrainer(config(), tmp_path / "b", dataset=data).run(progress=False)
     with pytest.raises(ConfigError, match="differs"):
         SupernetTrainer(config(lr=1e-2), tmp_path / "b", dataset=data).run(resume=True, progress=False)
+    if ema_decay:  # the checkpoint holds the average, not the last weights
+        trained = SupernetTrainer(config(), tmp_path / "a", dataset=data)
+        trained.load_state()
+        assert not torch.equal(trained.net.classifier.linear.weight, trained.ema.module.classifier.linear.weight)
     SupernetTrainer(config(), tmp_path / "b", dataset=data).run(resume=True, progress=False)
 
     net_a, _ = load_supernet(tmp_path / "a" / "supernet.safetensors")
@@ -58,7 +66,7 @@ def test_config_validation():
 
 def test_bn_recalibration_changes_statistics_and_evaluates(tmp_path):
     data = tiny_dataset()
-    trainer = SupernetTrainer(config(), tmp_path / "c", dataset=data)
+    trainer = SupernetTrainer(base_config(), tmp_path / "c", dataset=data)
     sub = trainer.net.extract()
     before = sub.first_conv.bn.running_mean.clone()
     recalibrate_bn(sub, data.train, 28, data.mean, data.std, batch_size=16)
@@ -70,7 +78,7 @@ def test_bn_recalibration_changes_statistics_and_evaluates(tmp_path):
 def test_training_learns_the_tiny_data(tmp_path):
     """A few sandwich steps must lift the largest and smallest subnets well above chance (10 %)."""
     data = tiny_dataset(n_train=160, n_val=40)
-    trainer = SupernetTrainer(config(epochs=3, warmup_epochs=1, batch_size=16, max_steps_per_epoch=10,
+    trainer = SupernetTrainer(base_config(epochs=3, warmup_epochs=1, batch_size=16, max_steps_per_epoch=10,
                                      checkpoint_every=100), tmp_path / "learn", dataset=data)
     before = trainer.epoch_report()
     history = trainer.run(progress=False)["history"]
