@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hwnas.arch import largest_architecture, sample_architecture, smallest_architecture
+from hwnas.arch import Architecture, largest_architecture, sample_architecture, smallest_architecture
 from hwnas.atomic_io import append_jsonl, atomic_write_bytes, atomic_write_json
 from hwnas.data import Dataset, calibration_subset, load_dataset, resize_batch
 from hwnas.errors import ConfigError
@@ -57,6 +57,9 @@ class TrainConfig:
     weight_decay: float = 5e-5
     label_smoothing: float = 0.1
     ema_decay: float = 0.0  # >0: evaluate and ship an exponential moving average of the weights
+    # An architecture (JSON text or a JSON file): train only that subnet, from scratch, on the labels
+    # (no sandwich, no distillation) -- the standalone baseline a supernet subnet is compared with.
+    fixed_arch: str = ""
     num_random: int = 1  # random subnets per step besides largest and smallest
     distill: bool = True
     augment: bool = True
@@ -73,6 +76,15 @@ class TrainConfig:
     precision: str = "fp32"  # "fp32" or "bf16" (autocast)
     compile: bool = False  # torch.compile the supernet
 
+    def standalone_architecture(self) -> Architecture | None:
+        """The architecture of a standalone run (``fixed_arch``), validated against the space."""
+        if not self.fixed_arch:
+            return None
+        text = self.fixed_arch.strip()
+        if text.startswith("{"):
+            return Architecture.from_json(text, self.space)
+        return Architecture.load(text, self.space)
+
     def __post_init__(self) -> None:
         get_space(self.space)
         if self.epochs < 1:
@@ -85,6 +97,8 @@ class TrainConfig:
             raise ConfigError("lr must be positive")
         if self.num_random < 0:
             raise ConfigError("num_random must be >= 0")
+        if self.fixed_arch:
+            self.standalone_architecture()  # fail now, not after the data set has loaded
         if not 0 <= self.ema_decay < 1:
             raise ConfigError(f"ema_decay must lie in [0, 1) (0 = off), got {self.ema_decay}")
         if self.precision not in PRECISIONS:
@@ -152,6 +166,7 @@ class SupernetTrainer:
                 device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.optimizer = torch.optim.AdamW(self.net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.ema = self._new_ema() if config.ema_decay else None
+        self.standalone = config.standalone_architecture()
         self.train_images = self.dataset.train.images.to(self.device)
         self.train_labels = self.dataset.train.labels.to(self.device)
         self.steps_per_epoch = len(self.train_labels) // config.batch_size
@@ -264,6 +279,8 @@ class SupernetTrainer:
     def train_step(self, x: torch.Tensor, y: torch.Tensor, elastic: bool) -> dict[str, float]:
         cfg, space = self.config, self.space
         self.optimizer.zero_grad(set_to_none=True)
+        if self.standalone is not None:
+            return self._standalone_step(x, y)
         big = largest_architecture(space)
         self.net.set_active(big)
         logits = self._forward(x, big.resolution)
@@ -286,6 +303,13 @@ class SupernetTrainer:
         stats["subnet_loss"] = sub_loss.item()
         return stats
 
+    def _standalone_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        self.net.set_active(self.standalone)
+        logits = self._forward(x, self.standalone.resolution)
+        loss = F.cross_entropy(logits, y, label_smoothing=self.config.label_smoothing)
+        loss.backward()
+        return {"loss": loss.item(), "acc": (logits.argmax(1) == y).float().mean().item()}
+
     def run(self, resume: bool = False, progress: bool = True) -> dict[str, Any]:
         from tqdm.auto import tqdm
 
@@ -307,7 +331,7 @@ class SupernetTrainer:
             self.net.train()
             while self.state.step_in_epoch < self.steps_per_epoch:
                 step = self.state.global_step
-                elastic = step >= warmup_steps
+                elastic = step >= warmup_steps and self.standalone is None
                 if elastic and not self.state.sorted_channels:
                     self.net.sort_channels()
                     self.state.sorted_channels = True
@@ -349,11 +373,13 @@ class SupernetTrainer:
         return g
 
     def epoch_report(self) -> dict[str, Any]:
-        """Validation accuracy of the largest and smallest subnets after BN recalibration."""
+        """Validation accuracy of the largest and smallest subnets (or the standalone one) after BN
+        recalibration."""
         calib = calibration_subset(self.dataset.train, self.config.calib_images, self.config.seed)
         record: dict[str, Any] = {"epoch": self.state.epoch, "step": self.state.global_step}
-        for label, arch in (("largest", largest_architecture(self.space)),
-                            ("smallest", smallest_architecture(self.space))):
+        subnets = ((("subnet", self.standalone),) if self.standalone is not None else
+                   (("largest", largest_architecture(self.space)), ("smallest", smallest_architecture(self.space))))
+        for label, arch in subnets:
             sub = self.shipped_net.extract(arch).to(self.device)
             recalibrate_bn(sub, calib, arch.resolution, self.dataset.mean, self.dataset.std, device=self.device)
             acc, loss = evaluate(sub, self.dataset.val, arch.resolution, self.dataset.mean, self.dataset.std,

@@ -88,3 +88,19 @@ def test_training_learns_the_tiny_data(tmp_path):
     assert after["val_acc_smallest"] >= 0.2, history  # 0.3 when written
     assert after["val_loss_largest"] < before["val_loss_largest"]
     assert after["val_loss_smallest"] < before["val_loss_smallest"]
+
+
+def test_standalone_training_updates_only_its_subnet(tmp_path):
+    from hwnas.arch import smallest_architecture
+
+    arch = smallest_architecture("fmnist-mbv3")
+    trainer = SupernetTrainer(base_config(epochs=1, fixed_arch=arch.to_json()), tmp_path / "alone",
+                              dataset=tiny_dataset())
+    before = {n: p.detach().clone() for n, p in trainer.net.named_parameters()}
+    history = trainer.run(progress=False)["history"]
+    assert set(k for k in history[-1] if k.startswith("val_acc")) == {"val_acc_subnet"}
+    changed = {n for n, p in trainer.net.named_parameters() if not torch.equal(p, before[n])}
+    # the smallest subnet runs 2 blocks per stage: the third and fourth block of a stage never train
+    assert any("blocks.1." in n for n in changed) and not any(n.startswith("blocks.3.") for n in changed)
+    with pytest.raises(Exception, match="does not exist"):
+        TrainConfig(fixed_arch=str(tmp_path / "missing.json"))

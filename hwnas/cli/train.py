@@ -17,6 +17,8 @@ examples:
   hwnas train --out runs/train-fmnist --epochs 6 --resume
   # your own images (one folder per class), 4 GPUs
   torchrun --nproc_per_node 4 -m hwnas.cli train --data ~/my_images --space fmnist-mbv3 --out runs/mine
+  # a standalone baseline: one subnet alone, from scratch, with the same code and data pipeline
+  hwnas train --out runs/standalone-largest --epochs 6 --fixed-arch my_arch.json
   # a smoke run on the CPU: a few batches per epoch
   hwnas train --out /tmp/smoke --epochs 1 --max-steps-per-epoch 5 --device cpu
 """
@@ -58,6 +60,6 @@ def run(args: argparse.Namespace) -> int:
         args.copy_to.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(result["checkpoint"], args.copy_to)
     last = result["history"][-1]
-    print(f"supernet: {result['checkpoint']}  largest val acc {last['val_acc_largest']:.4f}  "
-          f"smallest {last['val_acc_smallest']:.4f}")
+    accuracies = "  ".join(f"{k[len('val_acc_'):]} val acc {v:.4f}" for k, v in last.items() if k.startswith("val_acc_"))
+    print(f"supernet: {result['checkpoint']}  {accuracies}")
     return 0
