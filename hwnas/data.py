@@ -518,6 +518,35 @@ def _to_device(device: torch.device | str | None) -> torch.device:
     return torch.device(device)
 
 
+def default_crop_padding(image_size: tuple[int, int]) -> int:
+    """2 px of padding for the random crop of images up to 32 px, else 4."""
+    return 2 if max(image_size) <= 32 else 4
+
+
+def random_crop_flip(images: torch.Tensor, generator: torch.Generator, padding: int,
+                     hflip: bool = True) -> torch.Tensor:
+    """Random crop of the zero-padded images plus random horizontal flip, as one gather.
+
+    The one augmentation of hwnas (training, loaders): ``generator`` is a CPU generator, so the
+    draws are the same on every device.
+    """
+    device = images.device
+    n, _, h, w = images.shape
+    p = padding
+    padded = F.pad(images, (p, p, p, p)) if p else images
+    dy = torch.randint(0, 2 * p + 1, (n,), generator=generator).to(device)
+    dx = torch.randint(0, 2 * p + 1, (n,), generator=generator).to(device)
+    rows = dy[:, None] + torch.arange(h, device=device)  # n x h
+    cols = torch.arange(w, device=device).expand(n, w)
+    if hflip:
+        flip = (torch.rand(n, generator=generator) < 0.5).to(device)
+        cols = torch.where(flip[:, None], cols.flip(1), cols)
+    cols = dx[:, None] + cols  # n x w
+    batch = torch.arange(n, device=device)[:, None, None, None]
+    chan = torch.arange(images.shape[1], device=device)[None, :, None, None]
+    return padded[batch, chan, rows[:, None, :, None], cols[:, None, None, :]]
+
+
 class DeviceLoader:
     """Batches of a :class:`Split` kept on ``device``: the uint8 images are copied there once, and each
     batch is gathered, augmented, normalised and resized there with tensor ops.
@@ -548,7 +577,7 @@ class DeviceLoader:
         self.drop_last = drop_last
         self.augment = augment
         self.hflip = hflip
-        self.crop_padding = (2 if max(split.image_size) <= 32 else 4) if crop_padding is None else crop_padding
+        self.crop_padding = default_crop_padding(split.image_size) if crop_padding is None else crop_padding
         self.channels_last = channels_last
         self.generator = torch.Generator().manual_seed(seed)  # CPU: same order on every device
         std_t = torch.tensor(std, dtype=torch.float32, device=self.device).view(1, -1, 1, 1)
@@ -585,18 +614,4 @@ class DeviceLoader:
         return x
 
     def _crop_flip(self, images: torch.Tensor) -> torch.Tensor:
-        """Random crop of the zero-padded images plus random horizontal flip, as one gather."""
-        n, _, h, w = images.shape
-        p = self.crop_padding
-        padded = F.pad(images, (p, p, p, p)) if p else images
-        dy = torch.randint(0, 2 * p + 1, (n,), generator=self.generator).to(self.device)
-        dx = torch.randint(0, 2 * p + 1, (n,), generator=self.generator).to(self.device)
-        rows = dy[:, None] + torch.arange(h, device=self.device)  # n x h
-        cols = torch.arange(w, device=self.device).expand(n, w)
-        if self.hflip:
-            flip = (torch.rand(n, generator=self.generator) < 0.5).to(self.device)
-            cols = torch.where(flip[:, None], cols.flip(1), cols)
-        cols = dx[:, None] + cols  # n x w
-        batch = torch.arange(n, device=self.device)[:, None, None, None]
-        chan = torch.arange(images.shape[1], device=self.device)[None, :, None, None]
-        return padded[batch, chan, rows[:, None, :, None], cols[:, None, None, :]]
+        return random_crop_flip(images, self.generator, self.crop_padding, self.hflip)

@@ -33,7 +33,8 @@ import torch.nn.functional as F
 
 from hwnas.arch import Architecture, largest_architecture, sample_architecture, smallest_architecture
 from hwnas.atomic_io import append_jsonl, atomic_write_bytes, atomic_write_json
-from hwnas.data import Dataset, calibration_subset, load_dataset, resize_batch
+from hwnas.data import (Dataset, calibration_subset, default_crop_padding, load_dataset, random_crop_flip,
+                        resize_batch)
 from hwnas.errors import ConfigError
 from hwnas.space import get_space
 from hwnas.supernet.calibration import evaluate, recalibrate_bn
@@ -120,20 +121,6 @@ def _device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError("--device cuda asked for, but no CUDA device is available; use --device cpu")
     return torch.device(name)
-
-
-def _augment(x: torch.Tensor, gen: torch.Generator, pad: int = 2) -> torch.Tensor:
-    """Random crop (zero padding) and horizontal flip, vectorised over the batch."""
-    n, _, h, w = x.shape
-    padded = F.pad(x, (pad, pad, pad, pad))
-    dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen, device=gen.device).to(x.device)
-    dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen, device=gen.device).to(x.device)
-    rows = (dy.view(n, 1) + torch.arange(h, device=x.device).view(1, h))
-    cols = (dx.view(n, 1) + torch.arange(w, device=x.device).view(1, w))
-    idx = torch.arange(n, device=x.device).view(n, 1, 1)
-    out = padded.permute(0, 2, 3, 1)[idx, rows.view(n, h, 1), cols.view(n, 1, w)].permute(0, 3, 1, 2)
-    flip = torch.rand(n, generator=gen, device=gen.device).to(x.device) < 0.5
-    return torch.where(flip.view(n, 1, 1, 1), out.flip(3), out)
 
 
 class SupernetTrainer:
@@ -257,9 +244,10 @@ class SupernetTrainer:
         """
         bs = self.config.batch_size
         idx = order[step * bs:(step + 1) * bs]
-        x = (self.train_images[idx].float() / 255.0 - self.mean) / self.std
+        images = self.train_images[idx]
         if self.config.augment:
-            x = _augment(x, self.gen)
+            images = random_crop_flip(images, self.gen, default_crop_padding(self.dataset.train.image_size))
+        x = (images.float() / 255.0 - self.mean) / self.std
         y = self.train_labels[idx]
         if self.world > 1:
             x, y = x[self.rank::self.world], y[self.rank::self.world]

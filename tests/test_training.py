@@ -77,15 +77,15 @@ def test_bn_recalibration_changes_statistics_and_evaluates(tmp_path):
 
 def test_training_learns_the_tiny_data(tmp_path):
     """A few sandwich steps must lift the largest and smallest subnets well above chance (10 %)."""
-    data = tiny_dataset(n_train=160, n_val=40)
+    data = tiny_dataset(n_train=160, n_val=100)
     trainer = SupernetTrainer(base_config(epochs=3, warmup_epochs=1, batch_size=16, max_steps_per_epoch=10,
-                                     checkpoint_every=100), tmp_path / "learn", dataset=data)
+                                          augment=False, checkpoint_every=100), tmp_path / "learn", dataset=data)
     before = trainer.epoch_report()
     history = trainer.run(progress=False)["history"]
     after = history[-1]
     assert before["val_acc_largest"] <= 0.2 and before["val_acc_smallest"] <= 0.2
-    assert after["val_acc_largest"] >= 0.3, history  # 0.4 when written: 4x chance after 30 steps
-    assert after["val_acc_smallest"] >= 0.2, history  # 0.3 when written
+    assert after["val_acc_largest"] >= 0.3, history  # 0.5 when written: 5x chance after 30 steps
+    assert after["val_acc_smallest"] >= 0.2, history  # 0.35 when written
     assert after["val_loss_largest"] < before["val_loss_largest"]
     assert after["val_loss_smallest"] < before["val_loss_smallest"]
 
