@@ -123,6 +123,19 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def warmup_cosine_lr(step: int, total_steps: int, steps_per_epoch: int, base_lr: float) -> float:
+    """Linear warm-up over a quarter epoch, then cosine decay to zero at ``total_steps``.
+
+    The one schedule of hwnas training; reference models in experiments/ use it too, so they get
+    the same recipe as the supernet.
+    """
+    warm = max(1, steps_per_epoch // 4)
+    if step < warm:
+        return base_lr * (step + 1) / warm
+    progress = (step - warm) / max(1, total_steps - warm)
+    return base_lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
 class SupernetTrainer:
     """Runs (or resumes) one training job writing into ``out_dir``."""
 
@@ -230,11 +243,7 @@ class SupernetTrainer:
 
     # ----------------------------------------------------------------------------- schedule
     def lr_at(self, step: int) -> float:
-        warm = max(1, self.steps_per_epoch // 4)
-        if step < warm:
-            return self.config.lr * (step + 1) / warm
-        progress = (step - warm) / max(1, self.total_steps - warm)
-        return self.config.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+        return warmup_cosine_lr(step, self.total_steps, self.steps_per_epoch, self.config.lr)
 
     def _batch(self, order: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The global batch ``step`` of the epoch, augmented, then this rank's shard of it.

@@ -1,0 +1,127 @@
+"""Hand-designed reference points for the searched front: an MLP and a small plain CNN.
+
+A NAS tool's front should beat simple hand-designed networks at equal or lower latency. Both
+references are trained here with hwnas's own data pipeline and recipe: the Fashion-MNIST split of
+``hwnas train`` (5,000 validation images held out), the same augmentation
+(``hwnas.data.random_crop_flip`` through ``DeviceLoader``), AdamW with the same warm-up + cosine
+schedule (``hwnas.training.warmup_cosine_lr``), label smoothing 0.1, channels-last on the CPU, and
+the same number of epochs for both. They are scored on the official 10,000-image test set and
+timed on a device profile (default ``cpu-1thread``) with hwnas's interleaved ONNX Runtime protocol
+(``hwnas.latency.measure.time_models``), exported as ``hwnas export`` exports subnets and run at batch 1.
+
+Run: ``python experiments/reference_models.py --epochs 15`` -> ``experiments/results/reference_models.json``
+(the quickstart's Pareto plot marks the points of that file). Nothing else heavy may run meanwhile:
+the latency half is a timing measurement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hwnas.atomic_io import atomic_write_json
+from hwnas.data import DeviceLoader, load_dataset
+from hwnas.export.onnx_export import to_onnx
+from hwnas.latency.device import load_device_profile
+from hwnas.latency.measure import make_measurer, time_models
+from hwnas.supernet.calibration import evaluate
+from hwnas.training import warmup_cosine_lr
+
+REPO = Path(__file__).resolve().parents[1]
+RESULT = REPO / "experiments" / "results" / "reference_models.json"
+
+
+def mlp(classes: int = 10) -> nn.Module:
+    """784-512-256-10 with ReLU and dropout: the MLP row of Fashion-MNIST's benchmark table."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 512), nn.ReLU(), nn.Dropout(0.2),
+                         nn.Linear(512, 256), nn.ReLU(), nn.Dropout(0.2), nn.Linear(256, classes))
+
+
+def small_cnn(classes: int = 10) -> nn.Module:
+    """Two conv-conv-pool stages (32, 64 channels) and a 128-unit head: a plain VGG-style small CNN."""
+    def conv(cin: int, cout: int) -> list[nn.Module]:
+        return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+
+    return nn.Sequential(*conv(1, 32), *conv(32, 32), nn.MaxPool2d(2), *conv(32, 64), *conv(64, 64),
+                         nn.MaxPool2d(2), nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Dropout(0.3),
+                         nn.Linear(128, classes))
+
+
+REFERENCES = {"mlp": mlp, "small-cnn": small_cnn}
+
+
+def train(model: nn.Module, dataset, epochs: int, batch_size: int = 256, lr: float = 3e-3,
+          weight_decay: float = 5e-5, label_smoothing: float = 0.1, max_steps: int = 0) -> float:
+    """Train ``model`` with hwnas's recipe; returns the wall time in seconds."""
+    model = model.to(memory_format=torch.channels_last).train()
+    loader = DeviceLoader(dataset.train, mean=dataset.mean, std=dataset.std, batch_size=batch_size, device="cpu",
+                          shuffle=True, seed=0, drop_last=True, augment=True, channels_last=True)
+    steps_per_epoch = min(len(loader), max_steps) if max_steps else len(loader)
+    total = steps_per_epoch * epochs
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    started, step = time.perf_counter(), 0
+    for _ in range(epochs):
+        for i, (x, y) in enumerate(loader):
+            if i == steps_per_epoch:
+                break
+            for group in optimizer.param_groups:
+                group["lr"] = warmup_cosine_lr(step, total, steps_per_epoch, lr)
+            optimizer.zero_grad(set_to_none=True)
+            F.cross_entropy(model(x), y, label_smoothing=label_smoothing).backward()
+            optimizer.step()
+            step += 1
+    return time.perf_counter() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--device", default="cpu-1thread", help="device profile for the latency")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads for training")
+    parser.add_argument("--max-steps-per-epoch", type=int, default=0, help="smoke runs only")
+    parser.add_argument("--out", type=Path, default=RESULT)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    dataset = load_dataset("fashion-mnist", val_size=5000, seed=0)
+    rows: list[dict[str, Any]] = []
+    models = {}
+    for name, build in REFERENCES.items():
+        torch.manual_seed(0)
+        model = build(dataset.num_classes)
+        seconds = train(model, dataset, args.epochs, max_steps=args.max_steps_per_epoch)
+        model.eval()
+        test_acc, _ = evaluate(model, dataset.test, 28, dataset.mean, dataset.std)
+        val_acc, _ = evaluate(model, dataset.val, 28, dataset.mean, dataset.std)
+        models[name] = to_onnx(model.to(memory_format=torch.contiguous_format), (1, 28, 28)).SerializeToString()
+        rows.append({"model": name, "test_accuracy": round(test_acc, 4), "val_accuracy": round(val_acc, 4),
+                     "train_seconds": round(seconds, 1), "params": sum(p.numel() for p in model.parameters())})
+        print(f"{name}: test accuracy {test_acc:.4f} after {seconds:.0f} s of training", flush=True)
+    profile = load_device_profile(args.device)
+    load = os.getloadavg()
+    stats = time_models(make_measurer(profile), [(blob, (1, 1, 28, 28)) for blob in models.values()])
+    for row, stat in zip(rows, stats):
+        row["latency_ms"] = round(stat.value(), 4)
+        row["latency"] = stat.to_dict()
+    atomic_write_json(args.out, {
+        "what": "hand-designed references trained with hwnas's data pipeline and recipe; test accuracy on the "
+                "official 10k test set, latency on the device profile (ONNX Runtime, batch 1)",
+        "command": f"python experiments/reference_models.py --epochs {args.epochs}",
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "epochs": args.epochs, "device": args.device, "loadavg_before_timing": [round(v, 2) for v in load],
+        "models": rows})
+    for row in rows:
+        print(f"{row['model']:10s} test {row['test_accuracy']:.4f}  latency {row['latency_ms']:.4f} ms ({args.device})")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
