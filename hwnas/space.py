@@ -216,6 +216,31 @@ OFA_MBV3_W10 = register_space(SearchSpace(
     dropout=0.1,
 ))
 
+OFA_MBV3_W12 = register_space(SearchSpace(
+    name="ofa-mbv3-w1.2",
+    description="The published once-for-all MobileNetV3 ImageNet supernet at width 1.2 "
+                "(ofa_mbv3_d234_e346_k357_w1.2); once-for-all's acc_predictor.pth and Note10 latency tables "
+                "were made for this one.",
+    in_channels=3,
+    num_classes=1000,
+    stem_width=24,
+    stem_stride=2,
+    stem_act="hswish",
+    first_block_width=24,
+    first_block_act="relu",
+    stages=(
+        StageSpec(32, 2, False, "relu"),
+        StageSpec(48, 2, True, "relu"),
+        StageSpec(96, 2, False, "hswish"),
+        StageSpec(136, 1, True, "hswish"),
+        StageSpec(192, 2, True, "hswish"),
+    ),
+    final_expand_width=1152,
+    feature_width=1536,
+    resolutions=tuple(range(128, 225, 4)),
+    dropout=0.1,
+))
+
 FMNIST_MBV3 = register_space(SearchSpace(
     name="fmnist-mbv3",
     description="Compact OFA-style MobileNetV3 space for 28 px grey images (Fashion-MNIST); sized to train on a CPU.",

@@ -182,9 +182,27 @@ def test_torchvision_stub_does_not_outlive_the_ofa_import(ofa_cls):
 def test_width_1_2_file_is_rejected_with_the_reason(ofa_cls, tmp_path):
     path = tmp_path / "ofa_mbv3_d234_e346_k357_w1.2.pth"
     torch.save({"state_dict": ofa_cls(width_mult=1.2, **OFA_KWARGS).state_dict()}, path)
-    with pytest.raises(HwnasError, match=r"width-1\.2") as info:
+    with pytest.raises(HwnasError, match=r"1\.2 times as wide") as info:
         load_ofa_supernet(path)
     assert "shape mismatches: first_conv.conv.weight file (24, 3, 3, 3) vs network (16, 3, 3, 3)" in str(info.value)
+    assert "'ofa-mbv3-w1.2'" in str(info.value)
+
+
+@torch.no_grad()
+def test_width_1_2_supernet_matches_ofa_with_its_preset(ofa_cls, tmp_path):
+    """once-for-all's acc_predictor.pth and Note10 tables belong to the width-1.2 supernet: its preset
+    loads the published layout and computes what OFA computes."""
+    ofa_12 = randomize(ofa_cls(width_mult=1.2, **OFA_KWARGS), seed=2)
+    path = tmp_path / "ofa_mbv3_d234_e346_k357_w1.2.pth"
+    torch.save({"state_dict": ofa_12.state_dict()}, path)
+    ours = load_ofa_supernet(path, "ofa-mbv3-w1.2").eval()
+    rng, g = np.random.default_rng(3), torch.Generator().manual_seed(3)
+    archs = [largest_architecture("ofa-mbv3-w1.2", 160)] + [
+        sample_architecture("ofa-mbv3-w1.2", rng, resolution=128) for _ in range(3)]
+    for arch in archs:
+        x = torch.randn(2, 3, arch.resolution, arch.resolution, generator=g)
+        ours.set_active(arch)
+        torch.testing.assert_close(ours(x), ofa_forward(ofa_12, arch, x), rtol=TOL, atol=TOL)
 
 
 def test_missing_and_unexpected_keys_are_listed(ofa_files, tmp_path):

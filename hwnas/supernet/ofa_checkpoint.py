@@ -105,8 +105,9 @@ def check_ofa_state_dict(state: dict[str, Tensor], expected: dict[str, Tensor], 
                  for k in mismatched[:_MAX_LISTED]]
         more = f" (+{len(mismatched) - _MAX_LISTED} more)" if len(mismatched) > _MAX_LISTED else ""
         lines.append(f"{len(mismatched)} shape mismatches: " + "; ".join(shown) + more)
-    lines.append(f"Use the ofa_mbv3_d234_e346_k357_w1.0 supernet file (kernel 3/5/7, expand 3/4/6, depth 2/3/4, "
-                 f"width 1.0) with space {OFA_SPACE!r}, or register a search space that matches the file.")
+    lines.append("Use the once-for-all file that matches the space: ofa_mbv3_d234_e346_k357_w1.0 with space "
+                 "'ofa-mbv3-w1.0', ofa_mbv3_d234_e346_k357_w1.2 with space 'ofa-mbv3-w1.2' (kernel 3/5/7, "
+                 "expand 3/4/6, depth 2/3/4), or register a search space that matches the file.")
     raise HwnasError("\n  ".join(lines))
 
 
@@ -158,8 +159,8 @@ def _width_hint(state: dict[str, Tensor], space: SearchSpace) -> str:
     if weight is None or weight.ndim != 4 or weight.shape[0] == space.final_expand_width:
         return ""
     ratio = weight.shape[0] / space.final_expand_width
-    return (f"its final expand layer has {weight.shape[0]} channels where this space has "
-            f"{space.final_expand_width}: it looks like a width-{ratio:.2g} supernet, not the width-1.0 one")
+    return (f"its final expand layer has {weight.shape[0]} channels where space {space.name!r} has "
+            f"{space.final_expand_width}: it looks like a supernet {ratio:.2g} times as wide")
 
 
 def _listing(keys: list[str]) -> str:
