@@ -14,8 +14,8 @@ cycle through the space's resolutions in shuffled rounds (equal share per resolu
 ``n``). The sequence is a fixed function of the seed, so ``--n 3000`` after ``--n 1000`` extends
 the same set.
 
-Speed on a CPU: subnets are evaluated in channels-last layout (depthwise convolutions run about
-8x faster than in NCHW on x86 CPUs) under ``torch.inference_mode`` with batches of 1000.
+Speed on a CPU: subnets are evaluated in channels-last layout (depthwise convolutions run much
+faster than in NCHW on x86 CPUs; no result file records by how much) under ``torch.inference_mode`` with batches of 1000.
 
 Distributed: under ``torchrun`` rank r measures architectures ``r::world`` into
 ``dataset.rank{r}.jsonl``; rank 0 merges the shards into ``dataset.jsonl`` at the end.
