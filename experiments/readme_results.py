@@ -165,6 +165,12 @@ def _n(n: int) -> str:
     return f"{n // 1000}k" if n % 1000 == 0 else str(n)
 
 
+def _setting(tuning: dict[str, Any]) -> str:
+    """A tuned setting as "32, 0.043" (population, per-gene mutation rate), or "–" if nothing is tuned."""
+    chosen = tuning["chosen"]
+    return f"{chosen['population']}, {chosen['mutation_per_gene']:.3g}" if chosen else "–"
+
+
 def _hv(s: dict[str, Any] | None) -> str:
     if s is None:
         return "–"
@@ -178,16 +184,26 @@ def search_section(root: Path) -> list[str]:
     modes, budgets = list(proto["modes"]), proto["evaluation_budgets"]
     methods = list(dict.fromkeys(s["method"] for s in summary))
     cell = {(s["mode"], s["method"], s["n_budget"]): s for s in summary}
-    head = "| method | " + " | ".join(f"{m} {_n(n)}" for m in modes for n in budgets) + " |"
+    tuned = {(t["mode"], t["method"]): t for t in d["tuning"]}
+    head = ("| method | tuned population, mutation/gene | "
+            + " | ".join(f"{m} {_n(n)}" for m in modes for n in budgets) + " |")
     lines = [f"Search: hypervolume of the first N accuracy-predictor calls, median (interquartile range) over "
-             f"{len(proto['seeds'])} seeds, each method at its setting tuned on seeds "
+             f"{len(proto['seeds'])} seeds, each method at its setting (seeded / unseeded) tuned on seeds "
              f"{', '.join(str(s) for s in proto['tuning_seeds'])}. `seeded`: every method's first population holds "
              "the all-smallest and all-largest subnets; `unseeded`: the same random rows for all. "
              "Every predictor call counts, repeats included. Shipped predictor + cpu-1thread table; "
              "`search_benchmark.json`, `python experiments/search_benchmark.py`.", "",
-             head, "|---|" + "---|" * (len(modes) * len(budgets))]
+             head, "|---|---|" + "---|" * (len(modes) * len(budgets))]
     for method in methods:
-        lines.append(f"| {method} | " + " | ".join(_hv(cell.get((m, method, n))) for m in modes for n in budgets) + " |")
+        setting = " / ".join(_setting(tuned[(m, method)]) for m in modes)
+        lines.append(f"| {method} | {setting} | "
+                     + " | ".join(_hv(cell.get((m, method, n))) for m in modes for n in budgets) + " |")
+    fewer = sorted({(t["method"], tuple(t["seeds"]), tuple(t["budgets"])) for t in d["tuning"]
+                    if t["grid"] and (t["seeds"] != proto["tuning_seeds"] or t["budgets"] != budgets)})
+    if fewer:
+        lines += ["", "Tuned on less, for time: " + "; ".join(
+            f"{m} on seed(s) {', '.join(map(str, seeds))} at {' / '.join(_n(n) for n in ns)} calls"
+            for m, seeds, ns in fewer) + "."]
     lines += ["", _verdict_text(summary, d["verdicts"]), "", _notes_text(d, methods)]
     return lines
 
