@@ -12,7 +12,8 @@ For each device (default: cpu-1thread and cpu-all) and the 'fmnist-mbv3' space:
   (target >= 1M candidates/s), best of 3.
 
 Measurement protocols are compared side by side in the same run (the machine is shared and noisy,
-so only same-run comparisons mean anything): ``interleaved-min`` (hwnas's default: every graph timed
+so only same-run comparisons mean anything; each run writes its result files afresh and never
+merges entries of an earlier run): ``interleaved-min`` (hwnas's default: every graph timed
 in shared round-robin passes, minimum over passes), ``interleaved-median`` and ``rounds-median``
 (each graph's repeats back to back, best of 2 rounds: the usual protocol). Only the default
 protocol's table is shipped; the others are written under /tmp.
@@ -29,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -99,6 +99,15 @@ def bench_device(device: str, space: str, args: argparse.Namespace, protocol: st
     }
 
 
+def result_file(main_row: dict[str, Any], runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """One device's result file from this run alone: the default protocol's row plus every protocol
+    run now. Nothing from an earlier file is merged in, so the protocols compared in it were all
+    timed in this run (``run_started``/``date`` say when)."""
+    return {**main_row, "run_started": min(r["date"] for r in runs.values()),
+            "protocols": {p: {"date": r["date"], "validation": r["validation"], "profile_seconds": r["profile_seconds"],
+                              "correction": r["correction"]["model"]} for p, r in runs.items()}}
+
+
 def print_table(rows: list[dict[str, Any]]) -> None:
     head = ("device", "protocol", "entries", "profile s", "predictor", "RMSE ms", "MAPE %", "Spearman", "<=5 %", "<=10 %",
             "predict/s")
@@ -149,12 +158,7 @@ def main() -> int:
         runs = {p: bench_device(device.strip(), args.space, args, p) for p in protocols}
         main_row = runs.get(DEFAULT_PROTOCOL) or next(iter(runs.values()))
         path = Path(args.results) / f"latency_{load_device_profile(device.strip()).slug}.json"
-        # protocols not re-run this time keep their earlier numbers (each entry carries its date)
-        earlier = json.loads(path.read_text()).get("protocols", {}) if path.is_file() else {}
-        summary = {**main_row, "protocols": {**earlier, **{
-            p: {"date": r["date"], "validation": r["validation"], "profile_seconds": r["profile_seconds"],
-                "correction": r["correction"]["model"]} for p, r in runs.items()}}}
-        atomic_write_json(path, summary)
+        atomic_write_json(path, result_file(main_row, runs))
         rows.extend(runs.values())
     print_table(rows)
     return 0

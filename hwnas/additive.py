@@ -3,7 +3,7 @@
 A latency lookup table, MACs and parameter counts all share one shape: a per-resolution constant
 plus, for every *active* block slot, a table entry chosen by the slot's (kernel, expand) genes
 and the resolution. In a search this sum runs once per generation on ~64 rows, where numpy's
-gather-mask-sum takes a dozen calls (~50-80 us on this 2-core VM); the compiled loop takes a few.
+gather-mask-sum takes a dozen calls, each with microseconds of overhead; the compiled loop is one.
 """
 
 from __future__ import annotations

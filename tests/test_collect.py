@@ -80,10 +80,19 @@ def test_torn_last_line_is_dropped_before_appending(tiny_data, checkpoints, tmp_
     assert len(lines) == 3 and all(json.loads(line)["accuracy"] >= 0 for line in lines)
 
 
-def test_repeat_calibration_stores_second_accuracy(tiny_data, checkpoints, tmp_path):
-    collect(_config(checkpoints[0], tmp_path, 2, repeat_calibration=True), dataset=tiny_data, progress=False)
-    data = read_accuracy_data(tmp_path, target="accuracy_2")
-    assert len(data.y) == 2 and all("loss_2" in r for r in data.records)
+def test_repeat_calibration_differs_where_its_calibration_images_differ(tiny_data, checkpoints, tmp_path):
+    """The repeat (noise-ceiling) measurement recalibrates BN on other images, so it must differ from
+    the first; and that difference must come from those images: a collection whose first calibration
+    uses them (calib_seed 1) reproduces the repeat exactly."""
+    collect(_config(checkpoints[0], tmp_path / "repeat", 2, repeat_calibration=True), dataset=tiny_data,
+            progress=False)
+    data = read_accuracy_data(tmp_path / "repeat", target="accuracy_2")
+    assert len(data.y) == 2
+    records = data.records
+    assert all(r["loss_2"] != r["loss"] for r in records), [(r["loss"], r["loss_2"]) for r in records]
+    collect(_config(checkpoints[0], tmp_path / "seed1", 2, calib_seed=1), dataset=tiny_data, progress=False)
+    same_images = read_jsonl(tmp_path / "seed1" / "dataset.jsonl")
+    assert [(r["accuracy"], r["loss"]) for r in same_images] == [(r["accuracy_2"], r["loss_2"]) for r in records]
 
 
 def test_other_checkpoint_or_protocol_is_refused(tiny_data, checkpoints, tmp_path):

@@ -79,7 +79,11 @@ def ofa_net(ofa_cls: type) -> nn.Module:
 
 @pytest.fixture(scope="module")
 def ofa_files(ofa_net: nn.Module, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    folder = tmp_path_factory.mktemp("ofa")
+    return write_ofa_files(ofa_net, tmp_path_factory.mktemp("ofa"))
+
+
+def write_ofa_files(ofa_net: nn.Module, folder) -> dict[str, str]:
+    """OFA's weights saved in both published key styles (experiments/ofa_parity.py uses it too)."""
     state = ofa_net.state_dict()
     nested, old = folder / "ofa_nested.pth", folder / "ofa_old_flat.pth"
     torch.save({"state_dict": state}, nested)  # as OFA saves it today: blocks.N.conv, bn.bn, conv.conv
@@ -109,6 +113,25 @@ def ofa_forward(ofa_model: nn.Module, arch: Architecture, x: torch.Tensor) -> to
     return ofa_model(x)
 
 
+def parity_outputs(ofa_net: nn.Module, loaded: dict[str, nn.Module]):
+    """Per subnet of :func:`parity_architectures`: ``(index, arch, x, OFA's output, {what: ours})``.
+
+    ``what`` is the supernet loaded from each key style and, for every other subnet, a statically
+    extracted subnet (slow to build). experiments/ofa_parity.py records the same comparison."""
+    g = torch.Generator().manual_seed(1)
+    for i, arch in enumerate(parity_architectures()):
+        x = torch.randn(2, 3, arch.resolution, arch.resolution, generator=g)
+        expected = ofa_forward(ofa_net, arch, x)
+        outputs = {}
+        for style, net in loaded.items():
+            net.set_active(arch)
+            outputs[f"supernet[{style}]"] = net(x)
+        if i % 2 == 0:
+            extractor = loaded["nested" if i % 4 else "old_flat"]
+            outputs["extract"] = extractor.extract(arch).eval()(x)
+        yield i, arch, x, expected, outputs
+
+
 # ----------------------------------------------------------------------------------- parity
 def test_both_key_styles_load_the_same_weights(ofa_net, loaded):
     reference = {normalize_ofa_key(k): v for k, v in ofa_net.state_dict().items()}
@@ -121,21 +144,11 @@ def test_both_key_styles_load_the_same_weights(ofa_net, loaded):
 
 @torch.no_grad()
 def test_subnets_match_ofa_outputs(ofa_net, loaded):
-    g = torch.Generator().manual_seed(1)
     failures = []
     archs = parity_architectures()
     assert len(archs) >= N_RANDOM_SUBNETS and 224 in {a.resolution for a in archs}
-    for i, arch in enumerate(archs):
-        x = torch.randn(2, 3, arch.resolution, arch.resolution, generator=g)
-        expected = ofa_forward(ofa_net, arch, x)
+    for i, arch, x, expected, outputs in parity_outputs(ofa_net, loaded):
         assert expected.shape == (2, 1000) and expected.abs().max() > 0.5  # logits are not trivially small
-        outputs = {}
-        for style, net in loaded.items():
-            net.set_active(arch)
-            outputs[f"supernet[{style}]"] = net(x)
-        if i % 2 == 0:  # static extraction is slow to build (module inits): every other subnet
-            extractor = loaded["nested" if i % 4 else "old_flat"]
-            outputs["extract"] = extractor.extract(arch).eval()(x)
         for what, y in outputs.items():
             diff = (y - expected).abs().max().item()
             if not diff <= TOL:

@@ -1,8 +1,12 @@
-"""The README cannot rot: every hwnas command it shows must parse with the real CLI, and the
-test command it gives must be the one CI runs. (CI also runs the quickstart command itself.)"""
+"""The README cannot rot: every hwnas command it shows must parse with the real CLI, the test
+command it gives must be the one CI runs (CI also runs the quickstart command itself), and its
+Results section must be what experiments/readme_results.py renders from the result files."""
 
+import importlib.util
+import json
 import re
 import shlex
+import shutil
 from pathlib import Path
 
 import pytest
@@ -50,3 +54,34 @@ def test_readme_command_parses(argv):
     except SystemExit as exc:  # argparse reports unknown commands/options by exiting
         pytest.fail(f"README command `hwnas {' '.join(argv)}` does not parse (exit {exc.code})")
     assert getattr(args, "func", None) is not None
+
+
+# ----------------------------------------------------------------------------------- results section
+def _readme_results():
+    """experiments/readme_results.py, the generator of the README's Results section."""
+    spec = importlib.util.spec_from_file_location("readme_results", ROOT / "experiments" / "readme_results.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_readme_results_section_matches_the_result_files():
+    gen = _readme_results()
+    readme = (ROOT / "README.md").read_text()
+    assert readme == gen.replace_section(readme, gen.render()), (
+        "README.md's Results section differs from the committed result files; regenerate it with "
+        "`python experiments/readme_results.py` (`--check` shows the lines)")
+
+
+def test_readme_results_follow_a_changed_result_file(tmp_path):
+    """The section is read from the files: a changed number in one changes the README text."""
+    gen = _readme_results()
+    root = tmp_path / "results"
+    shutil.copytree(ROOT / "experiments" / "results", root)
+    ceiling = json.loads((root / "noise_ceiling.json").read_text())
+    before = gen.render(root)
+    assert f"noise ceiling τ {ceiling['kendall_tau']:.3f}" in before
+    ceiling["kendall_tau"] = 0.123456
+    (root / "noise_ceiling.json").write_text(json.dumps(ceiling))
+    after = gen.render(root)
+    assert "noise ceiling τ 0.123" in after and after != before

@@ -274,6 +274,19 @@ def test_evaluated_rows_are_canonical_distinct_and_include_extremes(constrained_
     assert len(constrained_result.population) == 64
 
 
+def test_given_initial_rows_replace_the_extreme_seeds(budget):
+    """A benchmark starts every algorithm from the same rows: they open the first population (canonical,
+    de-duplicated, filled up with random rows) and the all-smallest/all-largest seeds are not added."""
+    given = LAYOUT.random(10, 7)
+    given = np.concatenate([given, given[:3]])  # repeats are scored once
+    res = NSGA2(make_problem(budget), NSGA2Config(pop_size=32, n_evaluations=200, seed=1)).run(initial=given)
+    np.testing.assert_array_equal(res.genes[:10], LAYOUT.canonicalize(given[:10]))
+    assert not (res.genes[:32] == 0).all(1).any()  # the all-smallest subnet was not put in
+    none = NSGA2(make_problem(budget), NSGA2Config(pop_size=32, n_evaluations=200, seed=1)).run(
+        initial=np.empty((0, LAYOUT.num_genes), np.int8))
+    assert not (none.genes[:32] == 0).all(1).any() and len(np.unique(none.genes, axis=0)) == 200
+
+
 def test_same_seed_same_result_and_other_seed_differs(budget):
     cfg = dict(pop_size=32, n_evaluations=400)
     a = NSGA2(make_problem(budget), NSGA2Config(seed=5, **cfg)).run()

@@ -2,7 +2,7 @@
 
 What a search needs of a fitted predictor is ``predict(genes)``, many times a second on small
 batches. :class:`CompiledPredictor` does that with :class:`~hwnas.accuracy.tree_ensemble.TreeEnsemble`
-and imports neither XGBoost nor scikit-learn (about 1.5 s of start-up saved per ``hwnas search``).
+and imports neither XGBoost nor scikit-learn, whose imports would dominate the start-up of ``hwnas search``.
 :class:`~hwnas.accuracy.predictor.AccuracyPredictor` predicts through the same object, so a
 search and the estimator give identical numbers.
 """

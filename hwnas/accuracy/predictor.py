@@ -1,6 +1,6 @@
 """Gradient-boosted-tree accuracy predictor: genes -> top-1 accuracy, fast enough to score a whole
-search population (0.4-0.7M rows/s on one thread of this VM, through the compiled scorer of
-:mod:`hwnas.accuracy.tree_ensemble`) and cheap to fit on a few thousand measured subnets.
+search population (through the compiled scorer of :mod:`hwnas.accuracy.tree_ensemble`; rows/s
+in ``predictor_speed`` of experiments/results/search_benchmark.json) and cheap to fit on a few thousand measured subnets.
 
 Why XGBoost trees rather than once-for-all's MLP: with a few hundred to a few thousand measured
 subnets, boosted trees on the masked, stage-summed features of :mod:`hwnas.accuracy.features`

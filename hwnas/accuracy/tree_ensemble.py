@@ -1,19 +1,19 @@
-"""XGBoost tree ensembles scored by a compiled QuickScorer kernel, ~5x XGBoost's own predictor.
+"""XGBoost tree ensembles scored by a compiled QuickScorer kernel, faster than XGBoost's own predictor.
 
 Why. A search scores its population a generation at a time, 64 candidates per call by default.
-For such batches XGBoost's predictor walks each tree node by node with data-dependent branches
-(about 10 us per row for the shipped 655-tree model on one thread of this 2-core machine), which
-made the accuracy predictor the largest single cost of a search.
+For such batches XGBoost's predictor walks each tree node by node with data-dependent branches,
+which made the accuracy predictor the largest single cost of a search.
 
 How. QuickScorer (Lucchese et al., SIGIR 2015): number each tree's leaves left to right; every
 internal node ``x[f] < t`` carries the bit mask of the leaves that survive when the test fails
 (all but its left subtree). A row's exit leaf is the lowest set bit of the AND of the masks of its
 failed tests, so a tree is a flat, branch-free loop over its nodes that the compiler vectorises
-across rows. numba compiles it once per machine (``cache=True``, ~1 s; later processes load it in
-~0.3 s) - no C compiler or build step on the user's side.
+across rows. numba compiles it once per machine (``cache=True``; later processes load it from
+numba's cache) - no C compiler or build step on the user's side.
 
-Speed (experiments/search_benchmark.py, ``predictor_speed``, shipped 655-tree model): batch 64
-423k rows/s vs XGBoost 86k (1 thread) / 93k (2); batch 16,384 1.12M vs 234k.
+Speed: ``predictor_speed`` in experiments/results/search_benchmark.json (written by
+experiments/search_benchmark.py) gives rows/s per batch size beside XGBoost's ``inplace_predict``
+on the same model.
 
 Exactness. The split decisions are XGBoost's: features and thresholds are float32, as XGBoost
 compares them, and a missing value (NaN) follows the node's default direction. Only the float32

@@ -12,9 +12,9 @@ ratio would explode there) while still failing a model whose logits are off by m
 ``tolerance`` of their own scale.
 
 Two exporters are supported. ``torchscript`` (``dynamo=False``) is the default: on this code base
-it produces the same operators as the dynamo exporter, needs no ``onnxscript``, and takes about a
-second per subnet instead of 10-20 s on a small CPU (measured with torch 2.13), which matters when
-a whole Pareto front is exported. ``dynamo`` (``torch.export`` + onnxscript, opset >= 18) is the
+it produces the same operators as the dynamo exporter, needs no ``onnxscript``, and is several
+times faster per subnet on a small CPU with torch 2.13 (no result file records it), which matters
+when a whole Pareto front is exported. ``dynamo`` (``torch.export`` + onnxscript, opset >= 18) is the
 path PyTorch is moving to; select it with ``exporter="dynamo"``. If the TorchScript exporter is
 missing from a future torch, ``torchscript`` falls back to ``dynamo`` automatically.
 """

@@ -9,9 +9,9 @@ convolutions (very different ranges per channel) need to keep accuracy. The mode
 so every tensor has a shape and Conv+activation patterns are already fused before ranges are taken.
 
 Activations default to uint8 with int8 weights (U8S8). ORT's guide suggests trying S8S8 first, but
-on x86 CPUs without VNNI (AVX2 only) S8S8 QDQ convolutions take a slow path: measured on this
-code base's models, 1 thread, batch 1, S8S8 ran ~9x slower than FP32 while U8S8 ran ~1.6x slower
-(these small models are dominated by Q/DQ overhead). ``activation_type="int8"`` selects S8S8.
+on x86 CPUs without VNNI (AVX2 only) S8S8 QDQ convolutions take a slow path: on this code
+base's models (1 thread, batch 1) S8S8 ran several times slower than FP32 and U8S8 slower than
+FP32 as well (these small models are dominated by Q/DQ overhead; no result file records it). ``activation_type="int8"`` selects S8S8.
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def quantize_int8(fp32_model: str | Path, out_path: str | Path, calibration: Spl
         prepared, quantized = Path(tmp) / "prepared.onnx", Path(tmp) / "int8.onnx"
         try:
             # ONNX's own shape inference covers these graphs (only the batch axis is symbolic); ORT's
-            # symbolic pass would add ~2 s per model and nothing else
+            # symbolic pass would add seconds per model and nothing else
             quant_pre_process(str(fp32_model), str(prepared), skip_symbolic_shape=True)
             quantize_static(str(prepared), str(quantized), reader, quant_format=QuantFormat.QDQ,
                             per_channel=per_channel, reduce_range=reduce_range,

@@ -30,13 +30,15 @@ from hwnas.latency.device import DeviceProfile, load_device_profile
 
 # The latency a table entry or a measured model is summarised by. The minimum over interleaved passes
 # is what makes this shared 2-core VM reproducible: its speed drifts (other tenants only ever add
-# time), and with "min" 100 fresh subnets agree with the table within +-10 % where "median" reached
-# 76 % (latency_tables/cpu-1thread report; experiments/latency_benchmark.py).
+# time), and "min" agreed with 100 fresh subnets better than "median" did: the shares within +-10 %
+# per statistic are in experiments/results/latency_<device>.json (``protocols``), written by
+# experiments/latency_benchmark.py.
 LATENCY_STATISTIC = "min"
-# Back-to-back runs per model per interleaved pass; the fastest is kept. With 2, runs right after 300
-# other graphs still paid for cold caches: a table agreed with its own validation (96 % within +-10 %)
-# but only 75 % of fresh subnets timed later in groups of 5 were within +-10 %, and it over-predicted
-# warm, back-to-back timing by 26 %. With 5, 100 % and 100 % (experiments/deployment_agreement.py).
+# Back-to-back runs per model per interleaved pass; the fastest is kept. With 2, runs right after
+# hundreds of other graphs still paid for cold caches, and a table agreed with its own validation but
+# over-predicted fresh subnets timed later in small groups. With 5 it agrees with them too: see
+# experiments/results/deployment_agreement.json (experiments/deployment_agreement.py); the burst-2
+# run was not kept as a result file.
 INTERLEAVE_BURST = 5
 # A group of a few models finishes its passes in a fraction of a second, inside one slow phase of a
 # shared machine; time_models keeps passing until this long has gone by (profiling runs last longer).
@@ -314,7 +316,7 @@ class OnnxRuntimeMeasurer:
         """Time many models in round-robin passes; return a (passes, models) array of milliseconds.
 
         Why: a shared or virtualised CPU drifts in speed. On this project's 2-core VM a model's
-        latency jumps ~1.8x for a fifth of a second at a time and by up to 2x for seconds, so
+        latency jumps for fractions of a second and stays slower for seconds at a time, so
         timing model A now and model B a minute later turns machine drift into table error. Here
         every model gets one burst per pass (``burst`` back-to-back runs, the fastest kept, so its
         weights are cache-warm as in deployment), and the passes cycle through all models, so each

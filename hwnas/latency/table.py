@@ -370,7 +370,8 @@ class LatencyTable:
 
     def predict_genes(self, genes: np.ndarray, calibrated: bool = True) -> np.ndarray:
         """Latency (ms per batch) of every row of a gene matrix: per-resolution constant plus the
-        entries of the active slots (:func:`hwnas.additive.slot_sum`, >10M rows/s on one core)."""
+        entries of the active slots (:func:`hwnas.additive.slot_sum`; candidates/s in ``throughput``
+        of experiments/results/latency_<device>.json)."""
         genes = self.layout.check(genes)
         self._check_profiled(genes[:, self.layout.resolution_gene])
         table, per_res = self._calibrated if calibrated else self._raw

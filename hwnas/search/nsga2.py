@@ -9,9 +9,10 @@ beats infeasible, lower violation beats higher) plus crowding distance, with the
 front sweep and the crowding pass compiled by numba. The Pareto front reported is over *all*
 evaluated candidates.
 
-Why compiled pieces: at the default population of 64 a generation is ~64 candidates, and on a
-2-core VM each numpy call on such small arrays costs 1-7 us; two hundred of them per generation
-capped a search at ~35k candidates/s. experiments/search_benchmark.py records the throughput.
+Why compiled pieces: at the default population of 64 a generation is ~64 candidates, and a numpy
+call on arrays that small costs microseconds of overhead, so a generation made of hundreds of them
+spent more time in the engine than in scoring. experiments/search_benchmark.py records the
+throughput (``throughput`` in experiments/results/search_benchmark.json).
 """
 
 from __future__ import annotations
@@ -281,10 +282,10 @@ def _breed(parents, entrants, cross, swap, mutate, crossover_prob, swap_prob, mu
 class NSGA2Config:
     """NSGA-II settings. ``mutation_prob`` is per gene; ``None`` means ``2 / num_genes``.
 
-    Defaults chosen on the shipped predictor + cpu-1thread table (10 seeds, hypervolume at 1k/3k/10k
-    evaluations, experiments/search_benchmark.py): a population of 64 beat 128 and 256 at every
-    budget (256: 0.78/0.81/0.92 vs 64: 0.90/0.89/0.95), and swapping each gene with probability
-    0.25 rather than 0.5 in uniform crossover kept more of good parents at 10k evaluations.
+    The population and mutation rate are compared with a small grid on tuning seeds in
+    experiments/search_benchmark.py (``tuning`` in experiments/results/search_benchmark.json); the
+    per-gene crossover swap of 0.25 was chosen on that benchmark's problem before the grid existed
+    and is not re-tuned there.
     """
 
     pop_size: int = 64
@@ -469,13 +470,19 @@ class NSGA2:
                 break
         return np.concatenate(out) if out else np.empty((0, self.layout.num_genes), np.int8)
 
-    def _initial(self, rng: np.random.Generator, archive: _Archive) -> np.ndarray:
-        extremes = np.stack([np.zeros(self.layout.num_genes, np.int8),
-                             (self.layout.cardinalities - 1).astype(np.int8)])
-        seeds = self.layout.canonicalize(extremes)
+    def _initial(self, rng: np.random.Generator, archive: _Archive, given: np.ndarray | None) -> np.ndarray:
+        """The first population: ``given`` rows (default: the all-smallest and all-largest subnets),
+        de-duplicated, then fresh random rows up to ``pop_size``."""
+        if given is None:
+            given = np.stack([np.zeros(self.layout.num_genes, np.int8),
+                              (self.layout.cardinalities - 1).astype(np.int8)])
+        seeds = self.layout.canonicalize(self.layout.check(np.asarray(given)).astype(np.int8))
         keep = archive.fresh(seeds, self.config.pop_size)
+        missing = self.config.pop_size - len(keep)
+        if missing == 0:
+            return seeds[keep]
         rest = self._fresh_offspring(rng, archive, lambda k: self.layout.canonicalize(self.layout.random(k, rng)),
-                                     self.config.pop_size - len(keep))
+                                     missing)
         return np.concatenate([seeds[keep], rest])
 
     # ----------------------------------------------------------------------------- survival
@@ -488,10 +495,13 @@ class NSGA2:
         return _Population(idx[order], genes[order], F[order], v[order], ranks[order], crowd[order])
 
     # ----------------------------------------------------------------------------- main loop
-    def run(self, progress: bool = False) -> SearchResult:
+    def run(self, progress: bool = False, initial: np.ndarray | None = None) -> SearchResult:
         """Search until ``n_evaluations`` distinct networks are scored; see :class:`SearchResult`.
 
-        The wall time includes the feasibility check and every objective evaluation.
+        ``initial`` (gene rows) replaces the default seeds of the first population, the all-smallest
+        and all-largest subnets, so that a benchmark can start every algorithm from the same
+        population; an empty array seeds nothing. The wall time includes the feasibility check and
+        every objective evaluation.
         """
         cfg, problem = self.config, self.problem
         start = time.perf_counter()
@@ -502,7 +512,7 @@ class NSGA2:
         self._fresh_rate = 1.0
         bar = _progress_bar(progress, cfg.n_evaluations)
 
-        genes = self._initial(rng, archive)
+        genes = self._initial(rng, archive, initial)
         F, G, v = problem.evaluate_full(genes)
         pop = self._survive(archive.add(genes, F, G, v), genes, F, v)
         bar.update(len(genes))

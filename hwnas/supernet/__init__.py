@@ -1,7 +1,7 @@
 """Once-for-all supernet: elastic layers, the network, static subnets, checkpoints.
 
 The network is imported on first use (PEP 562), so reading a checkpoint's metadata
-(:mod:`hwnas.supernet.checkpoint`) does not load torch: ``hwnas search`` starts ~2 s sooner.
+(:mod:`hwnas.supernet.checkpoint`) does not load torch, so ``hwnas search`` starts without paying for a torch import.
 """
 
 from typing import Any

@@ -1,0 +1,307 @@
+"""The README's "Results" section, generated from the committed result files.
+
+Every number in that section is read here from a file under ``experiments/results/`` (or the
+shipped table/predictor report it names), formatted, and written between the marker comments
+``<!-- results:begin -->`` and ``<!-- results:end -->`` of README.md. Nothing is typed in by hand,
+so the README cannot drift from its files: ``tests/test_readme.py`` fails when the README's section
+differs from what this script renders.
+
+Run: ``python experiments/readme_results.py`` (rewrite the section) or ``--check`` (exit 1 and
+say which lines differ).
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from hwnas.latency.measure import MIN_MEASURE_SECONDS
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "experiments" / "results"
+README = REPO / "README.md"
+BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+OURS = "hwnas NSGA-II"
+
+
+def _load(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+def _pct(x: float, digits: int = 0) -> str:
+    return f"{x:.{digits}f} %"
+
+
+def _rate(per_s: float) -> str:
+    """Candidates or rows per second, in k or M."""
+    return f"{per_s / 1e6:.2f} M" if per_s >= 1e6 else f"{per_s / 1e3:.0f}k"
+
+
+# --------------------------------------------------------------------------------- main table rows
+Row = tuple[str, str, str]  # what, result, file
+
+
+def training_row(root: Path) -> Row:
+    log = [json.loads(line) for line in (root / "train_fmnist" / "train_log.jsonl").read_text().splitlines() if line]
+    last = log[-1]
+    return (f"supernet, {last['epoch']} epochs sandwich training on 2 CPU cores ({last['elapsed_s'] / 60:.0f} min)",
+            f"val acc largest {100 * last['val_acc_largest']:.1f} %, smallest {100 * last['val_acc_smallest']:.1f} %",
+            "`train_fmnist/`")
+
+
+def ofa_parity_row(root: Path) -> Row:
+    d = _load(root / "ofa_parity.json")
+    return (f"OFA parity (random weights, {d['subnets']} subnets, both key layouts)",
+            f"max abs diff {d['max_abs_diff']:.1e} (test tolerance {d['tolerance_in_test']:g})", "`ofa_parity.json`")
+
+
+def _validation(v: dict[str, Any], spearman: bool = True) -> str:
+    out = (f"{v['within10_pct']:.0f} % within ±10 %, {v['within5_pct']:.0f} % within ±5 %, "
+           f"MAPE {v['mape_pct']:.1f} %")
+    return out + (f", Spearman {v['spearman']:.3f}" if spearman else "")
+
+
+def latency_rows(root: Path) -> list[Row]:
+    one = _load(root / "latency_cpu-1thread.json")
+    plain = one["validation"]["lut_sum"]
+    edge = _load(REPO / "latency_tables" / "edge-agent" / "fmnist-mbv3.report.json")["validation"]["calibrated"]
+    agree = _load(root / "deployment_agreement.json")
+    table = agree["tables"][0]
+    return [
+        (f"latency table cpu-1thread (1 pinned thread), {one['validation']['calibrated']['n']} fresh subnets",
+         f"{_validation(one['validation']['calibrated'])} (plain block sum: {plain['within10_pct']:.0f} % within ±10 %, "
+         f"{plain['bias_pct']:+.0f} % bias); profiled in {one['profile_seconds']:.0f} s", "`latency_cpu-1thread.json`"),
+        *[(f"latency table {name}, {d['validation']['calibrated']['n']} fresh subnets",
+           _validation(d["validation"]["calibrated"], spearman=False), f"`latency_{name}.json`")
+          for name, d in [("cpu-all", _load(root / "latency_cpu-all.json"))]],
+        (f"latency table edge-agent (through `hwnas agent serve` on loopback), {edge['n']} fresh subnets",
+         _validation(edge, spearman=False), "`latency_tables/edge-agent/`"),
+        (f"the cpu-1thread table vs {agree['n']} other fresh subnets timed later in groups of {agree['group']}, "
+         "as `hwnas export` times models",
+         f"{table['within10_pct']:.0f} % within ±10 %, {table['within5_pct']:.0f} % within ±5 %, "
+         f"Spearman {table['spearman']:.3f}", "`deployment_agreement.json`"),
+        ("batch latency prediction", f"{_rate(min(t['per_s'] for t in one['throughput']))} candidates/s",
+         "`latency_cpu-1thread.json`"),
+    ]
+
+
+def predictor_rows(root: Path) -> list[Row]:
+    meta = _load(REPO / "predictors" / "fmnist-mbv3" / "accuracy_xgb.meta.json")
+    hold = meta["metrics"]["holdout"]
+    ceiling = _load(root / "noise_ceiling.json")
+    bench = _load(root / "predictor_benchmark.json")
+    curve = bench["learning_curve"]
+    sizes = sorted({r["train_size"] for r in curve})
+    names = {"xgboost": "XGBoost", "mlp": "MLP", "ridge": "ridge"}
+    parts = []
+    for model, label in names.items():
+        taus = {r["train_size"]: r["kendall_tau"] for r in curve if r["model"] == model}
+        parts.append(f"{label} " + " / ".join(f"{taus[s]:.2f}" for s in sizes))
+    seeds = curve[0]["seeds"]
+    return [
+        (f"accuracy predictor (shipped), trained on {meta['metrics']['n_train']}, held-out {hold['n']}",
+         f"Kendall τ {hold['kendall_tau']:.3f}; noise ceiling τ {ceiling['kendall_tau']:.3f} "
+         f"({ceiling['n']} subnets evaluated twice)",
+         "`predictors/fmnist-mbv3/accuracy_xgb.meta.json`, `noise_ceiling.json`"),
+        (f"learning curve, Kendall τ at {' / '.join(str(s) for s in sizes)} samples ({seeds} seeds)",
+         ", ".join(parts), "`predictor_benchmark.json`, `predictor_learning_curve.png`"),
+    ]
+
+
+def speed_rows(root: Path) -> list[Row]:
+    d = _load(root / "search_benchmark.json")
+    load = d["host"]["loadavg_end"][0]  # measured just before the run ended, after these timings
+    tp = d["throughput"]
+    by_pop: dict[int, list[str]] = {}
+    for t in sorted(tp, key=lambda t: (t["population"], t["evaluations"])):
+        by_pop.setdefault(t["population"], []).append(f"{_rate(t['evals_per_s'])}/s at {t['evaluations'] // 1000}k")
+    rows = [(f"search throughput, end to end (median of {tp[0]['repeats']} runs; shared 2-core machine, 1-minute "
+             f"load average {load:.1f} at the end)", "; ".join(f"population {p}: " + ", ".join(v) for p, v in by_pop.items()),
+             "`search_benchmark.json` (`throughput`)")]
+    speed = d["predictor_speed"]
+    if speed:
+        cells = []
+        for batch in sorted({r["batch"] for r in speed}):
+            sel = [r for r in speed if r["batch"] == batch]
+            ours = next(r for r in sel if r["method"].startswith("compiled"))
+            xgb = " / ".join(_rate(r["rows_per_s"]) for r in sel if r is not ours)
+            cells.append(f"batch {batch:,}: {_rate(ours['rows_per_s'])} vs {xgb}")
+        rows.append(("accuracy predictor scoring (rows/s), compiled kernel vs XGBoost `inplace_predict` "
+                     "(1 / 2 threads), same model", "; ".join(cells), "`search_benchmark.json` (`predictor_speed`)"))
+    return rows
+
+
+def quickstart_row(root: Path) -> Row:
+    d = _load(root / "quickstart.json")
+    device = d["device"]
+    models = [m for m in d["models"] if m["status"] == "ok"]
+    errors = sorted(100 * (m["predicted_latency_ms"][device] / m["fp32"]["latency"][device]["ms"] - 1) for m in models)
+    agree = d["latency_agreement"][device]
+    return ("quickstart end to end (fast-mode table)",
+            f"{d['wall_time_s']:.0f} s; {len(models)} models exported and checked against PyTorch; predicted vs "
+            f"measured latency {errors[0]:+.1f} % … {errors[-1]:+.1f} %, {round(agree['within10_share'] * agree['n'])} "
+            f"of {int(agree['n'])} within ±10 %", "`quickstart.json`, `quickstart_log.txt`")
+
+
+MAIN_ROWS: list[Callable[[Path], Row | list[Row]]] = [training_row, ofa_parity_row, latency_rows, predictor_rows,
+                                                        speed_rows, quickstart_row]
+
+
+def main_table(root: Path) -> list[str]:
+    rows: list[Row] = []
+    for make in MAIN_ROWS:
+        made = make(root)
+        rows.extend(made if isinstance(made, list) else [made])
+    return ["| what | result | file |", "|---|---|---|", *(f"| {a} | {b} | {c} |" for a, b, c in rows)]
+
+
+# --------------------------------------------------------------------------------- search table
+def _n(n: int) -> str:
+    """An evaluation budget as the README writes it: 1k, 3k, 10k (or 300 below a thousand)."""
+    return f"{n // 1000}k" if n % 1000 == 0 else str(n)
+
+
+def _setting(tuning: dict[str, Any]) -> str:
+    """A tuned setting as "32, 0.043" (population, per-gene mutation rate), or "–" if nothing is tuned."""
+    chosen = tuning["chosen"]
+    return f"{chosen['population']}, {chosen['mutation_per_gene']:.3g}" if chosen else "–"
+
+
+def _hv(s: dict[str, Any] | None) -> str:
+    if s is None:
+        return "–"
+    h = s["hypervolume"]
+    return f"{h['median']:.3f} ({h['q1']:.3f}–{h['q3']:.3f})"
+
+
+def search_section(root: Path) -> list[str]:
+    d = _load(root / "search_benchmark.json")
+    proto, summary = d["protocol"], d["summary"]
+    modes, budgets = list(proto["modes"]), proto["evaluation_budgets"]
+    methods = list(dict.fromkeys(s["method"] for s in summary))
+    cell = {(s["mode"], s["method"], s["n_budget"]): s for s in summary}
+    tuned = {(t["mode"], t["method"]): t for t in d["tuning"]}
+    head = ("| method | tuned population, mutation/gene | "
+            + " | ".join(f"{m} {_n(n)}" for m in modes for n in budgets) + " |")
+    lines = [f"Search: hypervolume of the first N accuracy-predictor calls, median (interquartile range) over "
+             f"{len(proto['seeds'])} seeds, each method at its setting (seeded / unseeded) tuned on seeds "
+             f"{', '.join(str(s) for s in proto['tuning_seeds'])}. `seeded`: every method's first population holds "
+             "the all-smallest and all-largest subnets; `unseeded`: the same random rows for all. "
+             "Every predictor call counts, repeats included. Shipped predictor + cpu-1thread table; "
+             "`search_benchmark.json`, `python experiments/search_benchmark.py`.", "",
+             head, "|---|---|" + "---|" * (len(modes) * len(budgets))]
+    for method in methods:
+        setting = " / ".join(_setting(tuned[(m, method)]) for m in modes)
+        lines.append(f"| {method} | {setting} | "
+                     + " | ".join(_hv(cell.get((m, method, n))) for m in modes for n in budgets) + " |")
+    fewer = sorted({(t["method"], tuple(t["seeds"]), tuple(t["budgets"])) for t in d["tuning"]
+                    if t["grid"] and (t["seeds"] != proto["tuning_seeds"] or t["budgets"] != budgets)})
+    if fewer:
+        lines += ["", "Tuned on less, for time: " + "; ".join(
+            f"{m} on seed(s) {', '.join(map(str, seeds))} at {' / '.join(_n(n) for n in ns)} calls"
+            for m, seeds, ns in fewer) + "."]
+    lines += ["", _verdict_text(summary, d["verdicts"]), "", _notes_text(d, methods)]
+    return lines
+
+
+def _verdict_text(summary: list[dict[str, Any]], verdicts: list[dict[str, Any]]) -> str:
+    """Where hwnas loses, and where its lead is inside the spread over seeds (IQRs overlap)."""
+    cell = {(s["mode"], s["method"], s["n_budget"]): s["hypervolume"] for s in summary}
+    losses, close, clear = [], [], []
+    for v in verdicts:
+        where = f"{v['mode']} {_n(v['n_budget'])}"
+        if not v["hwnas_wins"]:
+            losses.append(f"{where}: {v['best']} {v['best_hv']:.3f} vs hwnas {v['hwnas_hv']:.3f} "
+                          f"(rank {v['hwnas_rank']} of {v['of']})")
+            continue
+        ours = cell[(v["mode"], OURS, v["n_budget"])]
+        rivals = [(m, h) for (mode, m, n), h in cell.items()
+                  if (mode, n) == (v["mode"], v["n_budget"]) and m != OURS and h["q3"] >= ours["q1"]]
+        if rivals:
+            close.append(f"{where} ({', '.join(m for m, _ in rivals)})")
+        else:
+            clear.append(where)
+    text = ["Where hwnas does not have the highest median: " + ("; ".join(losses) if losses else "nowhere") + "."]
+    if close:
+        text.append("Where its median is highest but another method's interquartile range reaches its own, so the "
+                    "lead is within the spread over seeds: " + "; ".join(close) + ".")
+    if clear:
+        text.append("Clear leads (no other interquartile range reaches hwnas's): " + ", ".join(clear) + ".")
+    return " ".join(text)
+
+
+def _notes_text(d: dict[str, Any], methods: list[str]) -> str:
+    proto = d["protocol"]
+    runs = [r for r in d["runs"] if r["mode"] == "unseeded"]
+    wall = {}
+    for method in methods:
+        sel = [r for r in runs if r["method"] == method]
+        n = max(r["n_budget"] for r in sel)
+        walls = sorted(r["run_wall_s"] for r in sel if r["n_budget"] == n)
+        wall[method] = (walls[len(walls) // 2], n)
+    parts = ", ".join(f"{m} {w:.2f} s ({_n(n)})" for m, (w, n) in wall.items())
+    return (f"Optuna runs to {_n(proto['optuna_max_evaluations'])} calls only (slow). once-for-all's finder, "
+            f"{proto['once_for_all']}. Wall time of one run (median, unseeded; shared 2-core machine, {d['host']['worker_processes']} "
+            f"benchmark processes, 1-minute load average {d['host']['loadavg_start'][0]:.1f} at the start): {parts}.")
+
+
+# --------------------------------------------------------------------------------- the section
+def render(root: Path = RESULTS) -> str:
+    """The text between the markers: the main table, the gaps the files do not cover, the search table."""
+    lines = ["Every number here is generated by `python experiments/readme_results.py` from the committed "
+             "result files in `experiments/results/` (or the report named in the file column).", "",
+             *main_table(root), "",
+             "The timing-protocol comparison (interleaved vs back-to-back timing) is not quoted: the committed "
+             "`latency_*.json` files hold its protocols from separate runs; `python experiments/latency_benchmark.py` "
+             "now compares them in one run.", "",
+             *search_section(root), "", known_gaps(root)]
+    return "\n".join(lines)
+
+
+def known_gaps(root: Path) -> str:
+    ceiling = _load(root / "noise_ceiling.json")
+    return ("Known gaps: the shipped supernet is CPU-trained (no GPU was available) and below the accuracy of a "
+            "GPU-trained one, so the predictor's labels are noisy (noise ceiling τ "
+            f"{ceiling['kendall_tau']:.2f}) and the 3,000-sample point of the learning curve is missing; GPU tables "
+            "(`cuda-b1`, `cuda-b64`) are not shipped. This VM's speed drifts over seconds: exported models are timed "
+            f"together for at least {MIN_MEASURE_SECONDS:g} s, but a later measurement still sees a different machine speed than the "
+            "profile did, so export-time agreement is looser than the tables' own validation.")
+
+
+def replace_section(readme: str, section: str) -> str:
+    if readme.count(BEGIN) != 1 or readme.count(END) != 1:
+        raise SystemExit(f"README.md must hold exactly one {BEGIN} and one {END} marker; add them around the "
+                         "Results section")
+    head, rest = readme.split(BEGIN)
+    _, tail = rest.split(END)
+    return f"{head}{BEGIN}\n{section}\n{END}{tail}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--check", action="store_true", help="do not write; exit 1 if README.md differs")
+    args = ap.parse_args(argv)
+    current = README.read_text()
+    wanted = replace_section(current, render())
+    if current == wanted:
+        print("README results section matches the result files")
+        return 0
+    if args.check:
+        diff = difflib.unified_diff(current.splitlines(), wanted.splitlines(), "README.md", "from result files",
+                                    lineterm="", n=0)
+        print("README results section differs from the result files; run `python experiments/readme_results.py`:\n"
+              + "\n".join(diff))
+        return 1
+    from hwnas.atomic_io import atomic_write_text
+
+    atomic_write_text(README, wanted)
+    print("README results section rewritten from the result files")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
