@@ -8,8 +8,6 @@ without trained artifacts.
 
 from __future__ import annotations
 
-import csv
-import gzip
 import json
 from pathlib import Path
 
@@ -20,6 +18,7 @@ from hwnas.cli import main
 from hwnas.complexity import ComplexityCounter
 from hwnas.encoding import GeneLayout
 from hwnas.search import runner
+from hwnas.search.evaluated import read_evaluated
 
 SPACE = "fmnist-mbv3"
 LAYOUT = GeneLayout(SPACE)
@@ -106,21 +105,21 @@ def test_run_folder_contents_and_front_shape(env):
     args.remove("--no-plot")
     assert main(args) == 0
     names = {p.name for p in out.iterdir()}
-    assert {"front.json", "front.csv", "picks.json", "evaluated.csv.gz", "config.json", "pareto.png",
+    assert {"front.json", "front.csv", "picks.json", "evaluated.npz", "config.json", "pareto.png",
             "log.txt"} <= names
     front = json.loads((out / "front.json").read_text())
     assert len(front) >= 3
     counter = ComplexityCounter(SPACE)
     for rec in front:
-        assert set(rec) == {"arch", "predicted", "flops", "params"}
+        assert set(rec) == {"format", "arch", "predicted", "macs", "params"} and rec["format"] == 2
         assert set(rec["arch"]) == {"kernel", "expand", "depth", "resolution"}
         assert set(rec["predicted"]) == {"accuracy", "latency_ms"}
         assert set(rec["predicted"]["latency_ms"]) == {"dev-a"}
         assert rec["predicted"]["latency_ms"]["dev-a"] <= 2.0          # budget respected
         assert 0 < rec["predicted"]["accuracy"] < 1
-        assert isinstance(rec["flops"], int) and isinstance(rec["params"], int)
+        assert isinstance(rec["macs"], int) and isinstance(rec["params"], int)
         genes = LAYOUT.encode(runner.Architecture.from_dict(rec["arch"], SPACE))
-        assert rec["flops"] == int(counter.macs(genes)[0]) and rec["params"] == int(counter.params(genes)[0])
+        assert rec["macs"] == int(counter.macs(genes)[0]) and rec["params"] == int(counter.params(genes)[0])
     # a Pareto front: sorted by accuracy descending, latency strictly decreasing along it
     acc = [r["predicted"]["accuracy"] for r in front]
     lat = [r["predicted"]["latency_ms"]["dev-a"] for r in front]
@@ -134,12 +133,13 @@ def test_run_folder_contents_and_front_shape(env):
     assert config["devices"] == ["dev-a"] and config["budget_ms"] == {"dev-a": 2.0}
     assert config["space"] == SPACE and config["evaluations"] == 600 and config["seed"] == 3
 
-    with gzip.open(out / "evaluated.csv.gz", "rt") as fh:
-        rows = list(csv.DictReader(fh))
-    assert len(rows) == 600
-    assert list(rows[0])[:5] == ["eval_index", "accuracy", "latency_ms[dev-a]", "flops", "params"]
-    assert sum(int(r["on_front"]) for r in rows) == len(front)
-    assert all(int(r["feasible"]) == (float(r["latency_ms[dev-a]"]) <= 2.0) for r in rows)
+    ev = read_evaluated(out)
+    assert len(ev) == 600 and list(ev.latency_ms) == ["dev-a"]
+    assert int(ev.on_front.sum()) == len(front)
+    np.testing.assert_array_equal(ev.feasible, ev.latency_ms["dev-a"] <= 2.0)
+    on_front = np.flatnonzero(ev.on_front)
+    assert sorted(ev.macs[on_front].tolist()) == sorted(r["macs"] for r in front)
+    assert sorted(ev.resolution[on_front].tolist()) == sorted(r["arch"]["resolution"] for r in front)
 
     picks = json.loads((out / "picks.json").read_text())
     assert len(picks) == 1 and picks[0]["device"] == "dev-a" and picks[0]["budget_ms"] == 2.0
@@ -155,7 +155,7 @@ def test_same_seed_same_front(env):
     f1, f2, f3 = ((env["tmp"] / r / "front.json").read_text() for r in ("r1", "r2", "r3"))
     assert f1 == f2
     assert f1 != f3
-    assert (env["tmp"] / "r1" / "evaluated.csv.gz").read_bytes() == (env["tmp"] / "r2" / "evaluated.csv.gz").read_bytes()
+    assert (env["tmp"] / "r1" / "evaluated.npz").read_bytes() == (env["tmp"] / "r2" / "evaluated.npz").read_bytes()
 
 
 def test_out_refused_without_overwrite(env, capsys):
@@ -243,7 +243,8 @@ def test_restricted_resolutions(env):
 
 def test_caps_and_extra_objectives(env):
     out = env["tmp"] / "caps"
-    assert main(search_args(env, "caps", "--params-cap", "0.5", "--objectives", "accuracy,latency,flops")) == 0
+    assert main(search_args(env, "caps", "--params-cap", "0.5", "--objectives", "accuracy,latency,macs")) == 0
+    assert main(search_args(env, "caps-old", "--flops-cap", "5", "--objectives", "accuracy,latency,flops")) == 0
     front = json.loads((out / "front.json").read_text())
     assert front and all(r["params"] <= 0.5e6 for r in front)
     assert main(search_args(env, "caps2", "--params-cap", "0.001")) == 2
@@ -263,12 +264,12 @@ def test_predict_json(env, capsys):
     assert main(["predict", "--arch", str(path), "--space", SPACE, "--predictor", env["predictor"],
                  "--device", env["a"], "--device", env["b"], "--json"]) == 0
     rec = json.loads(capsys.readouterr().out)
-    assert set(rec) == {"arch", "predicted", "flops", "params"}
+    assert set(rec) == {"format", "arch", "predicted", "macs", "params"}
     assert rec["arch"] == arch.to_dict()
     assert rec["predicted"]["accuracy"] == pytest.approx(float(FakePredictor(SPACE).predict(genes)[0]))
     assert rec["predicted"]["latency_ms"]["dev-b"] == pytest.approx(
         float(FakeTable(SPACE, 0.4, 0.3).predict_genes(genes)[0]))
-    assert rec["flops"] == int(ComplexityCounter(SPACE).macs(genes)[0])
+    assert rec["macs"] == int(ComplexityCounter(SPACE).macs(genes)[0])
     # without --device, every table for the space is found; the text form names each device
     assert main(["predict", "--arch", str(path), "--space", SPACE, "--predictor", env["predictor"]]) == 0
     text = capsys.readouterr().out
