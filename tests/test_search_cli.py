@@ -85,7 +85,10 @@ def test_run_folder_contents_and_front_shape(env):
     np.testing.assert_array_equal(ev.feasible, ev.latency_ms["dev-a"] <= 2.0)
     on_front = np.flatnonzero(ev.on_front)
     assert sorted(ev.macs[on_front].tolist()) == sorted(r["macs"] for r in front)
-    assert sorted(ev.resolution[on_front].tolist()) == sorted(r["arch"]["resolution"] for r in front)
+    decoded = sorted(json.dumps([ev.kernel[i].tolist(), ev.expand[i].tolist(), ev.depth[i].tolist(),
+                                 int(ev.resolution[i])]) for i in on_front)
+    assert decoded == sorted(json.dumps([r["arch"][k] for k in ("kernel", "expand", "depth", "resolution")])
+                             for r in front)
 
     picks = json.loads((out / "picks.json").read_text())
     assert len(picks) == 1 and picks[0]["device"] == "dev-a" and picks[0]["budget_ms"] == 2.0
@@ -153,10 +156,10 @@ def test_two_devices_two_columns_and_picks(env):
     config = json.loads((out / "config.json").read_text())
     assert config["budget_ms"] == {"dev-a": 1.0, "dev-b": 0.8}
     # each device's latency is looked up once per generation, although it is objective and constraint:
-    # initial population + generations, 2 feasibility probes, 1 report pass
+    # initial population + generations and 2 feasibility probes; the report reuses the engine's values
     batches = config["run"]["generations"] + 1
     for table in env["tables"].values():
-        assert table.calls == batches + 3
+        assert table.calls == batches + 2
 
     # --budget-mode all: every front member meets both budgets
     assert main(search_args(env, "all", "--budget-mode", "all", devices=("a", "b"), budgets=("1.0", "0.8"))) == 0
@@ -292,3 +295,32 @@ def test_search_with_real_predictor_and_table_classes(tmp_path, monkeypatch):
     assert rec["predicted"]["latency_ms"]["fixture-dev"] == pytest.approx(table.predict(arch))
     assert rec["predicted"]["accuracy"] == pytest.approx(float(pred.predict(LAYOUT.encode(arch))[0]))
     assert json.loads((out / "config.json").read_text())["devices"] == ["fixture-dev"]
+
+
+@pytest.mark.parametrize("objectives", ["accuracy,latency", "accuracy,latency,macs,params", "accuracy,params"])
+def test_scores_reused_from_the_engine_equal_fresh_scoring(env, objectives):
+    settings = runner.SearchSettings(predictor=env["predictor"], devices=[env["a"], env["b"]], budgets_ms=[2.0],
+                                     space=SPACE, objectives=objectives, evaluations=300, seed=2)
+    outcome = runner.run_search(settings)
+    genes, scorers = outcome.result.genes, outcome.scorers
+    ev = outcome.evaluated
+    np.testing.assert_array_equal(ev.accuracy, scorers.accuracy.fn(genes))
+    for device, fn in scorers.latency.items():
+        np.testing.assert_array_equal(ev.latency_ms[device], fn.fn(genes))
+    np.testing.assert_array_equal(ev.macs, scorers.macs.fn(genes))
+    np.testing.assert_array_equal(ev.params, scorers.params.fn(genes))
+
+
+def test_evaluated_csv_of_older_runs_still_reads(tmp_path):
+    import gzip
+
+    header = "eval_index,accuracy,latency_ms[dev-a],flops,params,violation,feasible,on_front,kernel,expand,depth,resolution"
+    rows = ["0,0.800000,1.500000,1000,20,0,1,1,3-5-7,3-4-6,2-3,28", "1,0.700000,2.500000,900,10,0.25,0,0,3-3-3,3-3-3,2-2,24"]
+    (tmp_path / "evaluated.csv.gz").write_bytes(gzip.compress("\n".join([header, *rows, ""]).encode()))
+    ev = read_evaluated(tmp_path)
+    assert len(ev) == 2 and ev.macs.tolist() == [1000, 900] and ev.latency_ms["dev-a"].tolist() == [1.5, 2.5]
+    assert ev.feasible.tolist() == [True, False] and ev.kernel[0].tolist() == [3, 5, 7]
+    assert ev.resolution.tolist() == [28, 24]
+    (tmp_path / "evaluated.csv.gz").unlink()
+    with pytest.raises(runner.ConfigError, match="evaluated.npz"):
+        read_evaluated(tmp_path)

@@ -38,7 +38,7 @@ import hwnas
 from hwnas.arch import Architecture
 from hwnas.atomic_io import atomic_write_bytes
 from hwnas.data import Split
-from hwnas.errors import ConfigError, HwnasError
+from hwnas.errors import HwnasError
 from hwnas.export.bn_fold import fold_batchnorm
 from hwnas.export.settings import DEFAULT_OPSET, DYNAMO_MIN_OPSET, check_onnx_options
 from hwnas.space import SearchSpace

@@ -34,6 +34,7 @@ from hwnas.latency.measure import (INTERLEAVE_BURST, LATENCY_STATISTIC, LatencyS
 from hwnas.latency.table import (LatencyTable, TableEntry, check_resolutions, enumerate_entries,
                                  fit_correction, reference_architecture, table_path)
 from hwnas.metrics import prediction_agreement
+from hwnas.paths import TABLES_DIR
 from hwnas.space import SearchSpace, get_space
 
 DEFAULT_CALIBRATE = 60
@@ -108,7 +109,7 @@ class Profiler:
     """Measures a :class:`LatencyTable` for ``space`` on ``profile`` and writes it under ``out_dir``."""
 
     def __init__(self, space: SearchSpace | str, profile: DeviceProfile | str | Path,
-                 out_dir: str | Path = "latency_tables", options: ProfileOptions | None = None,
+                 out_dir: str | Path = TABLES_DIR, options: ProfileOptions | None = None,
                  measurer: Measurer | None = None, progress: bool = True) -> None:
         self.space = get_space(space)
         self.options = options or ProfileOptions()
