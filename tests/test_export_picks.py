@@ -135,4 +135,4 @@ def test_export_refuses_a_run_without_front(env, capsys):
     _search(env, "gone", ("a",), ("2.0",))
     (env["tmp"] / "gone" / "front.json").unlink()
     assert _export(env, "gone", "e3") == 2
-    assert "front.json is missing" in capsys.readouterr().err
+    assert "front.json does not exist" in capsys.readouterr().err

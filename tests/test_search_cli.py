@@ -324,3 +324,16 @@ def test_evaluated_csv_of_older_runs_still_reads(tmp_path):
     (tmp_path / "evaluated.csv.gz").unlink()
     with pytest.raises(runner.ConfigError, match="evaluated.npz"):
         read_evaluated(tmp_path)
+
+
+def test_validation_summary_uses_the_shared_agreement_keys():
+    from hwnas.metrics import prediction_agreement
+
+    models = [{"front_index": i, "predicted": {"accuracy": a, "latency_ms": {"d": p}},
+               "true": {"accuracy": a - 0.01, "latency_ms": {"d": m}}}
+              for i, (a, p, m) in enumerate([(0.9, 1.0, 1.1), (0.8, 0.8, 0.78), (0.7, 0.5, 0.52)])]
+    summary = runner.validation_summary(models)
+    assert summary["latency_ms[d]"] == prediction_agreement([1.0, 0.8, 0.5], [1.1, 0.78, 0.52])
+    assert summary["latency_ms[d]"]["within10_pct"] == 100 and summary["accuracy"]["kendall_tau"] == 1.0
+    text = runner.format_validation({"models": models, "summary": summary})
+    assert "latency_ms[d]: MAPE" in text and "within +-10%" in text

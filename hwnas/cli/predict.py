@@ -42,30 +42,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def load_arch_file(path: Path, space, index: int | None = None):
-    """An architecture from a file in any accepted form; :class:`ArchitectureError` names the problem."""
-    from hwnas.arch import Architecture
-    from hwnas.errors import ArchitectureError
-
-    if not path.is_file():
-        raise ArchitectureError(f"architecture file {path} does not exist; check the --arch path")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ArchitectureError(f"architecture file {path} is not valid JSON ({exc}); fix the file") from None
-    if isinstance(data, list):
-        if index is None or not -len(data) <= index < len(data):
-            raise ArchitectureError(f"{path} holds a list of {len(data)} records; choose one with --index "
-                                    f"0..{len(data) - 1}")
-        data = data[index]
-    if isinstance(data, dict) and isinstance(data.get("arch"), dict):
-        data = data["arch"]  # a front.json / picks.json record
-    try:
-        return Architecture.from_dict(data, space)
-    except ArchitectureError as exc:
-        raise ArchitectureError(f"architecture file {path}: {exc}") from None
-
-
 def discover_devices(space) -> list[str]:
     from hwnas.paths import TABLES_DIR
 
@@ -89,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
     from hwnas.search import runner
 
     space, _ = runner.resolve_space(args.supernet, args.space)
+    from hwnas.search.front import load_arch_file
+
     arch = load_arch_file(args.arch, space, args.index)
     specs = args.device if args.device else discover_devices(space)
     sources = runner.resolve_latency_sources(specs, space)

@@ -15,7 +15,6 @@ is a thin shell over them.
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any, Callable, Sequence
 
 from hwnas.errors import ArchitectureError, ConfigError, HwnasError, MeasurementError
 from hwnas.export.settings import OFA_SUPERNET, ExportSettings
-from hwnas.search.front import FrontRecord, read_front, read_picks
+from hwnas.search.front import FrontRecord, load_arch_file, read_front, read_json, read_picks
 
 Warn = Callable[[str], None]
 
@@ -100,21 +99,6 @@ def _load_data(space: Any, data: str | None, extra: dict[str, Any]) -> Any:
         raise ConfigError(f"data set {source!r} has {dataset.num_classes} classes but space {space.name!r} "
                           f"has {space.num_classes}; pass the data the supernet was trained on with --data")
     return dataset
-
-
-def read_arch_file(path: Path, space: Any) -> Any:
-    """An architecture from hwnas or once-for-all JSON, or a front.json record."""
-    from hwnas.arch import Architecture
-
-    if not path.is_file():
-        raise ArchitectureError(f"architecture file {path} does not exist")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ArchitectureError(f"{path} is not valid JSON ({exc}); fix the file") from None
-    if isinstance(data, dict) and isinstance(data.get("arch"), dict):
-        data = data["arch"]  # a front.json record
-    return Architecture.from_dict(data, space)
 
 
 def make_measurers(devices: Sequence[str], repeats: int | None, explicit: bool, base: Path | None,
@@ -385,12 +369,7 @@ def read_run(run_dir: Path) -> RunFolder:
     if not run_dir.is_dir():
         raise ConfigError(f"run folder {run_dir} does not exist; pass the --out folder of `hwnas search`")
     path = run_dir / "config.json"
-    if not path.is_file():
-        raise ConfigError(f"{path} is missing; {run_dir} is not a finished `hwnas search` run")
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path} is not valid JSON ({exc}); rerun the search") from None
+    config = read_json(path, "search config", f"{run_dir} is not a finished `hwnas search` run; rerun the search")
     if not isinstance(config, dict) or "supernet" not in config or "space" not in config:
         raise ConfigError(f"{path} lacks 'supernet' or 'space'; it was not written by `hwnas search`")
     front = read_front(run_dir / "front.json")
@@ -405,8 +384,9 @@ def primary_device(run: RunFolder) -> str:
     if not names:
         raise ConfigError("front.json has no predicted latencies; cannot pick by latency")
     for spec in run.config.get("devices") or []:
-        if Path(str(spec)).stem in names or str(spec) in names:
-            return str(spec) if str(spec) in names else Path(str(spec)).stem
+        for name in (str(spec), Path(str(spec)).stem):  # a profile name, or a table path's device
+            if name in names:
+                return name
     return names[0]
 
 
@@ -522,7 +502,7 @@ def export_architecture(arch_file: Path, settings: ExportSettings) -> Any:
         raise ConfigError(f"--arch needs --supernet (a checkpoint path, or {OFA_SUPERNET} with --weights)")
     check_out_file(settings.out, settings.overwrite, settings.int8)
     source = load_source(settings.supernet, settings)
-    arch = read_arch_file(arch_file, source.net.space)
+    arch = load_arch_file(arch_file, source.net.space)
     devices = [] if settings.no_measure else list(settings.measure or [])
     measurers = make_measurers(devices, settings.repeats, explicit=True, base=None)
     tables = device_tables(source.net.space, list(measurers), None, None)

@@ -30,10 +30,9 @@ ARCH_COLUMNS = ("kernel", "expand", "depth", "resolution")
 
 
 @dataclass(frozen=True)
-class Evaluated:
-    """Every evaluated candidate in natural units (evaluation order); ``genes`` in ``layout``'s encoding."""
+class Scores:
+    """Per-candidate columns in natural units (evaluation order); ``latency_ms`` per device."""
 
-    genes: np.ndarray
     accuracy: np.ndarray
     latency_ms: dict[str, np.ndarray]
     macs: np.ndarray
@@ -41,6 +40,16 @@ class Evaluated:
     violation: np.ndarray
     feasible: np.ndarray
     on_front: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.accuracy)
+
+
+@dataclass(frozen=True)
+class Evaluated(Scores):
+    """Every evaluated candidate of a search, with its ``genes`` in the search layout's encoding."""
+
+    genes: np.ndarray
 
     def record(self, i: int, layout: GeneLayout) -> FrontRecord:
         """Row ``i`` as the record ``front.json`` and ``picks.json`` hold."""
@@ -51,23 +60,13 @@ class Evaluated:
 
 
 @dataclass(frozen=True)
-class EvaluatedTable:
-    """What :func:`read_evaluated` returns: one array per column; ``latency_ms`` per device."""
+class EvaluatedTable(Scores):
+    """What :func:`read_evaluated` returns: the scores and each candidate's architecture as columns."""
 
-    accuracy: np.ndarray
-    latency_ms: dict[str, np.ndarray]
-    macs: np.ndarray
-    params: np.ndarray
-    violation: np.ndarray
-    feasible: np.ndarray
-    on_front: np.ndarray
-    kernel: np.ndarray       # (n, slots) kernel size per slot (0 where inactive in old CSV files)
+    kernel: np.ndarray       # (n, slots) kernel size per slot (inactive slots: the smallest choice)
     expand: np.ndarray
     depth: np.ndarray        # (n, stages)
     resolution: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.accuracy)
 
 
 def evaluated_npz(ev: Evaluated, layout: GeneLayout) -> bytes:

@@ -19,7 +19,7 @@ from types import MappingProxyType
 from typing import Any, Mapping, Sequence
 
 from hwnas.atomic_io import atomic_write_json
-from hwnas.errors import ConfigError
+from hwnas.errors import ArchitectureError, ConfigError, HwnasError
 
 FRONT_FORMAT = 2
 ARCH_KEYS = ("kernel", "expand", "depth", "resolution")
@@ -123,22 +123,46 @@ class Pick:
                    eval_index=None if index is None else int(index))
 
 
-def _read_list(path: Path, what: str) -> list[Any]:
+def read_json(path: Path, what: str, fix: str, error: type[HwnasError] = ConfigError) -> Any:
+    """A JSON file's content; a missing or malformed file raises ``error`` naming it and the ``fix``."""
     if not path.is_file():
-        raise ConfigError(f"{path} is missing; {path.parent} is not a finished `hwnas search` run ({what})")
+        raise error(f"{what} {path} does not exist; {fix}")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path} is not valid JSON ({exc}); rerun the search") from None
+        raise error(f"{what} {path} is not valid JSON ({exc}); {fix}") from None
+
+
+def _read_list(path: Path, what: str) -> list[Any]:
+    data = read_json(path, what, "pass the --out folder of a finished `hwnas search` (or rerun it)")
     if not isinstance(data, list):
         raise ConfigError(f"{path} is not a list of records; it was not written by `hwnas search`")
     return data
 
 
+def load_arch_file(path: Path, space: Any, index: int | None = None) -> Any:
+    """An :class:`~hwnas.arch.Architecture` from a file: hwnas's or once-for-all's JSON form, a record
+    (front.json / picks.json entry), or a list of records with ``index`` choosing one."""
+    from hwnas.arch import Architecture
+
+    data = read_json(path, "architecture file", "check the --arch path and the file", ArchitectureError)
+    if isinstance(data, list):
+        if index is None or not -len(data) <= index < len(data):
+            raise ArchitectureError(f"{path} holds a list of {len(data)} records; choose one with --index "
+                                    f"0..{len(data) - 1}")
+        data = data[index]
+    if isinstance(data, dict) and isinstance(data.get("arch"), dict):
+        data = data["arch"]  # a front.json / picks.json record
+    try:
+        return Architecture.from_dict(data, space)
+    except ArchitectureError as exc:
+        raise ArchitectureError(f"architecture file {path}: {exc}") from None
+
+
 def read_front(path: str | Path) -> list[FrontRecord]:
     """``front.json`` (format 1 or 2) as records."""
     path = Path(path)
-    return [FrontRecord.from_dict(r, f"{path} record {i}") for i, r in enumerate(_read_list(path, "front"))]
+    return [FrontRecord.from_dict(r, f"{path} record {i}") for i, r in enumerate(_read_list(path, "front file"))]
 
 
 def read_picks(path: str | Path) -> list[Pick]:
@@ -147,7 +171,7 @@ def read_picks(path: str | Path) -> list[Pick]:
     if not path.is_file():
         raise ConfigError(f"{path} is missing: the run folder predates picks.json or is incomplete, so the "
                           "search's picks are unknown; rerun `hwnas search`, or export with --pick all or --pick N")
-    return [Pick.from_dict(r, f"{path} pick {i}") for i, r in enumerate(_read_list(path, "picks"))]
+    return [Pick.from_dict(r, f"{path} pick {i}") for i, r in enumerate(_read_list(path, "picks file"))]
 
 
 def write_records(path: str | Path, items: Sequence[FrontRecord | Pick]) -> Path:
