@@ -12,7 +12,9 @@ two sizes interleaved, so a drifting machine slows both alike), pinned to one co
 allows. The machine's load average is stored with the result: on a shared machine the wall-clock
 rate drops with the load (other processes take turns on the core), so the same marginal is also
 given in CPU time (user + system seconds of the subprocess), which waiting for the core does not
-inflate; on a quiet machine the two agree.
+inflate; on a quiet machine the two agree. For scale, the NSGA-II engine alone (in-process, the
+same problem, CPU time) is timed in the same run: the ratio of the two rates says how much of the
+command's time is the engine, whatever the machine's load.
 
 Run: ``python experiments/search_cli_benchmark.py`` (about 2 minutes)
 Result: ``experiments/results/search_cli.json``.
@@ -54,6 +56,18 @@ def time_search(evaluations: int, out: Path, core: int | None) -> tuple[float, f
     return seconds, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
+def engine_cpu_seconds(evaluations: int, core: int | None) -> float:
+    """CPU seconds of the NSGA-II engine alone on the command's problem (in-process, pinned)."""
+    from hwnas.search import runner
+
+    settings = runner.SearchSettings(predictor=runner.default_predictor_path("fmnist-mbv3"),
+                                     devices=["cpu-1thread"], budgets_ms=[0.35], evaluations=evaluations, seed=0)
+    prep = runner.prepare_search(settings)
+    started = time.process_time()
+    runner.NSGA2(prep.problem, prep.config).run()
+    return time.process_time() - started
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--small", type=int, default=2_000)
@@ -74,6 +88,12 @@ def main() -> int:
                 times[n].append(wall)
                 cpu[n].append(used)
     marginal, marginal_cpu = (marginal_rate(t, args.small, args.large) for t in (times, cpu))
+    os.chdir(REPO)
+    if core is not None:
+        os.sched_setaffinity(0, {core})
+    engine: dict[int, list[float]] = {n: [engine_cpu_seconds(n, core) for _ in range(args.repeats)]
+                                      for n in (args.small, args.large)}
+    marginal_engine = marginal_rate(engine, args.small, args.large)
     result = {"command": "hwnas " + " ".join(COMMAND) + " --evaluations N --out DIR",
               "small": args.small, "large": args.large, "repeats": args.repeats, "pinned_core": core,
               "wall_s": {str(n): [round(t, 3) for t in ts] for n, ts in times.items()},
@@ -81,6 +101,9 @@ def main() -> int:
               "median_wall_s": {str(n): round(statistics.median(ts), 3) for n, ts in times.items()},
               "median_cpu_s": {str(n): round(statistics.median(ts), 3) for n, ts in cpu.items()},
               "marginal_candidates_per_s": round(marginal), "marginal_candidates_per_cpu_s": round(marginal_cpu),
+              "engine_cpu_s": {str(n): [round(t, 3) for t in ts] for n, ts in engine.items()},
+              "engine_marginal_candidates_per_cpu_s": round(marginal_engine),
+              "command_over_engine_rate": round(marginal_cpu / marginal_engine, 3),
               "loadavg_before": [round(x, 2) for x in load_before],
               "loadavg_after": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count(),
               "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
@@ -89,6 +112,8 @@ def main() -> int:
     for n in (args.small, args.large):
         print(f"{n:>12,} {statistics.median(times[n]):>7.2f} {statistics.median(cpu[n]):>7.2f}  "
               f"{' '.join(f'{t:.2f}' for t in times[n])}")
+    print(f"engine alone (in-process): {marginal_engine:,.0f} candidates per CPU second; the command runs at "
+          f"{marginal_cpu / marginal_engine:.0%} of it")
     print(f"marginal rate: {marginal:,.0f} candidates/s wall clock, {marginal_cpu:,.0f} per CPU second (load "
           f"average {load_before[0]:.1f} before, {result['loadavg_after'][0]:.1f} after, {os.cpu_count()} CPUs); "
           f"wrote {args.out}")

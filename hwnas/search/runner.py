@@ -634,17 +634,19 @@ def validate_front(outcome: SearchOutcome, k: int, progress: bool = True,
             sub = net.extract(arch).eval()
             recalibrate_bn(sub, calib, arch.resolution, data.mean, data.std)
             accuracy.append(float(evaluate(sub, data.val, arch.resolution, data.mean, data.std)[0]))
-    measured = {s.device: _measure_front(net, archs, s) for s in outcome.sources if s.profile is not None}
+    timed = {s.device: _measure_front(net, archs, s) for s in outcome.sources if s.profile is not None}
+    measured = {d: ms for d, (ms, _) in timed.items()}
     results = [{"front_index": i, "arch": dict(outcome.front[i].to_dict()["arch"]),
                 "predicted": {"accuracy": outcome.front[i].accuracy, "latency_ms": dict(outcome.front[i].latency_ms)},
                 "true": {"accuracy": accuracy[j], "latency_ms": {d: ms[j] for d, ms in measured.items()}}}
                for j, i in enumerate(rows)]
     return {"n": len(results), "split": "val", "models": results, "summary": validation_summary(results),
-            "not_measured": skipped}
+            "slowdown_since_profiling": {d: slow for d, (_, slow) in timed.items()}, "not_measured": skipped}
 
 
-def _measure_front(net: Any, archs: Sequence[Architecture], source: LatencySource) -> list[float]:
-    """Each architecture's latency on ``source``'s device, timed as ``hwnas export`` times models."""
+def _measure_front(net: Any, archs: Sequence[Architecture], source: LatencySource) -> tuple[list[float], float | None]:
+    """Each architecture's latency on ``source``'s device, timed as ``hwnas export`` times models, and
+    how much slower the table's speed reference runs now than when profiled (None without one)."""
     from hwnas.latency.block_models import reference_graph, subnet_onnx
     from hwnas.latency.measure import TimingProtocol, make_measurer, single_torch_thread, time_models
 
@@ -656,7 +658,8 @@ def _measure_front(net: Any, archs: Sequence[Architecture], source: LatencySourc
     reference = reference_graph(net.space, Architecture.from_dict(ref["arch"], net.space), size) if ref else None
     with single_torch_thread():
         stats = time_models(make_measurer(source.profile), models, protocol=protocol, reference=reference)
-    return [st.value(protocol.statistic) for st in stats[:len(models)]]
+    slowdown = stats[-1].value(protocol.statistic) / float(ref["ms"]) if ref else None
+    return [st.value(protocol.statistic) for st in stats[:len(models)]], slowdown
 
 
 def validation_summary(models: list[dict[str, Any]]) -> dict[str, Any]:
@@ -688,4 +691,8 @@ def format_validation(report: dict[str, Any]) -> str:
         if s:
             lines.append(f"{key}: MAPE {s['mape_pct']:.1f}%, {s['within10_pct']:.0f}% within +-10%, "
                          f"Kendall tau {s['kendall_tau']:.3f}")
+    for device, slowdown in (report.get("slowdown_since_profiling") or {}).items():
+        if slowdown is not None:
+            lines.append(f"{device}: the table's reference subnet runs {slowdown:.2f}x its profiled latency now "
+                         "(machine speed drift since profiling)")
     return "\n".join(lines)
