@@ -1,8 +1,10 @@
 """The main job on the embedded default: profile this CPU, search, export, measure.
 
-The quickstart runs the same commands a user would type (``hwnas profile``, ``hwnas search``,
-``hwnas export``) into one run folder, so it exercises exactly the documented paths, then prints
-one summary table. Shipped artifacts: the Fashion-MNIST supernet and its accuracy predictor.
+The quickstart calls the library functions behind ``hwnas profile``, ``hwnas search`` and
+``hwnas export`` (:class:`~hwnas.latency.profiler.Profiler`, :func:`~hwnas.search.runner.run_search`,
+:func:`~hwnas.export.pipeline.export_run`) into one run folder, so it exercises exactly the documented
+paths, then prints one summary table. Shipped artifacts: the Fashion-MNIST supernet and its accuracy
+predictor.
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ import json
 import math
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
+from hwnas import paths
 from hwnas.arch import largest_architecture
 from hwnas.errors import HwnasError
 from hwnas.run_folder import prepare_run_dir, run_logger
@@ -22,7 +25,7 @@ from hwnas.run_folder import prepare_run_dir, run_logger
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def shipped(relative: str) -> Path:
+def shipped(relative: str | Path) -> Path:
     """A shipped artifact: from the working directory if present, else from the repository."""
     for base in (Path.cwd(), REPO_ROOT):
         if (base / relative).exists():
@@ -31,13 +34,13 @@ def shipped(relative: str) -> Path:
                      "or pass the path explicitly")
 
 
-@dataclass
+@dataclass(frozen=True)
 class QuickstartOptions:
-    out: Path = Path("runs/quickstart")
+    out: Path = paths.QUICKSTART_DIR
     device: str = "cpu-1thread"
     space: str = "fmnist-mbv3"
-    supernet: str = "checkpoints/fmnist-mbv3.safetensors"
-    predictor: str = "predictors/fmnist-mbv3/accuracy_xgb.json"
+    supernet: Path = paths.DEFAULT_SUPERNET
+    predictor: Path = paths.default_predictor_path("fmnist-mbv3")
     budget_ms: float | None = None
     evaluations: int = 10_000
     models: int = 4
@@ -47,65 +50,82 @@ class QuickstartOptions:
     progress: bool = True
 
 
-def default_budget(table_path: Path, space: str) -> tuple[float, float, float]:
+def default_budget(table: Any, space: str) -> tuple[float, float, float]:
     """Half-way (geometric mean) between the fastest and the largest subnet: a budget that cuts the
     front in the middle, so the search has to trade accuracy for speed."""
-    from hwnas.latency.table import LatencyTable
-
-    table = LatencyTable.load(table_path, space)
     fastest = table.min_latency_ms()
     largest = table.predict(largest_architecture(space))
     return math.sqrt(fastest * largest), fastest, largest
 
 
-def _step(name: str, argv: list[str], log: Callable[[str], None]) -> None:
-    from hwnas.cli import main
-
-    log(f"\n== {name}: hwnas {' '.join(argv)}")
+def _timed(name: str, log: Callable[[str], None], step: Callable[[], Any]) -> Any:
+    log(f"\n== {name}")
     started = time.time()
-    code = main(argv)
-    if code != 0:
-        raise HwnasError(f"quickstart step '{name}' failed (exit {code}); see the messages above")
+    out = step()
     log(f"== {name} done in {time.time() - started:.0f} s")
+    return out
+
+
+def _profile(opts: QuickstartOptions, tables: Path) -> Any:
+    from hwnas.latency.device import load_device_profile
+    from hwnas.latency.profiler import Profiler, ProfileOptions
+    from hwnas.space import get_space
+
+    options = ProfileOptions(validate=opts.validate, seed=opts.seed, fast=True)
+    return Profiler(get_space(opts.space), load_device_profile(opts.device), tables, options,
+                    progress=opts.progress).run()
+
+
+def _search(opts: QuickstartOptions, table_path: Path, budget: float, out: Path, log: Callable[[str], None]) -> Any:
+    from hwnas.search import runner
+
+    settings = runner.SearchSettings(predictor=shipped(opts.predictor), devices=[str(table_path)],
+                                     budgets_ms=[budget], supernet=shipped(opts.supernet),
+                                     evaluations=opts.evaluations, seed=opts.seed)
+    outcome = runner.run_search(settings, progress=opts.progress, log=log)
+    runner.write_run_folder(prepare_run_dir(out, overwrite=True), outcome)
+    devices = [s.device for s in outcome.sources]
+    log(f"Pareto front ({len(outcome.front)} networks):\n" + runner.format_front(outcome.front, devices))
+    return outcome
+
+
+def _export(opts: QuickstartOptions, search_dir: Path, out: Path) -> Any:
+    from hwnas.export.pipeline import export_run
+    from hwnas.export.settings import ExportSettings
+
+    outcome = export_run(search_dir, ExportSettings(out=out, pick=str(opts.models), measure=(opts.device,),
+                                                    seed=opts.seed, progress=opts.progress))
+    if outcome.failed:
+        raise HwnasError(f"quickstart export failed for {', '.join(r.name for r in outcome.failed)}: "
+                         f"{outcome.failed[0].error}")
+    return outcome
 
 
 def run_quickstart(opts: QuickstartOptions) -> dict:
+    """Profile, search, export and measure into ``opts.out``; returns what ``quickstart.json`` holds."""
+    from hwnas.export.report import latency_agreement
+    from hwnas.latency.device import load_device_profile
+
     started = time.time()
     run_dir = prepare_run_dir(opts.out, opts.overwrite)
     log = run_logger(run_dir).info
-    supernet, predictor = shipped(opts.supernet), shipped(opts.predictor)
-    progress = [] if opts.progress else ["--no-progress"]
-    tables = run_dir / "latency_tables"
-
-    from hwnas.latency.device import load_device_profile
-    from hwnas.latency.table import table_path
-
     profile = load_device_profile(opts.device)
-    _step("profile this CPU (fast mode)", ["profile", "--device", opts.device, "--space", opts.space, "--fast",
-                                            "--validate", str(opts.validate), "--seed", str(opts.seed),
-                                            "--out", str(tables), *progress], log)
-    table = table_path(tables, profile.slug, opts.space)
+    profiled = _timed("profile this CPU (fast mode)", log, lambda: _profile(opts, run_dir / "latency_tables"))
     budget = opts.budget_ms
     if budget is None:
-        budget, fastest, largest = default_budget(table, opts.space)
+        budget, fastest, largest = default_budget(profiled.table, opts.space)
         log(f"default budget {budget:.3f} ms (fastest subnet {fastest:.3f} ms, largest {largest:.3f} ms)")
-    _step("search", ["search", "--supernet", str(supernet), "--predictor", str(predictor), "--device", str(table),
-                     "--budget-ms", f"{budget:.4f}", "--evaluations", str(opts.evaluations),
-                     "--seed", str(opts.seed), "--out", str(run_dir / "search"), *progress], log)
-    _step("export and measure", ["export", str(run_dir / "search"), "--pick", str(opts.models),
-                                 "--out", str(run_dir / "export"), "--measure", opts.device,
-                                 "--seed", str(opts.seed), *progress], log)
-    summary = json.loads((run_dir / "export" / "summary.json").read_text())
-    profile_report = json.loads(table.with_name(f"{opts.space}.report.json").read_text())
-    for name in ("pareto.png",):
-        shutil.copyfile(run_dir / "search" / name, run_dir / name)
+    _timed("search", log, lambda: _search(opts, profiled.table_path, budget, run_dir / "search", log))
+    exported = _timed("export and measure", log, lambda: _export(opts, run_dir / "search", run_dir / "export"))
+    shutil.copyfile(run_dir / "search" / "pareto.png", run_dir / "pareto.png")
     result = {"run_dir": str(run_dir), "budget_ms": budget, "device": opts.device,
-              "profile_validation": profile_report.get("validation", profile_report),
-              "models": summary["models"], "latency_agreement": summary.get("latency_agreement"),
+              "profile_validation": profiled.report.get("validation", profiled.report),
+              "models": [asdict(r) for r in exported.results],
+              "latency_agreement": {d: latency_agreement(exported.results, d) for d in exported.devices},
               "wall_time_s": round(time.time() - started, 1)}
     from hwnas.atomic_io import atomic_write_json, atomic_write_text
 
-    atomic_write_json(run_dir / "quickstart.json", result)
+    atomic_write_json(run_dir / "quickstart.json", json.loads(json.dumps(result, default=str)))
     atomic_write_text(run_dir / "report.md", render_report(result, profile.name))
     log("\n" + summary_table(result, profile.name))
     log(f"\nquickstart finished in {result['wall_time_s']:.0f} s. Report: {run_dir / 'report.md'}  "

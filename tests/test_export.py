@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 from pathlib import Path
@@ -14,8 +13,11 @@ import torch
 
 from hwnas.arch import Architecture, largest_architecture, sample_architecture, smallest_architecture
 from hwnas.cli import main
-from hwnas.cli.export import ExportOptions, Source, export_one, measure_together, pick_models, read_run
-from hwnas.data import FASHION_MNIST_FILES, Dataset, Split
+from hwnas.export.pipeline import DeviceTable, Source, export_one, measure_together
+from hwnas.export.settings import ExportSettings
+from hwnas.latency.measure import TimingProtocol
+from hwnas.search.front import FrontRecord
+from hwnas.data import Dataset, Split
 from hwnas.errors import ConfigError, DataError
 from hwnas.export import onnx_export
 from hwnas.export.bn_fold import fold_batchnorm
@@ -26,6 +28,7 @@ from hwnas.export.report import write_report
 from hwnas.supernet.calibration import evaluate
 from hwnas.supernet.checkpoint import file_sha256, save_supernet
 from hwnas.supernet.network import ElasticMobileNetV3
+from export_fixtures import write_idx_dataset
 
 torch.set_num_threads(1)
 SPACE = "fmnist-mbv3"
@@ -189,9 +192,8 @@ def _source(net, dataset) -> Source:
                   int8_calib=dataset.train)
 
 
-def _options(**kw) -> ExportOptions:
-    return ExportOptions(**{"batch": None, "opset": 18, "exporter": "torchscript", "int8": False,
-                            "parity_images": 8, "torch_device": "cpu", **kw})
+def _options(**kw) -> ExportSettings:
+    return ExportSettings(**{"out": Path("unused"), "parity_images": 8, **kw})
 
 
 def test_pipeline_marks_a_wrong_export_failed_and_leaves_no_file(net, dataset, tmp_path, monkeypatch):
@@ -225,13 +227,14 @@ def test_int8_pipeline_measures_latency_and_writes_report(net, dataset, tmp_path
     measurers = _cpu_measurers()
     arch = sample_architecture(SPACE, 8)
     path = tmp_path / "models" / "m.onnx"
-    predicted = {"accuracy": 0.5, "latency_ms": {"cpu-1thread": 1.0}}
+    predicted = FrontRecord(arch=arch.to_dict(), accuracy=0.5, latency_ms={"cpu-1thread": 1.0}, macs=1, params=1)
     result = export_one(_source(net, dataset), arch, path, "m", measurers, _options(int8=True), predicted=predicted)
     assert result.status == "ok", result.error
     assert not result.fp32.latency  # local ONNX Runtime devices time all models together, afterwards
     reference = {"arch": largest_architecture(net.space, min(net.space.resolutions)).to_dict(), "ms": 0.5,
                  "table": "stand-in"}  # as stored with a latency table by hwnas profile
-    measure_together([result], measurers, net.space, None, progress=False, references={"cpu-1thread": reference})
+    tables = {"cpu-1thread": DeviceTable(TimingProtocol(), reference)}
+    measure_together([result], measurers, net.space, None, tables, progress=False)
     assert result.parity["max_rel"] <= 1e-4
     fp32, int8 = result.fp32, result.int8
     assert 0 <= fp32.accuracy <= 1 and 0 <= int8.accuracy <= 1
@@ -266,49 +269,13 @@ def test_int8_needs_a_full_calibration_batch_for_static_models(net, dataset, tmp
 
 
 # ----------------------------------------------------------------------------------- picking
-
-def _front(n: int = 6) -> list[dict]:
-    arch = smallest_architecture(SPACE).to_dict()
-    return [{"arch": arch, "predicted": {"accuracy": 0.5 + 0.05 * i, "latency_ms": {"dev": 1.0 + i}},
-             "flops": 1, "params": 1} for i in range(n)]
-
-
-def test_pick_all_budget_and_spread():
-    front = _front()
-    config = {"supernet": "x", "space": SPACE, "devices": ["dev"], "budget_ms": [2.5, 4.0, 0.5]}
-    assert pick_models(front, "all", config) == [0, 1, 2, 3, 4, 5]
-    assert pick_models(front, "budget", config) == [1, 3]  # 0.5 ms is infeasible
-    assert pick_models(front, "budget", {**config, "budget_ms": {"dev": 3.0}}) == [2]
-    assert pick_models(front, "3", config) == [0, 2, 5]  # linspace 0, 2.5, 5 rounded half to even
-    assert pick_models(front, "10", config) == list(range(6))
-    with pytest.raises(ConfigError):
-        pick_models(front, "many", config)
-
-
-def test_read_run_names_missing_keys(tmp_path):
-    (tmp_path / "config.json").write_text(json.dumps({"supernet": "x", "space": SPACE}))
-    (tmp_path / "front.json").write_text(json.dumps([{"arch": {}, "predicted": {"accuracy": 0.5}}]))
-    with pytest.raises(ConfigError, match="predicted.latency_ms"):
-        read_run(tmp_path)
-
+# (--pick with real searches: tests/test_export_picks.py)
 
 # ----------------------------------------------------------------------------------- CLI
 
-def _write_idx(path: Path, array: np.ndarray) -> None:
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    path.write_bytes(gzip.compress(header + array.astype(np.uint8).tobytes()))
-
-
 @pytest.fixture()
 def idx_data(tmp_path) -> Path:
-    """A tiny data set in Fashion-MNIST's IDX format (random images), so load_dataset reads it."""
-    rng = np.random.default_rng(0)
-    root = tmp_path / "idx"
-    root.mkdir()
-    for part, n in (("train", 60), ("test", 20)):
-        _write_idx(root / FASHION_MNIST_FILES[f"{part}_images"], rng.integers(0, 256, (n, 28, 28)))
-        _write_idx(root / FASHION_MNIST_FILES[f"{part}_labels"], np.arange(n) % 10)
-    return root
+    return write_idx_dataset(tmp_path / "idx")
 
 
 def test_cli_single_arch_from_ofa_dict(net, tmp_path, idx_data):
@@ -341,7 +308,9 @@ def test_cli_refuses_non_empty_out_folder(tmp_path, capsys):
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.json").write_text(json.dumps({"supernet": "missing.safetensors", "space": SPACE}))
-    (run / "front.json").write_text(json.dumps(_front(2)))
+    arch = smallest_architecture(SPACE).to_dict()
+    (run / "front.json").write_text(json.dumps([{"arch": arch, "predicted": {"accuracy": 0.5, "latency_ms": {"d": 1.0}},
+                                                 "macs": 1, "params": 1, "format": 2}]))
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("user data")

@@ -8,8 +8,6 @@ without trained artifacts.
 
 from __future__ import annotations
 
-import csv
-import gzip
 import json
 from pathlib import Path
 
@@ -20,69 +18,16 @@ from hwnas.cli import main
 from hwnas.complexity import ComplexityCounter
 from hwnas.encoding import GeneLayout
 from hwnas.search import runner
+from hwnas.search.evaluated import read_evaluated
+from search_fakes import FakePredictor, FakeTable, fake_search_env
 
 SPACE = "fmnist-mbv3"
 LAYOUT = GeneLayout(SPACE)
 
 
-class FakePredictor:
-    """Accuracy rising with capacity and resolution, saturating (like a trained predictor)."""
-
-    def __init__(self, space) -> None:
-        self.layout = GeneLayout(space)
-        rng = np.random.default_rng(0)
-        self.w = rng.uniform(0.3, 1.5, self.layout.num_slots)
-
-    def predict(self, genes: np.ndarray) -> np.ndarray:
-        v = self.layout.values(genes)
-        score = ((self.w * ((v.kernel - 3) / 4 + (v.expand - 3) / 3) + 0.5) * v.active).sum(1)
-        score += 3.0 * (v.resolution - 20) / 12
-        return 0.93 - 0.5 * np.exp(-score / 6.0)
-
-
-class FakeTable:
-    """Latency = scale x (per-block cost) + offset; ``calls`` counts batch lookups."""
-
-    def __init__(self, space, scale: float, offset: float, resolutions=None) -> None:
-        self.layout = GeneLayout(space)
-        self.scale, self.offset = scale, offset
-        self.resolutions = tuple(resolutions or self.layout.space.resolutions)
-        rng = np.random.default_rng(int(scale * 100))
-        self.w = rng.uniform(0.5, 2.0, self.layout.num_slots)
-        self.calls = 0
-
-    def predict_genes(self, genes: np.ndarray) -> np.ndarray:
-        self.calls += 1
-        v = self.layout.values(genes)
-        assert np.isin(v.resolution, self.resolutions).all(), "scored an unprofiled resolution"
-        blocks = (self.w * v.kernel ** 2 * v.expand * v.active).sum(1)
-        return self.offset + self.scale * blocks * (v.resolution / 28.0) ** 2 / 1000.0
-
-
 @pytest.fixture
 def env(tmp_path, monkeypatch):
-    """Two fake device tables and a predictor file; loaders patched to build the stand-ins."""
-    monkeypatch.chdir(tmp_path)  # default paths (latency_tables/, checkpoints/) resolve here
-    tables = {}
-
-    def make_table(name: str, scale: float, offset: float, resolutions=None) -> str:
-        path = tmp_path / "latency_tables" / name / f"{SPACE}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"scale": scale, "offset": offset, "resolutions": resolutions}))
-        return str(path)
-
-    def load_table(path, space):
-        data = json.loads(Path(path).read_text())
-        table = FakeTable(space, data["scale"], data["offset"], data["resolutions"])
-        tables[Path(path).parent.name] = table
-        return table
-
-    predictor = tmp_path / "pred.json"
-    predictor.write_text("{}")
-    monkeypatch.setattr(runner, "load_latency_table", load_table)
-    monkeypatch.setattr(runner, "load_accuracy_predictor", lambda path, space: FakePredictor(space))
-    return {"tmp": tmp_path, "a": make_table("dev-a", 1.0, 0.05), "b": make_table("dev-b", 0.4, 0.3),
-            "predictor": str(predictor), "tables": tables, "make_table": make_table}
+    return fake_search_env(tmp_path, monkeypatch)
 
 
 def search_args(env, out: str, *extra: str, devices=("a",), budgets=("2.0",)) -> list[str]:
@@ -106,21 +51,21 @@ def test_run_folder_contents_and_front_shape(env):
     args.remove("--no-plot")
     assert main(args) == 0
     names = {p.name for p in out.iterdir()}
-    assert {"front.json", "front.csv", "picks.json", "evaluated.csv.gz", "config.json", "pareto.png",
+    assert {"front.json", "front.csv", "picks.json", "evaluated.npz", "config.json", "pareto.png",
             "log.txt"} <= names
     front = json.loads((out / "front.json").read_text())
     assert len(front) >= 3
     counter = ComplexityCounter(SPACE)
     for rec in front:
-        assert set(rec) == {"arch", "predicted", "flops", "params"}
+        assert set(rec) == {"format", "arch", "predicted", "macs", "params"} and rec["format"] == 2
         assert set(rec["arch"]) == {"kernel", "expand", "depth", "resolution"}
         assert set(rec["predicted"]) == {"accuracy", "latency_ms"}
         assert set(rec["predicted"]["latency_ms"]) == {"dev-a"}
         assert rec["predicted"]["latency_ms"]["dev-a"] <= 2.0          # budget respected
         assert 0 < rec["predicted"]["accuracy"] < 1
-        assert isinstance(rec["flops"], int) and isinstance(rec["params"], int)
+        assert isinstance(rec["macs"], int) and isinstance(rec["params"], int)
         genes = LAYOUT.encode(runner.Architecture.from_dict(rec["arch"], SPACE))
-        assert rec["flops"] == int(counter.macs(genes)[0]) and rec["params"] == int(counter.params(genes)[0])
+        assert rec["macs"] == int(counter.macs(genes)[0]) and rec["params"] == int(counter.params(genes)[0])
     # a Pareto front: sorted by accuracy descending, latency strictly decreasing along it
     acc = [r["predicted"]["accuracy"] for r in front]
     lat = [r["predicted"]["latency_ms"]["dev-a"] for r in front]
@@ -134,12 +79,16 @@ def test_run_folder_contents_and_front_shape(env):
     assert config["devices"] == ["dev-a"] and config["budget_ms"] == {"dev-a": 2.0}
     assert config["space"] == SPACE and config["evaluations"] == 600 and config["seed"] == 3
 
-    with gzip.open(out / "evaluated.csv.gz", "rt") as fh:
-        rows = list(csv.DictReader(fh))
-    assert len(rows) == 600
-    assert list(rows[0])[:5] == ["eval_index", "accuracy", "latency_ms[dev-a]", "flops", "params"]
-    assert sum(int(r["on_front"]) for r in rows) == len(front)
-    assert all(int(r["feasible"]) == (float(r["latency_ms[dev-a]"]) <= 2.0) for r in rows)
+    ev = read_evaluated(out)
+    assert len(ev) == 600 and list(ev.latency_ms) == ["dev-a"]
+    assert int(ev.on_front.sum()) == len(front)
+    np.testing.assert_array_equal(ev.feasible, ev.latency_ms["dev-a"] <= 2.0)
+    on_front = np.flatnonzero(ev.on_front)
+    assert sorted(ev.macs[on_front].tolist()) == sorted(r["macs"] for r in front)
+    decoded = sorted(json.dumps([ev.kernel[i].tolist(), ev.expand[i].tolist(), ev.depth[i].tolist(),
+                                 int(ev.resolution[i])]) for i in on_front)
+    assert decoded == sorted(json.dumps([r["arch"][k] for k in ("kernel", "expand", "depth", "resolution")])
+                             for r in front)
 
     picks = json.loads((out / "picks.json").read_text())
     assert len(picks) == 1 and picks[0]["device"] == "dev-a" and picks[0]["budget_ms"] == 2.0
@@ -155,7 +104,7 @@ def test_same_seed_same_front(env):
     f1, f2, f3 = ((env["tmp"] / r / "front.json").read_text() for r in ("r1", "r2", "r3"))
     assert f1 == f2
     assert f1 != f3
-    assert (env["tmp"] / "r1" / "evaluated.csv.gz").read_bytes() == (env["tmp"] / "r2" / "evaluated.csv.gz").read_bytes()
+    assert (env["tmp"] / "r1" / "evaluated.npz").read_bytes() == (env["tmp"] / "r2" / "evaluated.npz").read_bytes()
 
 
 def test_out_refused_without_overwrite(env, capsys):
@@ -207,10 +156,10 @@ def test_two_devices_two_columns_and_picks(env):
     config = json.loads((out / "config.json").read_text())
     assert config["budget_ms"] == {"dev-a": 1.0, "dev-b": 0.8}
     # each device's latency is looked up once per generation, although it is objective and constraint:
-    # initial population + generations, 2 feasibility probes, 1 report pass
+    # initial population + generations and 2 feasibility probes; the report reuses the engine's values
     batches = config["run"]["generations"] + 1
     for table in env["tables"].values():
-        assert table.calls == batches + 3
+        assert table.calls == batches + 2
 
     # --budget-mode all: every front member meets both budgets
     assert main(search_args(env, "all", "--budget-mode", "all", devices=("a", "b"), budgets=("1.0", "0.8"))) == 0
@@ -243,7 +192,8 @@ def test_restricted_resolutions(env):
 
 def test_caps_and_extra_objectives(env):
     out = env["tmp"] / "caps"
-    assert main(search_args(env, "caps", "--params-cap", "0.5", "--objectives", "accuracy,latency,flops")) == 0
+    assert main(search_args(env, "caps", "--params-cap", "0.5", "--objectives", "accuracy,latency,macs")) == 0
+    assert main(search_args(env, "caps-old", "--flops-cap", "5", "--objectives", "accuracy,latency,flops")) == 0
     front = json.loads((out / "front.json").read_text())
     assert front and all(r["params"] <= 0.5e6 for r in front)
     assert main(search_args(env, "caps2", "--params-cap", "0.001")) == 2
@@ -263,12 +213,12 @@ def test_predict_json(env, capsys):
     assert main(["predict", "--arch", str(path), "--space", SPACE, "--predictor", env["predictor"],
                  "--device", env["a"], "--device", env["b"], "--json"]) == 0
     rec = json.loads(capsys.readouterr().out)
-    assert set(rec) == {"arch", "predicted", "flops", "params"}
+    assert set(rec) == {"format", "arch", "predicted", "macs", "params"}
     assert rec["arch"] == arch.to_dict()
     assert rec["predicted"]["accuracy"] == pytest.approx(float(FakePredictor(SPACE).predict(genes)[0]))
     assert rec["predicted"]["latency_ms"]["dev-b"] == pytest.approx(
         float(FakeTable(SPACE, 0.4, 0.3).predict_genes(genes)[0]))
-    assert rec["flops"] == int(ComplexityCounter(SPACE).macs(genes)[0])
+    assert rec["macs"] == int(ComplexityCounter(SPACE).macs(genes)[0])
     # without --device, every table for the space is found; the text form names each device
     assert main(["predict", "--arch", str(path), "--space", SPACE, "--predictor", env["predictor"]]) == 0
     text = capsys.readouterr().out
@@ -345,3 +295,45 @@ def test_search_with_real_predictor_and_table_classes(tmp_path, monkeypatch):
     assert rec["predicted"]["latency_ms"]["fixture-dev"] == pytest.approx(table.predict(arch))
     assert rec["predicted"]["accuracy"] == pytest.approx(float(pred.predict(LAYOUT.encode(arch))[0]))
     assert json.loads((out / "config.json").read_text())["devices"] == ["fixture-dev"]
+
+
+@pytest.mark.parametrize("objectives", ["accuracy,latency", "accuracy,latency,macs,params", "accuracy,params"])
+def test_scores_reused_from_the_engine_equal_fresh_scoring(env, objectives):
+    settings = runner.SearchSettings(predictor=env["predictor"], devices=[env["a"], env["b"]], budgets_ms=[2.0],
+                                     space=SPACE, objectives=objectives, evaluations=300, seed=2)
+    outcome = runner.run_search(settings)
+    genes, scorers = outcome.result.genes, outcome.scorers
+    ev = outcome.evaluated
+    np.testing.assert_array_equal(ev.accuracy, scorers.accuracy.fn(genes))
+    for device, fn in scorers.latency.items():
+        np.testing.assert_array_equal(ev.latency_ms[device], fn.fn(genes))
+    np.testing.assert_array_equal(ev.macs, scorers.macs.fn(genes))
+    np.testing.assert_array_equal(ev.params, scorers.params.fn(genes))
+
+
+def test_evaluated_csv_of_older_runs_still_reads(tmp_path):
+    import gzip
+
+    header = "eval_index,accuracy,latency_ms[dev-a],flops,params,violation,feasible,on_front,kernel,expand,depth,resolution"
+    rows = ["0,0.800000,1.500000,1000,20,0,1,1,3-5-7,3-4-6,2-3,28", "1,0.700000,2.500000,900,10,0.25,0,0,3-3-3,3-3-3,2-2,24"]
+    (tmp_path / "evaluated.csv.gz").write_bytes(gzip.compress("\n".join([header, *rows, ""]).encode()))
+    ev = read_evaluated(tmp_path)
+    assert len(ev) == 2 and ev.macs.tolist() == [1000, 900] and ev.latency_ms["dev-a"].tolist() == [1.5, 2.5]
+    assert ev.feasible.tolist() == [True, False] and ev.kernel[0].tolist() == [3, 5, 7]
+    assert ev.resolution.tolist() == [28, 24]
+    (tmp_path / "evaluated.csv.gz").unlink()
+    with pytest.raises(runner.ConfigError, match="evaluated.npz"):
+        read_evaluated(tmp_path)
+
+
+def test_validation_summary_uses_the_shared_agreement_keys():
+    from hwnas.metrics import prediction_agreement
+
+    models = [{"front_index": i, "predicted": {"accuracy": a, "latency_ms": {"d": p}},
+               "true": {"accuracy": a - 0.01, "latency_ms": {"d": m}}}
+              for i, (a, p, m) in enumerate([(0.9, 1.0, 1.1), (0.8, 0.8, 0.78), (0.7, 0.5, 0.52)])]
+    summary = runner.validation_summary(models)
+    assert summary["latency_ms[d]"] == prediction_agreement([1.0, 0.8, 0.5], [1.1, 0.78, 0.52])
+    assert summary["latency_ms[d]"]["within10_pct"] == 100 and summary["accuracy"]["kendall_tau"] == 1.0
+    text = runner.format_validation({"models": models, "summary": summary})
+    assert "latency_ms[d]: MAPE" in text and "within +-10%" in text

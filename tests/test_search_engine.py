@@ -210,7 +210,7 @@ def test_all_infeasible_search_returns_empty_front():
     problem = make_problem(budget_ms=0.01)
     res = NSGA2(problem, NSGA2Config(pop_size=16, n_evaluations=64, check_feasible=False)).run()
     assert res.n_evaluations == 64 and (res.violation > 0).all()
-    assert len(res.front) == 0 and res.front_table() == []
+    assert len(res.front) == 0 and res.objective_values(res.front).shape == (0, problem.num_objectives)
     # survival kept the least-violating candidates
     assert res.violation[res.population].max() <= np.sort(res.violation)[15]
 
@@ -253,16 +253,13 @@ def test_front_is_non_dominated_feasible_and_complete(constrained_result, budget
     assert (np.diff(front[:, 0]) >= 0).all()
 
 
-def test_front_table_uses_natural_units(constrained_result, budget):
-    table = constrained_result.front_table()
-    assert len(table) == len(constrained_result.front)
-    row = table[0]
-    assert set(row) == {"eval_index", "architecture", "objectives", "constraints"}
-    assert 0.3 < row["objectives"]["accuracy"] < 0.95  # sign undone for the 'max' objective
-    assert 0 < row["objectives"]["latency_ms"] <= budget
-    assert row["constraints"]["latency"] == pytest.approx(row["objectives"]["latency_ms"])
-    arch = LAYOUT.decode(constrained_result.genes[row["eval_index"]][None])[0]
-    assert row["architecture"] == arch.to_dict()
+def test_objective_values_use_natural_units(constrained_result, budget):
+    res = constrained_result
+    values = res.objective_values(res.front)
+    assert values.shape == (len(res.front), 2)
+    assert (0.3 < values[:, 0]).all() and (values[:, 0] < 0.95).all()  # sign undone for the 'max' objective
+    assert (0 < values[:, 1]).all() and (values[:, 1] <= budget).all()
+    np.testing.assert_allclose(res.constraint_values[res.front, 0], values[:, 1])
 
 
 def test_evaluated_rows_are_canonical_distinct_and_include_extremes(constrained_result):

@@ -294,7 +294,9 @@ def _dataset_options(config: CollectConfig, extra: dict[str, Any]) -> dict[str, 
 
 
 def default_out(space: SearchSpace) -> Path:
-    return Path("predictors") / space.name
+    from hwnas.paths import predictor_dir
+
+    return predictor_dir(space.name)
 
 
 def collect(config: CollectConfig, *, dataset: Any = None, progress: bool = True,

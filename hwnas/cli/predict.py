@@ -19,7 +19,7 @@ The architecture file is hwnas's form {"kernel": [...], "expand": [...], "depth"
 "resolution": R}, once-for-all's {"ks", "e", "d", "r"}, or a search's front.json / picks.json
 (choose the record with --index).
 Without --device, every table under latency_tables/*/<space>.json is used.
---json prints the record in front.json's shape.
+--json prints the record in front.json's shape (hwnas.search.front.FrontRecord).
 """
 
 
@@ -42,70 +42,47 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def load_arch_file(path: Path, space, index: int | None = None):
-    """An architecture from a file in any accepted form; :class:`ArchitectureError` names the problem."""
-    from hwnas.arch import Architecture
-    from hwnas.errors import ArchitectureError
-
-    if not path.is_file():
-        raise ArchitectureError(f"architecture file {path} does not exist; check the --arch path")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ArchitectureError(f"architecture file {path} is not valid JSON ({exc}); fix the file") from None
-    if isinstance(data, list):
-        if index is None or not -len(data) <= index < len(data):
-            raise ArchitectureError(f"{path} holds a list of {len(data)} records; choose one with --index "
-                                    f"0..{len(data) - 1}")
-        data = data[index]
-    if isinstance(data, dict) and isinstance(data.get("arch"), dict):
-        data = data["arch"]  # a front.json / picks.json record
-    try:
-        return Architecture.from_dict(data, space)
-    except ArchitectureError as exc:
-        raise ArchitectureError(f"architecture file {path}: {exc}") from None
-
-
 def discover_devices(space) -> list[str]:
-    from hwnas.search.runner import TABLES_DIR
+    from hwnas.paths import TABLES_DIR
 
     return [str(p) for p in sorted(TABLES_DIR.glob(f"*/{space.name}.json"))]
 
 
-def predict_record(arch, space, predictor, sources: Sequence[Any]) -> dict[str, Any]:
-    """One architecture in front.json's record shape."""
+def predict_record(arch, space, predictor, sources: Sequence[Any]) -> Any:
+    """One architecture as the :class:`~hwnas.search.front.FrontRecord` a search would write for it."""
     from hwnas.complexity import ComplexityCounter
     from hwnas.encoding import GeneLayout
+    from hwnas.search.front import FrontRecord
 
     genes = GeneLayout(space).encode(arch)
     counter = ComplexityCounter(space)
-    return {"arch": arch.to_dict(),
-            "predicted": {"accuracy": float(predictor.predict(genes)[0]),
-                          "latency_ms": {s.device: float(s.table.predict_genes(genes)[0]) for s in sources}},
-            "flops": int(counter.macs(genes)[0]), "params": int(counter.params(genes)[0])}
+    return FrontRecord(arch=arch.to_dict(), accuracy=predictor.predict(genes)[0],
+                       latency_ms={s.device: s.table.predict_genes(genes)[0] for s in sources},
+                       macs=counter.macs(genes)[0], params=counter.params(genes)[0])
 
 
 def run(args: argparse.Namespace) -> int:
     from hwnas.search import runner
 
     space, _ = runner.resolve_space(args.supernet, args.space)
+    from hwnas.search.front import load_arch_file
+
     arch = load_arch_file(args.arch, space, args.index)
     specs = args.device if args.device else discover_devices(space)
     sources = runner.resolve_latency_sources(specs, space)
     predictor = runner.load_accuracy_predictor(args.predictor or runner.default_predictor_path(space), space)
     record = predict_record(arch, space, predictor, sources)
     if args.json:
-        print(json.dumps(record))
+        print(json.dumps(record.to_dict()))
         return 0
-    p = record["predicted"]
     print(f"space       {space.name}")
     print(f"resolution  {arch.resolution}   depth {'-'.join(map(str, arch.depth))}")
-    print(f"accuracy    {100 * p['accuracy']:.2f} % (predicted)")
-    for device, ms in p["latency_ms"].items():
+    print(f"accuracy    {100 * record.accuracy:.2f} % (predicted)")
+    for device, ms in record.latency_ms.items():
         print(f"latency     {ms:.3f} ms on {device} (predicted)")
-    if not p["latency_ms"]:
+    if not record.latency_ms:
         print(f"latency     no table for space {space.name} under {runner.TABLES_DIR}/; "
               f"run `hwnas profile` or pass --device")
-    print(f"MACs        {record['flops'] / 1e6:.2f} M")
-    print(f"params      {record['params'] / 1e6:.3f} M")
+    print(f"MACs        {record.macs / 1e6:.2f} M")
+    print(f"params      {record.params / 1e6:.3f} M")
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from hwnas.errors import ConfigError
+from hwnas.paths import TABLES_DIR
 
 EXAMPLES = """\
 Measures every distinct block of the space (one small ONNX graph each) on the device, fits a
@@ -31,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="whole subnets measured to fit the sum correction (default 60; 30 with --fast)")
     p.add_argument("--validate", type=int, default=None, metavar="N",
                    help="other subnets measured to report accuracy (default 50; 20 with --fast)")
-    p.add_argument("--out", default="latency_tables", help="output folder (default: latency_tables)")
+    p.add_argument("--out", default=str(TABLES_DIR), help=f"output folder (default: {TABLES_DIR})")
     p.add_argument("--fast", action="store_true",
                    help="3 warm-up / 10 timed passes and fewer subnets (quickstart); the report states its accuracy")
     p.add_argument("--rounds", type=int, default=None, metavar="N",

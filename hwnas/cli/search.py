@@ -15,14 +15,15 @@ Examples:
 
   # several budgets on one device, a parameter cap, MACs as a third objective
   hwnas search --device cpu-1thread --budget-ms 1 2 4 --params-cap 1.5 \\
-      --objectives accuracy,latency,flops --evaluations 20000 --out runs/search-3obj
+      --objectives accuracy,latency,macs --evaluations 20000 --out runs/search-3obj
 
   # a table file instead of a profile; check 5 front models on the real supernet
   hwnas search --device latency_tables/cpu-1thread/fmnist-mbv3.json --budget-ms 2 \\
       --validate-front 5 --out runs/search-checked
 
-Outputs in --out: front.json (records read by `hwnas export`), front.csv, picks.json,
-evaluated.csv.gz (every candidate), config.json, pareto.png, log.txt (+ validation.json).
+Outputs in --out: front.json and picks.json (records read by `hwnas export`), front.csv,
+evaluated.npz (every candidate; hwnas.search.evaluated.read_evaluated), config.json, pareto.png,
+log.txt (+ validation.json).
 A budget no subnet can meet stops with exit code 2 and the smallest reachable latency.
 """
 
@@ -47,12 +48,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="several devices: keep candidates meeting any device's budget (a pick per device, "
                         "default) or all budgets (one network for every device)")
     p.add_argument("--objectives", default="accuracy,latency",
-                   help="comma list from accuracy,latency,params,flops (default accuracy,latency; "
-                        "latency = one objective per device)")
+                   help="comma list from accuracy,latency,params,macs (default accuracy,latency; "
+                        "latency = one objective per device; 'flops' is read as macs)")
     p.add_argument("--evaluations", type=int, default=10_000, help="distinct candidates to score (default 10000)")
     p.add_argument("--population", type=int, default=64, help="NSGA-II population size (default 64)")
     p.add_argument("--params-cap", type=float, default=None, metavar="M", help="max parameters, in millions")
-    p.add_argument("--flops-cap", type=float, default=None, metavar="M", help="max MACs, in millions")
+    p.add_argument("--macs-cap", "--flops-cap", dest="macs_cap", type=float, default=None, metavar="M",
+                   help="max MACs, in millions (--flops-cap is the old name)")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same front)")
     p.add_argument("--out", type=Path, required=True, help="run folder to create, e.g. runs/<name>")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
@@ -74,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         predictor=args.predictor or runner.default_predictor_path(space), devices=list(args.device),
         budgets_ms=list(args.budget_ms), supernet=args.supernet, space=args.space, objectives=args.objectives,
         evaluations=args.evaluations, population=args.population, params_cap_m=args.params_cap,
-        flops_cap_m=args.flops_cap, seed=args.seed, budget_mode=args.budget_mode)
+        macs_cap_m=args.macs_cap, seed=args.seed, budget_mode=args.budget_mode)
     early: list[str] = []
     prepared = runner.prepare_search(settings, log=early.append)  # bad input fails before --out is touched
     out = prepare_run_dir(args.out, args.overwrite)
@@ -92,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
                                            log=log.info)
             atomic_write_json(out / "validation.json", report)
             log.info("Predicted vs true:\n" + runner.format_validation(report))
-        log.info(f"wrote {out}/ (front.json, front.csv, picks.json, evaluated.csv.gz, config.json"
+        log.info(f"wrote {out}/ (front.json, front.csv, picks.json, evaluated.npz, config.json"
                  f"{'' if args.no_plot else ', pareto.png'}, log.txt)")
     finally:
         _close(log)

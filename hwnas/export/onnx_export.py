@@ -38,18 +38,15 @@ import hwnas
 from hwnas.arch import Architecture
 from hwnas.atomic_io import atomic_write_bytes
 from hwnas.data import Split
-from hwnas.errors import ConfigError, HwnasError
+from hwnas.errors import HwnasError
 from hwnas.export.bn_fold import fold_batchnorm
+from hwnas.export.settings import DEFAULT_OPSET, DYNAMO_MIN_OPSET, check_onnx_options
 from hwnas.space import SearchSpace
 from hwnas.supernet.calibration import iterate
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 BATCH_DIM = "batch"
-DEFAULT_OPSET = 18
-MIN_OPSET = 17
-DYNAMO_MIN_OPSET = 18
-EXPORTERS = ("torchscript", "dynamo")
 PARITY_TOLERANCE = 1e-4
 PARITY_EPS = 1e-6
 METADATA_PREFIX = "hwnas."
@@ -107,16 +104,9 @@ def read_metadata(model: str | Path | onnx.ModelProto) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------------- export
 
-def _check_options(batch: int | None, opset: int, exporter: str) -> None:
-    if exporter not in EXPORTERS:
-        raise ConfigError(f"unknown exporter {exporter!r}; choose one of {', '.join(EXPORTERS)}")
-    if opset < MIN_OPSET:
-        raise ConfigError(f"opset {opset} is too old; use opset {MIN_OPSET} or newer (default {DEFAULT_OPSET})")
-    if exporter == "dynamo" and opset < DYNAMO_MIN_OPSET:
-        raise ConfigError(f"the dynamo exporter emits opset {DYNAMO_MIN_OPSET} or newer; pass --opset "
-                          f"{DYNAMO_MIN_OPSET} or use --exporter torchscript for opset {opset}")
-    if batch is not None and batch < 1:
-        raise ConfigError(f"batch must be a positive size or None (dynamic), got {batch}")
+def _opset(opset: int | None, exporter: str) -> int:
+    """``None``: the latency tables' opset for TorchScript, the dynamo exporter's minimum for dynamo."""
+    return opset if opset is not None else (DYNAMO_MIN_OPSET if exporter == "dynamo" else DEFAULT_OPSET)
 
 
 def _export_torchscript(model: nn.Module, example: torch.Tensor, batch: int | None, opset: int) -> onnx.ModelProto:
@@ -143,9 +133,10 @@ def _export_dynamo(model: nn.Module, example: torch.Tensor, batch: int | None, o
 
 
 def to_onnx(model: nn.Module, input_shape: tuple[int, ...], *, batch: int | None = None,
-            opset: int = DEFAULT_OPSET, exporter: str = "torchscript") -> onnx.ModelProto:
+            opset: int | None = None, exporter: str = "torchscript") -> onnx.ModelProto:
     """Export an eval-mode module to an in-memory ONNX model (``input_shape`` without the batch dim)."""
-    _check_options(batch, opset, exporter)
+    opset = _opset(opset, exporter)
+    check_onnx_options(batch, opset, exporter)
     example = torch.randn(batch or 2, *input_shape)  # 2, not 1: a batch of one could be specialised away
     try:
         if exporter == "torchscript":
@@ -164,7 +155,7 @@ def to_onnx(model: nn.Module, input_shape: tuple[int, ...], *, batch: int | None
 
 
 def export_subnet(subnet: nn.Module, arch: Architecture, path: str | Path, *, batch: int | None = None,
-                  opset: int = DEFAULT_OPSET, metadata: Mapping[str, Any] | None = None,
+                  opset: int | None = None, metadata: Mapping[str, Any] | None = None,
                   exporter: str = "torchscript") -> Path:
     """Fold BN, export, validate with ``onnx.checker`` and atomically write ``path``.
 

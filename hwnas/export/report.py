@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 
 from hwnas.atomic_io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
@@ -50,7 +49,7 @@ class ModelResult:
     params: int
     predicted_accuracy: float | None = None
     predicted_latency_ms: dict[str, float] = field(default_factory=dict)
-    front_flops: int | None = None
+    picked_for: list[str] = field(default_factory=list)  # the search's picks this model is ("dev <= 0.3 ms")
     status: str = "ok"
     error: str | None = None
     parity: dict[str, float] | None = None
@@ -60,6 +59,7 @@ class ModelResult:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ModelResult":
         data = dict(data)
+        data.pop("front_flops", None)  # summaries written before picks were recorded
         for key in ("fp32", "int8"):
             if data.get(key) is not None:
                 data[key] = ModelFile(**data[key])
@@ -172,32 +172,25 @@ def _error(pred: float | None, meas: float | None) -> str:
     return f"{100 * (pred - meas) / meas:+.1f}%" if pred is not None and meas else "–"
 
 
-def latency_agreement(results: Sequence[ModelResult], device: str) -> dict[str, float] | None:
-    """Mean absolute percentage error, share within +-10 % and Kendall's tau of predicted vs measured
-    FP32 latency; with a speed reference also the error at the machine speed of profiling time."""
-    pairs = [(r.predicted_latency_ms[device], r.fp32.latency_ms(device)) for r in results
-             if r.fp32 is not None and device in r.predicted_latency_ms and r.fp32.latency_ms(device) is not None]
-    if not pairs:
+def latency_agreement(results: Sequence[ModelResult], device: str) -> dict[str, Any] | None:
+    """Predicted vs measured FP32 latency (:func:`hwnas.metrics.prediction_agreement`); with a speed
+    reference also the same numbers at the machine speed of profiling time (``at_profile_speed``)."""
+    from hwnas.metrics import prediction_agreement
+
+    def pairs(measured: Any) -> list[tuple[float, float]]:
+        return [(r.predicted_latency_ms[device], measured(r)) for r in results
+                if r.fp32 is not None and device in r.predicted_latency_ms and measured(r) is not None]
+
+    now = pairs(lambda r: r.fp32.latency_ms(device))
+    if not now:
         return None
-    pred, meas = np.array(pairs, dtype=float).T
-    err = np.abs(pred - meas) / np.maximum(meas, 1e-9)
-    out = {"n": float(len(pairs)), "mape": float(np.mean(err)), "within10_share": float(np.mean(err <= 0.10))}
-    at_ref = [(r.predicted_latency_ms[device], r.fp32.latency_ms_at_profile_speed(device)) for r in results
-              if r.fp32 is not None and device in r.predicted_latency_ms
-              and r.fp32.latency_ms_at_profile_speed(device) is not None]
+    out: dict[str, Any] = prediction_agreement(*zip(*now))
+    at_ref = pairs(lambda r: r.fp32.latency_ms_at_profile_speed(device))
     if at_ref:
-        p2, m2 = np.array(at_ref, dtype=float).T
-        err2 = np.abs(p2 - m2) / np.maximum(m2, 1e-9)
         speed = next(r.fp32.latency[device]["speed"] for r in results
                      if r.fp32 is not None and "speed" in r.fp32.latency.get(device, {}))
-        out.update(mape_at_profile_speed=float(np.mean(err2)), within10_share_at_profile_speed=float(np.mean(err2 <= 0.10)),
+        out.update(at_profile_speed=prediction_agreement(*zip(*at_ref)),
                    slowdown_since_profiling=float(speed["slowdown"]))
-    if len(pairs) >= 3:
-        from scipy.stats import kendalltau
-
-        tau = kendalltau(pred, meas).statistic
-        if np.isfinite(tau):
-            out["kendall_tau"] = float(tau)
     return out
 
 
@@ -257,16 +250,16 @@ def _latency_table(results: Sequence[ModelResult], device: str) -> list[str]:
                     f"{_fmt(at_ref, '.3f')} | {_error(pred, at_ref)} | {_fmt(q, '.3f')} | {speedup} |")
     agreement = latency_agreement(results, device)
     if agreement:
-        tau = agreement.get("kendall_tau")
-        rows += ["", f"Predicted vs measured on {device}: mean absolute error {100 * agreement['mape']:.1f}%, "
-                     f"{100 * agreement['within10_share']:.0f}% within ±10% over {int(agreement['n'])} models"
-                     + (f", Kendall tau {tau:.2f}" if tau is not None else "") + "."]
+        tau = agreement["kendall_tau"]
+        rows += ["", f"Predicted vs measured on {device}: mean absolute error {agreement['mape_pct']:.1f}%, "
+                     f"{agreement['within10_pct']:.0f}% within ±10% over {agreement['n']} models"
+                     + (f", Kendall tau {tau:.2f}" if math.isfinite(tau) else "") + "."]
         if "slowdown_since_profiling" in agreement:
             rows += ["", f"Machine speed (diagnostic): the table's reference subnet runs "
                          f"{agreement['slowdown_since_profiling']:.2f}x its profiling-time latency now; with that "
                          f"ratio divided out of every model (it need not hold for small ones), mean absolute error "
-                         f"{100 * agreement['mape_at_profile_speed']:.1f}%, "
-                         f"{100 * agreement['within10_share_at_profile_speed']:.0f}% within ±10%."]
+                         f"{agreement['at_profile_speed']['mape_pct']:.1f}%, "
+                         f"{agreement['at_profile_speed']['within10_pct']:.0f}% within ±10%."]
     return rows
 
 

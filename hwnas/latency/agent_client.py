@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from hwnas.errors import ConfigError, MeasurementError
-from hwnas.latency.measure import LatencyStats
+from hwnas.latency.stats import LatencyStats
 
 _RETRYABLE = (urllib.error.URLError, ConnectionError, TimeoutError, socket.timeout,
               http.client.HTTPException, OSError)

@@ -17,23 +17,19 @@ import contextlib
 import copy
 import os
 import platform
+import re
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
 from hwnas.errors import MeasurementError
+from hwnas.latency.agent_client import AgentClient
 from hwnas.latency.device import DeviceProfile, load_device_profile
+from hwnas.latency.stats import LATENCY_STATISTIC, LatencyStats
 
-
-# The latency a table entry or a measured model is summarised by. The minimum over interleaved passes
-# is what makes this shared 2-core VM reproducible: its speed drifts (other tenants only ever add
-# time), and "min" agreed with 100 fresh subnets better than "median" did: the shares within +-10 %
-# per statistic are in experiments/results/latency_<device>.json (``protocols``), written by
-# experiments/latency_benchmark.py.
-LATENCY_STATISTIC = "min"
 # Back-to-back runs per model per interleaved pass; the fastest is kept. With 2, runs right after
 # hundreds of other graphs still paid for cold caches, and a table agreed with its own validation but
 # over-predicted fresh subnets timed later in small groups. With 5 it agrees with them too: see
@@ -44,49 +40,6 @@ INTERLEAVE_BURST = 5
 # shared machine; time_models keeps passing until this long has gone by (profiling runs last longer).
 MIN_MEASURE_SECONDS = 5.0
 MAX_PASSES = 100_000
-
-
-@dataclass(frozen=True)
-class LatencyStats:
-    """Summary of ``repeats`` timed runs of one batch, in milliseconds per batch."""
-
-    median_ms: float
-    mean_ms: float
-    std_ms: float
-    min_ms: float
-    p10_ms: float
-    p90_ms: float
-    repeats: int
-    batch_size: int
-
-    @classmethod
-    def from_samples(cls, samples_ms: Sequence[float], batch_size: int) -> "LatencyStats":
-        a = np.asarray(samples_ms, dtype=np.float64)
-        if a.size == 0 or not np.all(np.isfinite(a)):
-            raise MeasurementError("no valid timing samples were recorded; rerun with repeats >= 1")
-        p10, median, p90 = np.percentile(a, [10, 50, 90])
-        return cls(median_ms=float(median), mean_ms=float(a.mean()),
-                   std_ms=float(a.std(ddof=1)) if a.size > 1 else 0.0, min_ms=float(a.min()),
-                   p10_ms=float(p10), p90_ms=float(p90), repeats=int(a.size), batch_size=int(batch_size))
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def value(self, statistic: str = LATENCY_STATISTIC) -> float:
-        """The headline number: ``statistic`` is one of median, min, mean, p10, p90."""
-        return float(getattr(self, f"{statistic}_ms"))
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "LatencyStats":
-        names = [f.name for f in fields(cls)]
-        missing = [n for n in names if n not in data]
-        if missing:
-            raise MeasurementError(f"latency record lacks {', '.join(missing)}; it was not written by "
-                                   "this hwnas version — re-measure it")
-        try:
-            return cls(**{n: (int(data[n]) if n in ("repeats", "batch_size") else float(data[n])) for n in names})
-        except (TypeError, ValueError) as exc:
-            raise MeasurementError(f"latency record has a non-numeric field ({exc}); re-measure it") from None
 
 
 @runtime_checkable
@@ -376,10 +329,70 @@ class OnnxRuntimeMeasurer:
                 "threads": self.profile.threads, "pin_cores": list(self.profile.pin_cores or []) or None}
 
 
+@dataclass(frozen=True)
+class TimingProtocol:
+    """How one latency is summarised: ``statistic`` over interleaved passes, each pass the fastest of
+    ``burst`` back-to-back runs. Models compared with a latency table must be timed with the table's
+    own protocol (:meth:`of_table`), else predicted and measured differ by protocol, not by error."""
+
+    statistic: str = LATENCY_STATISTIC
+    burst: int = INTERLEAVE_BURST
+
+    @classmethod
+    def of_table(cls, meta: dict[str, Any] | None) -> "TimingProtocol":
+        """The protocol a table records in ``meta["protocol"]`` (e.g. ``"min over 30 interleaved ...
+        (each pass: fastest of 5 back-to-back runs)"``); the defaults where it says nothing."""
+        proto = (meta or {}).get("protocol") or {}
+        words = str(proto.get("statistic") or "").split()
+        statistic = words[0] if words and words[0] in ("min", "median") else LATENCY_STATISTIC
+        burst = proto.get("burst")
+        if burst is None:
+            found = re.search(r"fastest of (\d+)", str(proto.get("statistic") or ""))
+            burst = int(found.group(1)) if found else (1 if proto.get("interleaved") is False else INTERLEAVE_BURST)
+        return cls(statistic=statistic, burst=int(burst))
+
+
+def reference_groups(sizes: Sequence[int], reference: int | None, limit: int) -> list[list[int]]:
+    """:func:`balanced_groups` where, with a ``reference`` index, every group also holds the reference
+    (last), so the machine's speed in each group can be divided out (:func:`rescale_groups`)."""
+    if reference is None:
+        return balanced_groups(sizes, limit)
+    others = [i for i in range(len(sizes)) if i != reference]
+    room = max(limit - sizes[reference], 1) if limit > 0 else 0
+    return [[others[k] for k in members] + [reference]
+            for members in balanced_groups([sizes[i] for i in others], room)]
+
+
+def rescale_groups(samples: list[np.ndarray], groups: Sequence[Sequence[int]], ref_rows: Sequence[np.ndarray],
+                   statistic: str) -> list[float]:
+    """Scale each group's samples to the speed of the fastest group, read off the reference timed in
+    every group (``ref_rows[g]``: its samples in group ``g``, where it is the last member); the
+    reference gets the fastest group's samples. Returns each group's slowdown relative to the
+    fastest (1.0 for it). ``samples`` (one array per model) is changed in place."""
+    if len(groups) < 2:
+        return [1.0] * len(groups)
+    stat = {"min": np.min, "median": np.median}[statistic]
+    speeds = np.array([stat(r) for r in ref_rows])
+    fastest = int(np.argmin(speeds))
+    for members, speed in zip(groups, speeds):
+        for i in members[:-1]:
+            samples[i] = samples[i] * (speeds[fastest] / speed)
+    samples[groups[0][-1]] = np.asarray(ref_rows[fastest])
+    return (speeds / speeds[fastest]).tolist()
+
+
 def time_models(measurer: Measurer, models: Sequence[tuple[bytes | str | Path, tuple[int, ...] | None]],
-                progress: Any = None, min_seconds: float = MIN_MEASURE_SECONDS) -> list[LatencyStats]:
-    """Latency of several models on one device: interleaved passes where the backend can hold many
-    sessions open (local ONNX Runtime), else one model after another."""
+                progress: Any = None, min_seconds: float = MIN_MEASURE_SECONDS,
+                protocol: TimingProtocol = TimingProtocol(),
+                reference: tuple[bytes | str | Path, tuple[int, ...] | None] | None = None) -> list[LatencyStats]:
+    """Latency of several models on one device: interleaved passes (``protocol.burst`` runs each) where
+    the backend can hold many sessions open (local ONNX Runtime, an agent), else one after another.
+
+    ``reference`` (a table's speed-reference subnet) is timed in every group the models are split
+    into (an agent's upload limit) and each group is rescaled to the fastest group's speed; its
+    stats come last in the returned list. Summarise each with ``stats.value(protocol.statistic)``.
+    """
+    models = list(models) + ([reference] if reference is not None else [])
     interleave = getattr(measurer, "measure_interleaved", None)
     if interleave is None or len(models) < 2:
         return [measurer.measure_onnx(model, shape) for model, shape in models]
@@ -387,11 +400,16 @@ def time_models(measurer: Measurer, models: Sequence[tuple[bytes | str | Path, t
     models = [(_model_bytes(m), shape) for m, shape in models]
     samples: list[np.ndarray] = [np.empty(0)] * len(models)
     limit = int(getattr(measurer, "max_interleaved_bytes", 0) or 0)
-    for members in balanced_groups([len(m) for m, _ in models], limit):
-        rows = interleave([models[i] for i in members], profile.repeats, INTERLEAVE_BURST, progress=progress,
+    groups = reference_groups([len(m) for m, _ in models], len(models) - 1 if reference is not None else None, limit)
+    ref_rows = []
+    for members in groups:
+        rows = interleave([models[i] for i in members], profile.repeats, protocol.burst, progress=progress,
                           min_seconds=min_seconds)
         for k, i in enumerate(members):
             samples[i] = rows[:, k]
+        ref_rows.append(rows[:, -1])
+    if reference is not None:
+        rescale_groups(samples, groups, ref_rows, protocol.statistic)
     batch = [int(shape[0]) if shape else profile.batch_size for _, shape in models]
     return [LatencyStats.from_samples(samples[j], batch[j]) for j in range(len(models))]
 
@@ -482,8 +500,6 @@ class RemoteMeasurer:
     """Sends ONNX bytes to an ``hwnas agent serve`` process on the target board and gets stats back."""
 
     def __init__(self, profile: DeviceProfile) -> None:
-        from hwnas.latency.agent_client import AgentClient
-
         self.profile = profile
         self.client = AgentClient(profile.url or "", token=profile.token(), timeout_s=profile.timeout_s)
         self._max_bytes: int | None = None

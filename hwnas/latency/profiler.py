@@ -29,10 +29,12 @@ from hwnas.arch import Architecture, sample_architecture
 from hwnas.atomic_io import append_jsonl, atomic_write_json, atomic_write_text, read_jsonl
 from hwnas.errors import ConfigError
 from hwnas.latency.device import DeviceProfile, load_device_profile
-from hwnas.latency.measure import (INTERLEAVE_BURST, LATENCY_STATISTIC, LatencyStats, Measurer, balanced_groups,
-                                  make_measurer, single_torch_thread)
+from hwnas.latency.measure import (INTERLEAVE_BURST, LATENCY_STATISTIC, LatencyStats, Measurer, make_measurer,
+                                  reference_groups, rescale_groups, single_torch_thread)
 from hwnas.latency.table import (LatencyTable, TableEntry, check_resolutions, enumerate_entries,
                                  fit_correction, reference_architecture, table_path)
+from hwnas.metrics import prediction_agreement
+from hwnas.paths import TABLES_DIR
 from hwnas.space import SearchSpace, get_space
 
 DEFAULT_CALIBRATE = 60
@@ -82,26 +84,7 @@ class ProfileResult:
 
 # ------------------------------------------------------------------------------------- metrics
 
-def accuracy_metrics(predicted: Sequence[float], measured: Sequence[float]) -> dict[str, float]:
-    """RMSE (ms), MAPE (%), Spearman rank correlation, share within +-5% / +-10% (%), mean bias (%)."""
-    p, m = np.asarray(predicted, dtype=np.float64), np.asarray(measured, dtype=np.float64)
-    if len(m) == 0:
-        return {}
-    rel = (p - m) / m
-    rho = float(np.corrcoef(_ranks(p), _ranks(m))[0, 1]) if len(m) > 2 and np.ptp(p) > 0 and np.ptp(m) > 0 \
-        else float("nan")
-    return {"n": int(len(m)), "rmse_ms": float(np.sqrt(np.mean((p - m) ** 2))),
-            "mape_pct": float(100 * np.mean(np.abs(rel))), "spearman": rho,
-            "within5_pct": float(100 * np.mean(np.abs(rel) <= 0.05)),
-            "within10_pct": float(100 * np.mean(np.abs(rel) <= 0.10)),
-            "bias_pct": float(100 * np.mean(rel)), "max_abs_err_pct": float(100 * np.max(np.abs(rel)))}
-
-
-def _ranks(a: np.ndarray) -> np.ndarray:
-    """Ranks with ties averaged (Spearman's convention), without importing scipy.stats (slow)."""
-    _, inverse, counts = np.unique(a, return_inverse=True, return_counts=True)
-    start = np.cumsum(counts) - counts
-    return (start + (counts - 1) / 2.0)[inverse]
+accuracy_metrics = prediction_agreement  # the name this module's callers and experiments use
 
 
 def sample_distinct(space: SearchSpace, n: int, seed: Sequence[int], resolutions: Sequence[int],
@@ -126,7 +109,7 @@ class Profiler:
     """Measures a :class:`LatencyTable` for ``space`` on ``profile`` and writes it under ``out_dir``."""
 
     def __init__(self, space: SearchSpace | str, profile: DeviceProfile | str | Path,
-                 out_dir: str | Path = "latency_tables", options: ProfileOptions | None = None,
+                 out_dir: str | Path = TABLES_DIR, options: ProfileOptions | None = None,
                  measurer: Measurer | None = None, progress: bool = True) -> None:
         self.space = get_space(space)
         self.options = options or ProfileOptions()
@@ -279,13 +262,8 @@ class Profiler:
         export_s = time.perf_counter() - t0
         limit = int(getattr(self.measurer, "max_interleaved_bytes", 0) or 0)
         ref = next((i for i, job in enumerate(jobs) if job.kind == "reference"), None)
-        if ref is None:
-            groups = balanced_groups([len(g[0]) for g in graphs], limit)
-        else:  # every group also times the speed reference, so drift between groups can be divided out
-            others = [i for i in range(len(jobs)) if i != ref]
-            room = max(limit - len(graphs[ref][0]), 1) if limit > 0 else 0
-            groups = [[others[k] for k in members] + [ref]
-                      for members in balanced_groups([len(graphs[i][0]) for i in others], room)]
+        # every group also times the speed reference, so drift between groups can be divided out
+        groups = reference_groups([len(g[0]) for g in graphs], ref, limit)
         passes = self.profile.repeats
         samples = np.zeros((passes, len(jobs)))
         ref_rows: list[np.ndarray] = []
@@ -306,14 +284,10 @@ class Profiler:
             samples[:, members] = rows
             if len(groups) > 1 and ref is not None:
                 ref_rows.append(rows[:, -1])
-        if ref_rows:
-            stat = {"min": np.min, "median": np.median}[self.options.statistic]
-            speeds = np.array([stat(r) for r in ref_rows])
-            fastest = int(np.argmin(speeds))
-            for members, speed in zip(groups, speeds):
-                samples[:, members[:-1]] *= speeds[fastest] / speed  # to the speed of the fastest group
-            samples[:, ref] = ref_rows[fastest]
-            self.group_speeds = (speeds / speeds[fastest]).tolist()
+        if ref_rows:  # to the speed of the fastest group
+            columns = list(samples.T)
+            self.group_speeds = rescale_groups(columns, groups, ref_rows, self.options.statistic)
+            samples = np.stack(columns, axis=1)
         time_s = time.perf_counter() - t1
         for job in jobs:
             self._measured[job.kind] += int(new_passes > 0)

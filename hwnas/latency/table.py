@@ -485,5 +485,7 @@ class LatencyTable:
 
 
 def table_path(out_dir: str | Path, device_slug: str, space: SearchSpace | str) -> Path:
-    """Where ``hwnas profile`` writes a table: ``<out>/<device-slug>/<space>.json``."""
-    return Path(out_dir) / device_slug / f"{get_space(space).name}.json"
+    """Where ``hwnas profile`` writes a table: ``<out>/<device-slug>/<space>.json`` (:mod:`hwnas.paths`)."""
+    from hwnas import paths
+
+    return paths.table_path(out_dir, device_slug, get_space(space).name)

@@ -316,8 +316,9 @@ class NSGA2Config:
 class SearchResult:
     """Everything a search evaluated, in evaluation order, plus its final population and front.
 
-    ``F`` holds minimisation values (``'max'`` objectives negated); :meth:`objective_values` and
-    :meth:`front_table` give natural units. ``population`` and ``front`` index the rows of ``genes``.
+    ``F`` holds minimisation values (``'max'`` objectives negated); :meth:`objective_values` gives
+    natural units (run folders hold :class:`hwnas.search.front.FrontRecord`). ``population`` and
+    ``front`` index the rows of ``genes``.
     """
 
     problem: SearchProblem
@@ -353,23 +354,6 @@ class SearchResult:
         """Objective values in natural units for rows ``index`` (all rows if ``None``)."""
         F = self.F if index is None else self.F[index]
         return self.problem.natural(F)
-
-    def front_table(self) -> list[dict[str, Any]]:
-        """One dict per front point: evaluation index, JSON-ready architecture, objectives and
-        constraint values in natural units (what ``hwnas search`` prints and saves)."""
-        layout = self.problem.layout
-        archs = layout.decode(self.front_genes) if len(self.front) else []
-        values = self.objective_values(self.front)
-        rows = []
-        for i, idx in enumerate(self.front):
-            rows.append({
-                "eval_index": int(idx),
-                "architecture": archs[i].to_dict(),
-                "objectives": {o.name: float(values[i, j]) for j, o in enumerate(self.problem.objectives)},
-                "constraints": {c.name: float(self.constraint_values[idx, j])
-                                for j, c in enumerate(self.problem.constraints)},
-            })
-        return rows
 
 
 # --------------------------------------------------------------------------------- engine

@@ -14,16 +14,16 @@ does the wiring a user asks for on the command line:
 * a table profiled at only some resolutions restricts the search to those resolutions, so no
   candidate is ever scored by extrapolation.
 
-Outputs (:func:`write_run_folder`): ``front.json`` (the record shape ``hwnas export`` reads),
-``front.csv``, ``picks.json``, ``evaluated.csv.gz``, ``config.json``, ``pareto.png``; the CLI adds
-``log.txt``. :func:`validate_front` re-measures front models with the real supernet and runtime.
+Outputs (:func:`write_run_folder`): ``front.json`` and ``picks.json`` (lists of
+:class:`~hwnas.search.front.FrontRecord` / :class:`~hwnas.search.front.Pick`, what ``hwnas export``
+reads), ``front.csv``, ``evaluated.npz`` (:mod:`hwnas.search.evaluated`), ``config.json``,
+``pareto.png``; the CLI adds ``log.txt``. :func:`validate_front` re-measures front models with the real supernet and runtime.
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
-import gzip
 import io
 import json
 import math
@@ -35,18 +35,22 @@ from typing import Any, Callable, Literal, Protocol, Sequence
 import numpy as np
 
 from hwnas.arch import Architecture
+from hwnas import paths
 from hwnas.atomic_io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from hwnas.complexity import ComplexityCounter
 from hwnas.encoding import GeneLayout
 from hwnas.errors import ConfigError, HwnasError
+from hwnas.search.evaluated import EVALUATED_FILE, Evaluated, write_evaluated
+from hwnas.search.front import FrontRecord, Pick, write_records
 from hwnas.search.nsga2 import NSGA2, NSGA2Config, SearchResult
+from hwnas.search.plot import pareto_png
 from hwnas.search.problem import Constraint, Objective, SearchProblem
 from hwnas.space import SearchSpace, get_space
 
-DEFAULT_SUPERNET = Path("checkpoints/fmnist-mbv3.safetensors")
-PREDICTORS_DIR = Path("predictors")
-TABLES_DIR = Path("latency_tables")
-OBJECTIVES = ("accuracy", "latency", "params", "flops")
+DEFAULT_SUPERNET = paths.DEFAULT_SUPERNET
+TABLES_DIR = paths.TABLES_DIR
+OBJECTIVES = ("accuracy", "latency", "params", "macs")
+OBJECTIVE_ALIASES = {"flops": "macs"}  # the name before MACs were called MACs (old scripts still work)
 
 
 class AccuracyModel(Protocol):
@@ -59,7 +63,7 @@ class LatencyModel(Protocol):
 
 # --------------------------------------------------------------------------------- resolving inputs
 def default_predictor_path(space: SearchSpace | str) -> Path:
-    return PREDICTORS_DIR / get_space(space).name / "accuracy_xgb.json"
+    return paths.default_predictor_path(get_space(space).name)
 
 
 def resolve_space(supernet: str | Path | None, space: str | None) -> tuple[SearchSpace, Path | None]:
@@ -150,7 +154,7 @@ def resolve_latency_source(spec: str, space: SearchSpace) -> LatencySource:
     from hwnas.latency.device import load_device_profile
 
     profile = load_device_profile(spec)
-    path = TABLES_DIR / profile.slug / f"{space.name}.json"
+    path = paths.default_table_path(profile.slug, space.name)
     if not path.is_file():
         raise ConfigError(f"no latency table for device {profile.name!r} and space {space.name!r} at {path}; "
                           f"run `hwnas profile --device {spec} --space {space.name}` first, "
@@ -243,7 +247,7 @@ class SearchSettings:
     evaluations: int = 10_000
     population: int = 64
     params_cap_m: float | None = None
-    flops_cap_m: float | None = None
+    macs_cap_m: float | None = None
     seed: int = 0
     budget_mode: Literal["any", "all"] = "any"
 
@@ -253,7 +257,7 @@ class SearchSettings:
             raise ConfigError("give at least one --device (a profile name such as cpu-1thread or a table .json)")
         if self.budget_mode not in ("any", "all"):
             raise ConfigError(f"budget mode {self.budget_mode!r} is not 'any' or 'all'")
-        for name, cap in (("--params-cap", self.params_cap_m), ("--flops-cap", self.flops_cap_m)):
+        for name, cap in (("--params-cap", self.params_cap_m), ("--macs-cap", self.macs_cap_m)):
             if cap is not None and not (math.isfinite(cap) and cap > 0):
                 raise ConfigError(f"{name} must be a positive number of millions, got {cap}")
         if self.evaluations < 1 or self.population < 4:
@@ -278,7 +282,7 @@ class SearchSettings:
 
 def parse_objectives(value: str | Sequence[str]) -> tuple[str, ...]:
     items = value.split(",") if isinstance(value, str) else list(value)
-    names = tuple(dict.fromkeys(i.strip().lower() for i in items if i.strip()))
+    names = tuple(dict.fromkeys(OBJECTIVE_ALIASES.get(n, n) for n in (i.strip().lower() for i in items) if n))
     unknown = [n for n in names if n not in OBJECTIVES]
     if unknown or not names:
         raise ConfigError(f"unknown objective(s) {unknown or '(none)'}; choose from {', '.join(OBJECTIVES)}, "
@@ -319,12 +323,12 @@ def latency_constraints(scorers: Scorers, budgets: dict[str, list[float]]) -> li
             for d, b in budgets.items()]
 
 
-def cap_constraints(scorers: Scorers, params_cap_m: float | None, flops_cap_m: float | None) -> list[Constraint]:
+def cap_constraints(scorers: Scorers, params_cap_m: float | None, macs_cap_m: float | None) -> list[Constraint]:
     out = []
     if params_cap_m is not None:
         out.append(Constraint("params", _millions(scorers.params), params_cap_m, unit="M", option="--params-cap"))
-    if flops_cap_m is not None:
-        out.append(Constraint("MACs", _millions(scorers.macs), flops_cap_m, unit="M", option="--flops-cap"))
+    if macs_cap_m is not None:
+        out.append(Constraint("MACs", _millions(scorers.macs), macs_cap_m, unit="M", option="--macs-cap"))
     return out
 
 
@@ -335,12 +339,12 @@ def check_budgets(layout: GeneLayout, constraints: Sequence[Constraint], seed: i
 
 
 def build_problem(scorers: Scorers, objectives: Sequence[str], budgets: dict[str, list[float]],
-                  params_cap_m: float | None = None, flops_cap_m: float | None = None,
+                  params_cap_m: float | None = None, macs_cap_m: float | None = None,
                   budget_mode: str = "any", seed: int = 0) -> SearchProblem:
     """The :class:`SearchProblem` of a run; budgets are checked for feasibility first (exit 2 if not)."""
     layout = scorers.mapper.restricted
     per_device = latency_constraints(scorers, budgets)
-    caps = cap_constraints(scorers, params_cap_m, flops_cap_m)
+    caps = cap_constraints(scorers, params_cap_m, macs_cap_m)
     check_budgets(layout, per_device + caps, seed)
 
     objs: list[Objective] = []
@@ -351,7 +355,7 @@ def build_problem(scorers: Scorers, objectives: Sequence[str], budgets: dict[str
             objs.extend(Objective(f"latency_ms@{d}", fn, "min", unit="ms") for d, fn in scorers.latency.items())
         elif name == "params":
             objs.append(Objective("params_m", _millions(scorers.params), "min", unit="M"))
-        elif name == "flops":
+        elif name == "macs":
             objs.append(Objective("macs_m", _millions(scorers.macs), "min", unit="M"))
     if budget_mode == "all" or len(per_device) == 1:
         constraints = [dataclasses.replace(c, name=f"latency@{d}") if len(per_device) > 1 else c
@@ -372,50 +376,40 @@ def _any_budget_constraint(scorers: Scorers, budgets: dict[str, list[float]]) ->
 
 
 # --------------------------------------------------------------------------------- running
-@dataclass
-class Evaluated:
-    """Every evaluated candidate in natural units (search genes, evaluation order)."""
+def score_result(scorers: Scorers, result: SearchResult) -> dict[str, Any]:
+    """Accuracy, per-device latency, MACs and params of every evaluated candidate, reusing the
+    values the engine already computed.
 
-    genes: np.ndarray
-    accuracy: np.ndarray
-    latency_ms: dict[str, np.ndarray]
-    macs: np.ndarray
-    params: np.ndarray
-    feasible: np.ndarray
-    on_front: np.ndarray
+    Why: scoring 100k candidates again (the accuracy predictor above all) took as long as a
+    third of the search. Objectives come back from ``result.F`` exactly (the sign of 'max'
+    objectives undone, millions scaled back to units); only quantities that were not objectives
+    are computed here.
+    """
+    genes = result.genes
+    values = result.objective_values()
+    found = {o.name: values[:, j] for j, o in enumerate(result.problem.objectives)}
 
-    def record(self, i: int, layout: GeneLayout) -> dict[str, Any]:
-        """The front.json record of row ``i`` (THE shape ``hwnas export`` reads)."""
-        arch = layout.decode(self.genes[i:i + 1])[0]
-        return {"arch": arch.to_dict(),
-                "predicted": {"accuracy": float(self.accuracy[i]),
-                              "latency_ms": {d: float(v[i]) for d, v in self.latency_ms.items()}},
-                "flops": int(self.macs[i]), "params": int(self.params[i])}
+    def column(name: str, fn: Callable[[np.ndarray], np.ndarray], scale: float = 1.0) -> np.ndarray:
+        return found[name] * scale if name in found else np.asarray(fn(genes), dtype=np.float64)
 
-
-def score_all(scorers: Scorers, genes: np.ndarray) -> dict[str, Any]:
-    """Accuracy, per-device latency, MACs and params of ``genes`` (search layout)."""
-    return {"accuracy": np.asarray(scorers.accuracy.fn(genes), dtype=np.float64),
-            "latency_ms": {d: np.asarray(c.fn(genes), dtype=np.float64) for d, c in scorers.latency.items()},
-            "macs": np.asarray(scorers.macs.fn(genes), dtype=np.int64),
-            "params": np.asarray(scorers.params.fn(genes), dtype=np.int64)}
+    return {"accuracy": column("accuracy", scorers.accuracy.fn),
+            "latency_ms": {d: column(f"latency_ms@{d}", c.fn) for d, c in scorers.latency.items()},
+            "macs": np.rint(column("macs_m", scorers.macs.fn, 1e6)).astype(np.int64),
+            "params": np.rint(column("params_m", scorers.params.fn, 1e6)).astype(np.int64)}
 
 
-def compute_picks(ev: Evaluated, budgets: dict[str, list[float]], layout: GeneLayout) -> list[dict[str, Any]]:
+def compute_picks(ev: Evaluated, budgets: dict[str, list[float]], layout: GeneLayout) -> list[Pick]:
     """Best predicted accuracy under each budget of each device (ties: lower latency there)."""
     picks = []
     for device, device_budgets in budgets.items():
         lat = ev.latency_ms[device]
         for b in device_budgets:
             ok = np.flatnonzero(ev.feasible & (lat <= b))
-            entry: dict[str, Any] = {"device": device, "budget_ms": b}
-            if len(ok):
-                best = ok[np.lexsort((lat[ok], -ev.accuracy[ok]))[0]]
-                entry.update(ev.record(int(best), layout))
-                entry["eval_index"] = int(best)
-            else:
-                entry["arch"] = None
-            picks.append(entry)
+            if not len(ok):
+                picks.append(Pick(device, b, None))
+                continue
+            best = int(ok[np.lexsort((lat[ok], -ev.accuracy[ok]))[0]])
+            picks.append(Pick(device, b, ev.record(best, layout), eval_index=best))
     return picks
 
 
@@ -441,8 +435,8 @@ class SearchOutcome(PreparedSearch):
 
     result: SearchResult
     evaluated: Evaluated
-    front: list[dict[str, Any]]
-    picks: list[dict[str, Any]]
+    front: list[FrontRecord]
+    picks: list[Pick]
     wall_time_s: float
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -462,7 +456,7 @@ def prepare_search(settings: SearchSettings, log: Callable[[str], None] = lambda
         log(f"searching resolutions {list(resolutions)} (profiled on every device; space has "
             f"{list(space.resolutions)})")
     scorers = Scorers.build(space, predictor, sources, resolutions)
-    problem = build_problem(scorers, settings.objectives, budgets, settings.params_cap_m, settings.flops_cap_m,
+    problem = build_problem(scorers, settings.objectives, budgets, settings.params_cap_m, settings.macs_cap_m,
                             settings.budget_mode, settings.seed)
     n_eval = max(settings.evaluations, settings.population)
     config = NSGA2Config(pop_size=settings.population, n_evaluations=n_eval, seed=settings.seed)
@@ -482,10 +476,11 @@ def execute_search(prep: PreparedSearch, progress: bool = False,
     log(f"search: {result.n_evaluations:,} candidates in {result.wall_time_s:.2f} s "
         f"({result.evaluations_per_s:,.0f}/s), {result.generations} generations, front of {len(result.front)}")
 
-    scores = score_all(prep.scorers, result.genes)
+    scores = score_result(prep.scorers, result)
     on_front = np.zeros(len(result.genes), dtype=bool)
     on_front[result.front] = True
-    ev = Evaluated(genes=result.genes, feasible=result.violation <= 0, on_front=on_front, **scores)
+    ev = Evaluated(genes=result.genes, violation=result.violation, feasible=result.violation <= 0,
+                   on_front=on_front, **scores)
     front = [ev.record(int(i), problem.layout) for i in result.front]
     picks = compute_picks(ev, prep.budgets, problem.layout)
     prepared = {f.name: getattr(prep, f.name) for f in fields(PreparedSearch)}
@@ -519,7 +514,7 @@ def config_dict(outcome: SearchOutcome) -> dict[str, Any]:
         "evaluations": s.evaluations,
         "population": s.population,
         "params_cap_m": s.params_cap_m,
-        "flops_cap_m": s.flops_cap_m,
+        "macs_cap_m": s.macs_cap_m,
         "resolutions": list(outcome.resolutions),
         "seed": s.seed,
         "hwnas_version": __version__,
@@ -529,39 +524,20 @@ def config_dict(outcome: SearchOutcome) -> dict[str, Any]:
     }
 
 
-def _arch_cells(arch: dict[str, Any]) -> list[Any]:
+def _arch_cells(arch: Any) -> list[Any]:
     return ["-".join(map(str, arch["kernel"])), "-".join(map(str, arch["expand"])),
             "-".join(map(str, arch["depth"])), arch["resolution"]]
 
 
-def front_csv(front: list[dict[str, Any]], devices: Sequence[str]) -> str:
+def front_csv(front: Sequence[FrontRecord], devices: Sequence[str]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["rank", "accuracy", *[f"latency_ms[{d}]" for d in devices], "flops", "params",
+    w.writerow(["rank", "accuracy", *[f"latency_ms[{d}]" for d in devices], "macs", "params",
                 "kernel", "expand", "depth", "resolution"])
     for i, rec in enumerate(front):
-        p = rec["predicted"]
-        w.writerow([i, f"{p['accuracy']:.6f}", *[f"{p['latency_ms'][d]:.6f}" for d in devices],
-                    rec["flops"], rec["params"], *_arch_cells(rec["arch"])])
+        w.writerow([i, f"{rec.accuracy:.6f}", *[f"{rec.latency_ms[d]:.6f}" for d in devices],
+                    rec.macs, rec.params, *_arch_cells(rec.arch)])
     return buf.getvalue()
-
-
-def evaluated_csv_gz(ev: Evaluated, layout: GeneLayout, violation: np.ndarray) -> bytes:
-    """Every candidate, evaluation order; gzip with a fixed mtime so reruns are byte-identical."""
-    v = layout.values(ev.genes)
-    devices = list(ev.latency_ms)
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["eval_index", "accuracy", *[f"latency_ms[{d}]" for d in devices], "flops", "params",
-                "violation", "feasible", "on_front", "kernel", "expand", "depth", "resolution"])
-    columns = [range(len(ev.genes)), [f"{x:.6f}" for x in ev.accuracy.tolist()],
-               *[[f"{x:.6f}" for x in ev.latency_ms[d].tolist()] for d in devices],
-               ev.macs.tolist(), ev.params.tolist(), [f"{x:.6g}" for x in violation.tolist()],
-               ev.feasible.astype(int).tolist(), ev.on_front.astype(int).tolist(),
-               *[["-".join(map(str, row)) for row in a.tolist()] for a in (v.kernel, v.expand, v.depth)],
-               v.resolution.tolist()]
-    w.writerows(zip(*columns))  # python lists, not numpy scalars: 10k rows in ~0.1 s
-    return gzip.compress(buf.getvalue().encode("utf-8"), mtime=0)
 
 
 def write_run_folder(out_dir: str | Path, outcome: SearchOutcome, plot: bool = True) -> list[Path]:
@@ -569,21 +545,21 @@ def write_run_folder(out_dir: str | Path, outcome: SearchOutcome, plot: bool = T
     out_dir = Path(out_dir)
     devices = [s.device for s in outcome.sources]
     written = [
-        atomic_write_json(out_dir / "front.json", outcome.front),
+        write_records(out_dir / "front.json", outcome.front),
         atomic_write_text(out_dir / "front.csv", front_csv(outcome.front, devices)),
-        atomic_write_json(out_dir / "picks.json", outcome.picks),
-        atomic_write_bytes(out_dir / "evaluated.csv.gz",
-                           evaluated_csv_gz(outcome.evaluated, outcome.layout, outcome.result.violation)),
+        write_records(out_dir / "picks.json", outcome.picks),
+        write_evaluated(out_dir / EVALUATED_FILE, outcome.evaluated, outcome.layout),
         atomic_write_json(out_dir / "config.json", config_dict(outcome)),
     ]
     if plot:
-        from hwnas.search.plot import pareto_png
-
-        written.append(atomic_write_bytes(out_dir / "pareto.png", pareto_png(outcome)))
+        title = (f"hwnas search: {outcome.space.name}, {len(outcome.evaluated.accuracy):,} candidates, "
+                 f"seed {outcome.settings.seed}")
+        written.append(atomic_write_bytes(out_dir / "pareto.png",
+                                          pareto_png(outcome.evaluated, outcome.budgets, outcome.picks, title)))
     return written
 
 
-def format_front(front: list[dict[str, Any]], devices: Sequence[str], limit: int = 15) -> str:
+def format_front(front: Sequence[FrontRecord], devices: Sequence[str], limit: int = 15) -> str:
     """A plain-text table of the front (every ``len/limit``-th row when it is long)."""
     header = f"{'#':>4} {'acc %':>7} " + " ".join(f"{d[:14] + ' ms':>17}" for d in devices) + \
              f" {'MMACs':>8} {'params M':>9}  res  depth"
@@ -591,24 +567,23 @@ def format_front(front: list[dict[str, Any]], devices: Sequence[str], limit: int
     step = max(1, math.ceil(len(front) / limit))
     for i in range(0, len(front), step):
         rec = front[i]
-        p = rec["predicted"]
-        lines.append(f"{i:>4} {100 * p['accuracy']:>7.2f} " +
-                     " ".join(f"{p['latency_ms'][d]:>17.3f}" for d in devices) +
-                     f" {rec['flops'] / 1e6:>8.2f} {rec['params'] / 1e6:>9.3f}  {rec['arch']['resolution']:>3}  "
-                     f"{'-'.join(map(str, rec['arch']['depth']))}")
+        lines.append(f"{i:>4} {100 * rec.accuracy:>7.2f} " +
+                     " ".join(f"{rec.latency_ms[d]:>17.3f}" for d in devices) +
+                     f" {rec.macs / 1e6:>8.2f} {rec.params / 1e6:>9.3f}  {rec.arch['resolution']:>3}  "
+                     f"{'-'.join(map(str, rec.arch['depth']))}")
     return "\n".join(lines)
 
 
-def format_picks(picks: list[dict[str, Any]]) -> str:
+def format_picks(picks: Sequence[Pick]) -> str:
     lines = []
     for p in picks:
-        if p.get("arch") is None:
-            lines.append(f"{p['device']} <= {p['budget_ms']:g} ms: no evaluated candidate meets this budget")
+        rec = p.record
+        if rec is None:
+            lines.append(f"{p.device} <= {p.budget_ms:g} ms: no evaluated candidate meets this budget")
             continue
-        lat = p["predicted"]["latency_ms"][p["device"]]
-        lines.append(f"{p['device']} <= {p['budget_ms']:g} ms: accuracy {100 * p['predicted']['accuracy']:.2f}%, "
-                     f"latency {lat:.3f} ms, {p['flops'] / 1e6:.2f} MMACs, {p['params'] / 1e6:.3f} M params, "
-                     f"resolution {p['arch']['resolution']}")
+        lines.append(f"{p.device} <= {p.budget_ms:g} ms: accuracy {100 * rec.accuracy:.2f}%, "
+                     f"latency {rec.latency_ms[p.device]:.3f} ms, {rec.macs / 1e6:.2f} MMACs, "
+                     f"{rec.params / 1e6:.3f} M params, resolution {rec.arch['resolution']}")
     return "\n".join(lines)
 
 
@@ -626,17 +601,16 @@ def validate_front(outcome: SearchOutcome, k: int, progress: bool = True,
     """Re-evaluate ``k`` front models: true validation accuracy (BN recalibrated) and measured latency.
 
     Accuracy follows the training recipe stored in the checkpoint (data set, validation split,
-    calibration images and seed); latency is measured with the device profile's own backend on an
-    ONNX export of the extracted subnet. Devices given only by a table path are not measured
-    (no profile says how) and are reported as such.
+    calibration images and seed). Latency is measured as ``hwnas export`` measures: the models'
+    ONNX graphs timed together by :func:`hwnas.latency.measure.time_models` with the table's own
+    protocol (statistic and burst), beside the table's speed reference. Devices given only by a
+    table path are not measured (no profile says how) and are reported as such.
     """
     if outcome.supernet is None:
         raise ConfigError("--validate-front needs the supernet checkpoint; pass --supernet PATH")
     import torch
 
     from hwnas.data import calibration_subset, load_dataset
-    from hwnas.latency.block_models import subnet_onnx
-    from hwnas.latency.measure import make_measurer
     from hwnas.supernet.calibration import evaluate, recalibrate_bn
     from hwnas.supernet.checkpoint import load_supernet
 
@@ -646,50 +620,59 @@ def validate_front(outcome: SearchOutcome, k: int, progress: bool = True,
     data = load_dataset(train_cfg.get("dataset", "fashion-mnist"), val_size=train_cfg.get("val_size"),
                         seed=train_cfg.get("seed", 0))
     calib = calibration_subset(data.train, int(train_cfg.get("calib_images", 2000)), int(train_cfg.get("seed", 0)))
-    measurers = {s.device: (s.profile, make_measurer(s.profile)) for s in outcome.sources if s.profile is not None}
     skipped = [s.device for s in outcome.sources if s.profile is None]
     if skipped:
         log(f"not measuring {', '.join(skipped)}: given as a table path, no device profile to measure with")
 
     rows = pick_validation_rows(len(outcome.front), k)
+    archs = [Architecture.from_dict(dict(outcome.front[i].arch), outcome.space) for i in rows]
     from tqdm.auto import tqdm
 
-    results = []
-    for i in tqdm(rows, desc="validate", disable=not progress):
-        rec = outcome.front[i]
-        arch = Architecture.from_dict(rec["arch"], outcome.space)
+    accuracy = []
+    for arch in tqdm(archs, desc="validate", disable=not progress):
         with torch.no_grad():
             sub = net.extract(arch).eval()
             recalibrate_bn(sub, calib, arch.resolution, data.mean, data.std)
-            acc, _ = evaluate(sub, data.val, arch.resolution, data.mean, data.std)
-        measured = {}
-        for device, (profile, measurer) in measurers.items():
-            model, shape = subnet_onnx(net, arch, profile.batch_size)
-            measured[device] = measurer.measure_onnx(model, shape).median_ms
-        results.append({"front_index": i, "arch": rec["arch"], "predicted": rec["predicted"],
-                        "true": {"accuracy": float(acc), "latency_ms": measured}})
+            accuracy.append(float(evaluate(sub, data.val, arch.resolution, data.mean, data.std)[0]))
+    timed = {s.device: _measure_front(net, archs, s) for s in outcome.sources if s.profile is not None}
+    measured = {d: ms for d, (ms, _) in timed.items()}
+    results = [{"front_index": i, "arch": dict(outcome.front[i].to_dict()["arch"]),
+                "predicted": {"accuracy": outcome.front[i].accuracy, "latency_ms": dict(outcome.front[i].latency_ms)},
+                "true": {"accuracy": accuracy[j], "latency_ms": {d: ms[j] for d, ms in measured.items()}}}
+               for j, i in enumerate(rows)]
     return {"n": len(results), "split": "val", "models": results, "summary": validation_summary(results),
-            "not_measured": skipped}
+            "slowdown_since_profiling": {d: slow for d, (_, slow) in timed.items()}, "not_measured": skipped}
+
+
+def _measure_front(net: Any, archs: Sequence[Architecture], source: LatencySource) -> tuple[list[float], float | None]:
+    """Each architecture's latency on ``source``'s device, timed as ``hwnas export`` times models, and
+    how much slower the table's speed reference runs now than when profiled (None without one)."""
+    from hwnas.latency.block_models import reference_graph, subnet_onnx
+    from hwnas.latency.measure import TimingProtocol, make_measurer, single_torch_thread, time_models
+
+    meta = getattr(source.table, "meta", None) or {}
+    protocol = TimingProtocol.of_table(meta)
+    size = source.profile.batch_size
+    models = [subnet_onnx(net, arch, size) for arch in archs]
+    ref = meta.get("reference")
+    reference = reference_graph(net.space, Architecture.from_dict(ref["arch"], net.space), size) if ref else None
+    with single_torch_thread():
+        stats = time_models(make_measurer(source.profile), models, protocol=protocol, reference=reference)
+    slowdown = stats[-1].value(protocol.statistic) / float(ref["ms"]) if ref else None
+    return [st.value(protocol.statistic) for st in stats[:len(models)]], slowdown
 
 
 def validation_summary(models: list[dict[str, Any]]) -> dict[str, Any]:
-    """Mean absolute error and Kendall tau of predicted vs true, for accuracy and each device."""
-    from scipy.stats import kendalltau
+    """Predicted vs true (:func:`hwnas.metrics.prediction_agreement`), for accuracy and each device."""
+    from hwnas.metrics import prediction_agreement
 
-    def stats(pred: list[float], true: list[float]) -> dict[str, Any]:
-        p, t = np.asarray(pred), np.asarray(true)
-        out: dict[str, Any] = {"mae": float(np.mean(np.abs(p - t))) if len(p) else None,
-                               "mean_rel_error": float(np.mean(np.abs(p - t) / np.abs(t))) if len(p) else None}
-        tau = float(kendalltau(p, t).statistic) if len(p) >= 3 else float("nan")
-        out["kendall_tau"] = tau if math.isfinite(tau) else None  # undefined for constant values
-        return out
-
-    summary = {"accuracy": stats([m["predicted"]["accuracy"] for m in models], [m["true"]["accuracy"] for m in models])}
+    summary = {"accuracy": prediction_agreement([m["predicted"]["accuracy"] for m in models],
+                                                [m["true"]["accuracy"] for m in models], unit="")}
     devices = {d for m in models for d in m["true"]["latency_ms"]}
     for d in sorted(devices):
         both = [m for m in models if d in m["true"]["latency_ms"]]
-        summary[f"latency_ms[{d}]"] = stats([m["predicted"]["latency_ms"][d] for m in both],
-                                            [m["true"]["latency_ms"][d] for m in both])
+        summary[f"latency_ms[{d}]"] = prediction_agreement([m["predicted"]["latency_ms"][d] for m in both],
+                                                           [m["true"]["latency_ms"][d] for m in both])
     return summary
 
 
@@ -705,8 +688,11 @@ def format_validation(report: dict[str, Any]) -> str:
                          f"{m['predicted']['latency_ms'][d]:>16.3f} {m['true']['latency_ms'][d]:>16.3f}"
                          for d in devices))
     for key, s in report["summary"].items():
-        tau = "n/a" if s["kendall_tau"] is None else f"{s['kendall_tau']:.3f}"
-        if s["mae"] is not None:
-            lines.append(f"{key}: MAE {s['mae']:.4g}, mean relative error {100 * s['mean_rel_error']:.1f}%, "
-                         f"Kendall tau {tau}")
+        if s:
+            lines.append(f"{key}: MAPE {s['mape_pct']:.1f}%, {s['within10_pct']:.0f}% within +-10%, "
+                         f"Kendall tau {s['kendall_tau']:.3f}")
+    for device, slowdown in (report.get("slowdown_since_profiling") or {}).items():
+        if slowdown is not None:
+            lines.append(f"{device}: the table's reference subnet runs {slowdown:.2f}x its profiled latency now "
+                         "(machine speed drift since profiling)")
     return "\n".join(lines)

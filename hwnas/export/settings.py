@@ -1,0 +1,83 @@
+"""What an export does, as one value: :class:`ExportSettings` (no torch import, so ``--help`` is fast).
+
+The ONNX form is chosen to match the latency tables: ``hwnas profile`` times TorchScript-exported
+opset-17 graphs, so exports default to opset 17 too (the dynamo exporter needs 18). The remaining
+difference, a dynamic batch axis in deployed files against a fixed one in table graphs, is measured
+by ``experiments/export_form_latency.py`` (``experiments/results/export_form_latency.json``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from hwnas.errors import ConfigError
+
+TABLE_OPSET = 17            # what hwnas.latency.block_models exports table graphs with
+DEFAULT_OPSET = TABLE_OPSET
+MIN_OPSET = 17
+DYNAMO_MIN_OPSET = 18
+EXPORTERS = ("torchscript", "dynamo")
+OFA_SUPERNET = "ofa-mbv3-w1.0"
+PICK_HELP = "all | budget (the search's own picks, from picks.json) | N (N models spread along the front by latency)"
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    """Everything that defines one export run; add a field (with a default) to add an option.
+
+    ``opset`` None means the table's opset for the TorchScript exporter and the dynamo exporter's
+    minimum for dynamo. ``measure`` None means the run's own devices (a run) or none (``--arch``).
+    """
+
+    out: Path
+    pick: str = "all"
+    supernet: str | None = None
+    weights: Path | None = None
+    data: str | None = None
+    measure: tuple[str, ...] | None = None
+    no_measure: bool = False
+    repeats: int | None = None
+    int8: bool = False
+    calib_images: int = 1000
+    int8_calib_images: int = 300
+    parity_images: int = 256
+    batch: int | None = None
+    opset: int | None = None
+    exporter: str = "torchscript"
+    torch_device: str = "cpu"
+    seed: int = 0
+    overwrite: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "out", Path(self.out))
+        if self.measure is not None:
+            object.__setattr__(self, "measure", tuple(self.measure))
+        for flag, value in (("--calib-images", self.calib_images), ("--int8-calib-images", self.int8_calib_images),
+                            ("--parity-images", self.parity_images)):
+            if value < 1:
+                raise ConfigError(f"{flag} must be a positive image count, got {value}")
+        check_onnx_options(self.batch, self.resolved_opset, self.exporter)
+
+    @property
+    def resolved_opset(self) -> int:
+        if self.opset is not None:
+            return self.opset
+        return DYNAMO_MIN_OPSET if self.exporter == "dynamo" else DEFAULT_OPSET
+
+    def replace(self, **changes: object) -> "ExportSettings":
+        return replace(self, **changes)
+
+
+def check_onnx_options(batch: int | None, opset: int, exporter: str) -> None:
+    """Refuse an exporter, opset or batch this pipeline cannot produce, naming the fix."""
+    if exporter not in EXPORTERS:
+        raise ConfigError(f"unknown exporter {exporter!r}; choose from {', '.join(EXPORTERS)}")
+    if batch is not None and batch < 1:
+        raise ConfigError(f"--batch must be a positive size, got {batch}; omit it for a dynamic batch axis")
+    if opset < MIN_OPSET:
+        raise ConfigError(f"opset {opset} is too old; use opset {MIN_OPSET} or newer (default {DEFAULT_OPSET})")
+    if exporter == "dynamo" and opset < DYNAMO_MIN_OPSET:
+        raise ConfigError(f"the dynamo exporter emits opset {DYNAMO_MIN_OPSET} or newer; pass --opset "
+                          f"{DYNAMO_MIN_OPSET} or use --exporter torchscript for opset {opset}")

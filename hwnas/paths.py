@@ -1,0 +1,38 @@
+"""Where hwnas's artifacts live by default, relative to the working directory (a checkout).
+
+One module so that ``hwnas profile`` writes a table exactly where ``hwnas search``, ``predict``,
+``export`` and the quickstart look for it, and a changed layout is a one-line change.
+Imports nothing heavy: the CLI's ``--help`` and ``hwnas search`` use it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+CHECKPOINTS_DIR = Path("checkpoints")
+DEFAULT_SUPERNET = CHECKPOINTS_DIR / "fmnist-mbv3.safetensors"
+PREDICTORS_DIR = Path("predictors")
+TABLES_DIR = Path("latency_tables")
+RUNS_DIR = Path("runs")
+QUICKSTART_DIR = RUNS_DIR / "quickstart"
+PREDICTOR_FILE = "accuracy_xgb.json"
+
+
+def predictor_dir(space_name: str) -> Path:
+    """``predictors/<space>/``: the accuracy data set and fitted predictors of a space."""
+    return PREDICTORS_DIR / space_name
+
+
+def default_predictor_path(space_name: str) -> Path:
+    """``predictors/<space>/accuracy_xgb.json``: what ``hwnas fit-predictor`` writes and search reads."""
+    return predictor_dir(space_name) / PREDICTOR_FILE
+
+
+def table_path(out_dir: str | Path, device_slug: str, space_name: str) -> Path:
+    """``<out>/<device-slug>/<space>.json``: where ``hwnas profile`` writes a device's latency table."""
+    return Path(out_dir) / device_slug / f"{space_name}.json"
+
+
+def default_table_path(device_slug: str, space_name: str) -> Path:
+    """A device's table under the default ``latency_tables/`` folder."""
+    return table_path(TABLES_DIR, device_slug, space_name)
