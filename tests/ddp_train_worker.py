@@ -1,6 +1,6 @@
 """Run under ``torchrun``: a few sandwich steps of the DDP trainer on the tiny data set.
 
-Rank 0 writes the all-reduced gradients of every step to ``<out>/ddp.pt`` for
+Rank 0 writes the weights before and the all-reduced gradients after every step to ``<out>/ddp.pt`` for
 tests/test_distributed.py to compare with one process on the same global batch.
 """
 
@@ -27,15 +27,16 @@ def main(out: str) -> None:
     trainer = SupernetTrainer(config(), Path(out) / "run", dataset=tiny_dataset())
     order = torch.randperm(len(trainer.train_labels), generator=trainer._epoch_gen())
     trainer.net.train()
-    grads = []
+    grads, params = [], []
     for step in range(STEPS):
+        params.append({n: p.detach().clone() for n, p in trainer.net.state_dict().items()})
         x, y = trainer._batch(order, step)
         trainer.train_step(x, y, elastic=True)
         grads.append({n: p.grad.clone() for n, p in trainer.net.named_parameters() if p.grad is not None})
         trainer.optimizer.step()
     if trainer.rank == 0:
         Path(out).mkdir(parents=True, exist_ok=True)
-        torch.save({"world": trainer.world, "grads": grads}, Path(out) / "ddp.pt")
+        torch.save({"world": trainer.world, "grads": grads, "params": params}, Path(out) / "ddp.pt")
     torch.distributed.destroy_process_group()
 
 
