@@ -1,0 +1,168 @@
+"""How noisy accuracy labels are, and the best Kendall tau any predictor can reach against them.
+
+Why not "tau between two repeat runs": a held-out metric compares a predictor's output with **one**
+noisy label per subnet. A perfect predictor outputs the true accuracy ``t``; its score is
+``tau(t, t + e)``. Two repeat runs give ``tau(t + e1, t + e2)``, which carries the noise twice and
+so sits below the real ceiling (Pearson 0.93 between runs -> tau 0.77 between runs, but about 0.83
+for a perfect predictor against one run, under the Gaussian model below).
+
+The model. A label is ``y = t + c + v``: ``t`` the subnet's accuracy with infinitely many
+calibration and validation images, ``c`` the BN-recalibration noise (which calibration images),
+``v`` the validation-sampling noise (which validation images), independent and zero mean.
+
+* ``var(c)``: from two runs on the same validation images with different calibration images,
+  ``var(a - b) / 2`` (``accuracy`` vs ``accuracy_2`` of ``hwnas collect --repeat-calibration``).
+* ``var(v)``: from the two halves of the validation images under one calibration,
+  ``var(h1 - h2) / 4`` (each half has twice the full set's sampling variance, and the full-set
+  label is their mean). Differences across subnets are centred, so a half that is harder for
+  every subnet does not count: it shifts all labels and leaves the ranking alone.
+* The reliability ``R = var(t) / var(y) = 1 - (var(c) + var(v)) / var(y)``.
+
+Two estimates of the ceiling ``tau(t, y)``:
+
+* ``analytic``: for jointly Gaussian ``t`` and ``y``, ``tau = 2/pi * arcsin(sqrt(R))``.
+* ``simulated``: draw ``t`` as the observed labels shrunk towards their mean to variance
+  ``R * var(y)`` (keeps the labels' skew), add Gaussian noise of the measured variance, round to
+  the labels' step (1 / validation images, since labels tie) and average ``tau`` over draws.
+
+Assumptions (written into every result): noise independent of ``t`` and across subnets with one
+variance for all subnets (homoscedastic), the two halves equal in size; the ceiling refers to
+labels measured with this protocol (the full validation subset, one calibration set).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from hwnas.errors import DataError
+
+ASSUMPTIONS = ("label = true accuracy + calibration noise + validation-sampling noise, independent, zero mean; "
+               "one noise variance for all subnets; validation halves of equal size; the ceiling is the "
+               "Kendall tau of a perfect predictor (true accuracy) against one label of this protocol")
+
+
+@dataclass(frozen=True)
+class NoiseCeiling:
+    """Measured label noise and the ceiling it puts on a predictor's held-out Kendall tau."""
+
+    n: int
+    label_std: float
+    noise_var_calibration: float
+    noise_var_validation: float | None     # None: no half-split fields, sampling noise not measured
+    reliability: float                     # var(true) / var(label)
+    tau_analytic: float
+    tau_simulated: float
+    tau_simulated_std: float
+    spearman_simulated: float
+    tau_between_repeats: float             # the old, too low "ceiling", for comparison
+    quantum: float | None                  # label step the simulation rounds to
+    method: str
+    assumptions: str = ASSUMPTIONS
+
+    @property
+    def noise_std(self) -> float:
+        return float(np.sqrt(self.noise_var_calibration + (self.noise_var_validation or 0.0)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "noise_std": self.noise_std}
+
+
+def gaussian_tau(reliability: float) -> float:
+    """Kendall tau between ``t`` and ``t + e`` for jointly Gaussian variables with ``R = var(t)/var(t+e)``."""
+    return float(2.0 / np.pi * np.arcsin(np.sqrt(np.clip(reliability, 0.0, 1.0))))
+
+
+def calibration_noise_var(a: np.ndarray, b: np.ndarray) -> float:
+    """Variance of one label's calibration noise from two runs that differ only in calibration images."""
+    d = np.asarray(a, float) - np.asarray(b, float)
+    return float(np.var(d, ddof=1) / 2.0)
+
+
+def validation_noise_var(half1: np.ndarray, half2: np.ndarray) -> float:
+    """Variance of a full-set label's validation-sampling noise from its two equal halves."""
+    d = np.asarray(half1, float) - np.asarray(half2, float)
+    return float(np.var(d, ddof=1) / 4.0)
+
+
+def simulate_ceiling(labels: np.ndarray, noise_var: float, *, draws: int = 200, quantum: float | None = None,
+                     seed: int = 0) -> tuple[float, float, float]:
+    """Mean and std over ``draws`` of Kendall tau, and mean Spearman, of a perfect predictor against one
+    simulated noisy label (see the module doc). Returns ``(tau, tau_std, spearman)``."""
+    from scipy.stats import kendalltau, spearmanr
+
+    y = np.asarray(labels, float)
+    var_y = float(np.var(y, ddof=1))
+    rel = max(0.0, 1.0 - noise_var / var_y)
+    true = y.mean() + (y - y.mean()) * np.sqrt(rel)
+    rng = np.random.default_rng(seed)
+    taus, rhos = [], []
+    for _ in range(draws):
+        noisy = true + rng.normal(0.0, np.sqrt(noise_var), len(true))
+        if quantum:
+            noisy = np.round(noisy / quantum) * quantum
+        taus.append(kendalltau(true, noisy).statistic)
+        rhos.append(spearmanr(true, noisy).statistic)
+    return float(np.mean(taus)), float(np.std(taus)), float(np.mean(rhos))
+
+
+def estimate_ceiling(a: np.ndarray, b: np.ndarray, halves: tuple[np.ndarray, np.ndarray] | None = None, *,
+                     quantum: float | None = None, draws: int = 200, seed: int = 0) -> NoiseCeiling:
+    """Noise ceiling from repeat labels.
+
+    ``a``: the labels a predictor is scored against; ``b``: the same subnets with other calibration
+    images (same validation images); ``halves``: ``a`` split into its two validation halves (same
+    calibration as ``a``), or ``None`` when they were not recorded (validation noise then unknown and
+    left out, so the ceiling is an upper bound).
+    """
+    from scipy.stats import kendalltau
+
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if a.shape != b.shape or a.ndim != 1 or len(a) < 10:
+        raise DataError(f"need two equal-length label vectors of at least 10 subnets, got {a.shape} and {b.shape}; "
+                        "collect more with `hwnas collect --repeat-calibration`")
+    var_c = calibration_noise_var(a, b)
+    var_v = validation_noise_var(*halves) if halves is not None else None
+    noise = var_c + (var_v or 0.0)
+    var_y = float(np.var(a, ddof=1))
+    if noise >= var_y:
+        raise DataError(f"the measured label noise (variance {noise:.3g}) is as large as the labels' spread "
+                        f"({var_y:.3g}): the labels rank nothing; evaluate on more validation images")
+    rel = 1.0 - noise / var_y
+    tau_sim, tau_std, rho_sim = simulate_ceiling(a, noise, draws=draws, quantum=quantum, seed=seed)
+    method = ("noise variances from repeats (calibration: var(a-b)/2"
+              + (", validation sampling: var(half1-half2)/4" if halves is not None else
+                 "; validation-sampling noise NOT measured, so this ceiling is an upper bound")
+              + "); ceiling = Kendall tau of the true accuracy against one label: analytic 2/pi*arcsin(sqrt(R)) "
+              "for Gaussian variables, and simulated (labels shrunk to the true variance + Gaussian noise"
+              + (f", rounded to {quantum:g}" if quantum else "") + f", {draws} draws)")
+    return NoiseCeiling(n=len(a), label_std=float(np.sqrt(var_y)), noise_var_calibration=var_c,
+                        noise_var_validation=var_v, reliability=rel, tau_analytic=gaussian_tau(rel),
+                        tau_simulated=tau_sim, tau_simulated_std=tau_std, spearman_simulated=rho_sim,
+                        tau_between_repeats=float(kendalltau(a, b).statistic), quantum=quantum, method=method)
+
+
+#: Record fields ``hwnas collect --repeat-calibration`` writes for the noise protocol.
+REPEAT_FIELD = "accuracy_2"
+HALF_FIELDS = ("accuracy_half1", "accuracy_half2")
+
+
+def ceiling_from_records(records: list[dict[str, Any]], *, val_images: int | None = None,
+                         draws: int = 200, seed: int = 0) -> NoiseCeiling | None:
+    """:func:`estimate_ceiling` on the records of a repeat data set; ``None`` without repeats.
+
+    Uses the half-split fields only when every repeated record has them. ``val_images`` (the
+    protocol's validation count) sets the label step the simulation rounds to.
+    """
+    rows = [r for r in records if r.get(REPEAT_FIELD) is not None]
+    if len(rows) < 10:
+        return None
+    a = np.array([r["accuracy"] for r in rows])
+    b = np.array([r[REPEAT_FIELD] for r in rows])
+    halves = None
+    if all(all(r.get(f) is not None for f in HALF_FIELDS) for r in rows):
+        halves = tuple(np.array([r[f] for r in rows]) for f in HALF_FIELDS)
+    quantum = 1.0 / val_images if val_images else None
+    return estimate_ceiling(a, b, halves, quantum=quantum, draws=draws, seed=seed)
