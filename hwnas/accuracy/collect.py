@@ -57,7 +57,8 @@ class CollectConfig:
     calib_images: int = 500         # fixed subset of the training split for BN recalibration
     seed: int = 0                   # architecture sampling
     calib_seed: int = 0
-    repeat_calibration: bool = False  # also measure with calib_seed + 1 -> accuracy_2 (noise ceiling)
+    repeat_calibration: bool = False  # also measure with calib_seed + 1 -> accuracy_2, and record the
+                                      # accuracy of each validation half -> accuracy_half1/2 (noise ceiling)
     batch_size: int = 1000
     device: str = "auto"
     threads: int = 0                # torch CPU threads (0 = torch's default)
@@ -266,11 +267,46 @@ class SubnetEvaluator:
             for i in range(len(self.calib)):
                 calib_out, val_out = self._shared_features(res, i)
                 recalibrate_bn_on(rest, calib_out)
-                acc, loss = evaluate_on(fold_batchnorm(rest), val_out)
+                folded = fold_batchnorm(rest)
                 suffix = "" if i == 0 else f"_{i + 1}"
+                if self.config.repeat_calibration and i == 0:  # noise protocol: also each validation half
+                    acc, loss, halves = _evaluate_halves(folded, val_out)
+                    record.update(halves)
+                else:
+                    acc, loss = evaluate_on(folded, val_out)
                 record[f"accuracy{suffix}"], record[f"loss{suffix}"] = round(acc, 6), round(loss, 6)
         record.update(macs=macs, params=params, seconds=round(time.perf_counter() - start, 3))
         return record
+
+
+def split_halves(batches: Sequence[tuple[Any, Any]]) -> tuple[list[tuple[Any, Any]], list[tuple[Any, Any]]]:
+    """Prepared ``(x, y)`` batches cut into the first and the second half of their images (equal
+    sizes up to one image), without copying: the two validation halves of the noise protocol."""
+    total = sum(len(y) for _, y in batches)
+    first, second, seen = [], [], 0
+    for x, y in batches:
+        cut = min(max(total // 2 - seen, 0), len(y))
+        if cut:
+            first.append((x[:cut], y[:cut]))
+        if cut < len(y):
+            second.append((x[cut:], y[cut:]))
+        seen += len(y)
+    return first, second
+
+
+def _evaluate_halves(model: Any, batches: Sequence[tuple[Any, Any]]) -> tuple[float, float, dict[str, float]]:
+    """Accuracy and loss on all ``batches`` plus the accuracy of each half (no extra compute: the
+    whole-set numbers are the size-weighted means of the halves')."""
+    from hwnas.accuracy.label_noise import HALF_FIELDS
+    from hwnas.supernet.calibration import evaluate_on
+
+    parts = split_halves(batches)
+    sizes = [sum(len(y) for _, y in part) for part in parts]
+    results = [evaluate_on(model, part) for part in parts]
+    total = sum(sizes)
+    acc = sum(n * a for n, (a, _) in zip(sizes, results)) / total
+    loss = sum(n * l for n, (_, l) in zip(sizes, results)) / total
+    return acc, loss, {f: round(a, 6) for f, (a, _) in zip(HALF_FIELDS, results)}
 
 
 def _device(name: str) -> Any:

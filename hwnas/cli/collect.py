@@ -36,7 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=d.seed, help="architecture sampling seed")
     p.add_argument("--calib-seed", type=int, default=d.calib_seed, help="calibration/validation subset seed")
     p.add_argument("--repeat-calibration", action="store_true",
-                   help="evaluate again with another calibration subset (stored as accuracy_2)")
+                   help="noise protocol: evaluate again with another calibration subset (accuracy_2) and record "
+                        "each validation half's accuracy (accuracy_half1/2); see experiments/noise_ceiling.py")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"(default {d.batch_size})")
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:1 (default auto)")
     p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads, 0 = default")
