@@ -43,6 +43,10 @@ from hwnas.space import SearchSpace, get_space
 DATASET_FILE = "dataset.jsonl"
 META_FILE = "dataset.meta.json"
 FORMAT = "hwnas-accuracy-dataset-v1"
+#: Fields of the noise protocol (``--repeat-calibration``): the label with other calibration images,
+#: and the label's two validation halves (read by :mod:`hwnas.accuracy.label_noise`).
+REPEAT_FIELD = "accuracy_2"
+HALF_FIELDS = ("accuracy_half1", "accuracy_half2")
 T = TypeVar("T")
 
 
@@ -297,7 +301,6 @@ def split_halves(batches: Sequence[tuple[Any, Any]]) -> tuple[list[tuple[Any, An
 def _evaluate_halves(model: Any, batches: Sequence[tuple[Any, Any]]) -> tuple[float, float, dict[str, float]]:
     """Accuracy and loss on all ``batches`` plus the accuracy of each half (no extra compute: the
     whole-set numbers are the size-weighted means of the halves')."""
-    from hwnas.accuracy.label_noise import HALF_FIELDS
     from hwnas.supernet.calibration import evaluate_on
 
     parts = split_halves(batches)

@@ -32,11 +32,14 @@ labels measured with this protocol (the full validation subset, one calibration 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from hwnas.accuracy.collect import HALF_FIELDS, META_FILE, REPEAT_FIELD, read_records
 from hwnas.errors import DataError
 
 ASSUMPTIONS = ("label = true accuracy + calibration noise + validation-sampling noise, independent, zero mean; "
@@ -144,10 +147,6 @@ def estimate_ceiling(a: np.ndarray, b: np.ndarray, halves: tuple[np.ndarray, np.
                         tau_between_repeats=float(kendalltau(a, b).statistic), quantum=quantum, method=method)
 
 
-#: Record fields ``hwnas collect --repeat-calibration`` writes for the noise protocol.
-REPEAT_FIELD = "accuracy_2"
-HALF_FIELDS = ("accuracy_half1", "accuracy_half2")
-
 
 def ceiling_from_records(records: list[dict[str, Any]], *, val_images: int | None = None,
                          draws: int = 200, seed: int = 0) -> NoiseCeiling | None:
@@ -166,3 +165,47 @@ def ceiling_from_records(records: list[dict[str, Any]], *, val_images: int | Non
         halves = tuple(np.array([r[f] for r in rows]) for f in HALF_FIELDS)
     quantum = 1.0 / val_images if val_images else None
     return estimate_ceiling(a, b, halves, quantum=quantum, draws=draws, seed=seed)
+
+
+def read_ceiling_file(path: str | Path) -> NoiseCeiling:
+    """A ceiling from experiments/noise_ceiling.py's result file, or computed from a repeat data set."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"noise-ceiling source {path} does not exist; pass a repeat data set (`hwnas collect "
+                        "--repeat-calibration`) or experiments/results/noise_ceiling.json")
+    if path.suffix == ".jsonl":
+        meta_file = path.with_name(META_FILE)
+        meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
+        ceiling = ceiling_from_records(read_records(path), val_images=meta.get("val_images") or None)
+        if ceiling is None:
+            raise DataError(f"{path} has fewer than 10 records with accuracy_2; it is not a repeat data set")
+        return ceiling
+    saved = json.loads(path.read_text())
+    names = {f.name for f in fields(NoiseCeiling)}
+    missing = names - set(saved) - {"assumptions"}
+    if missing:
+        raise DataError(f"{path} is not a noise-ceiling result (missing {sorted(missing)}); regenerate it with "
+                        "experiments/noise_ceiling.py")
+    return NoiseCeiling(**{k: v for k, v in saved.items() if k in names})
+
+
+def find_ceiling(data_path: Path, records: list[dict[str, Any]], meta: dict[str, Any],
+                 explicit: Path | None = None) -> tuple[NoiseCeiling | None, str]:
+    """The ceiling for predictors fitted on ``data_path``, and where it came from.
+
+    ``explicit`` (a repeat set or a result file) wins; else the data set's own repeats; else a
+    sibling ``<folder>-repeat/dataset.jsonl`` measured on the same supernet. ``(None, why)`` if none.
+    """
+    if explicit is not None:
+        return read_ceiling_file(explicit), str(explicit)
+    own = ceiling_from_records(records, val_images=meta.get("val_images") or None)
+    if own is not None:
+        return own, f"{data_path} (accuracy_2)"
+    sibling = data_path.parent.with_name(data_path.parent.name + "-repeat") / data_path.name
+    if sibling.is_file():
+        side = sibling.with_name(META_FILE)
+        sha = json.loads(side.read_text()).get("supernet_sha256") if side.is_file() else None
+        if sha != meta.get("supernet_sha256"):
+            return None, f"{sibling} was measured on another supernet, so its ceiling does not apply"
+        return read_ceiling_file(sibling), str(sibling)
+    return None, "no repeat data set (collect one with `hwnas collect --repeat-calibration`)"
