@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from hwnas.accuracy.collect import META_FILE, read_records
-from hwnas.accuracy.label_noise import ceiling_from_records
+from hwnas.accuracy.label_noise import ceiling_from_records, label_step
 from hwnas.atomic_io import atomic_write_json
 from hwnas.errors import DataError
 
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     meta_file = args.data.with_name(META_FILE)
     meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
-    ceiling = ceiling_from_records(read_records(args.data), val_images=meta.get("val_images") or None,
+    ceiling = ceiling_from_records(read_records(args.data), quantum=label_step(meta),
                                    draws=args.draws)
     if ceiling is None:
         raise DataError(f"{args.data} has fewer than 10 records with accuracy_2; collect a repeat set with "
@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{'tau repeats':>11s}")
     print(f"{ceiling.n:5d} {ceiling.noise_std:9.5f} {ceiling.label_std:9.5f} {ceiling.reliability:8.3f} "
           f"{ceiling.tau_simulated:8.3f} {ceiling.tau_analytic:9.3f} {ceiling.tau_between_repeats:11.3f}")
+    lo, hi = ceiling.tau_analytic_interval
+    print(f"bootstrap over subnets, 90 % interval of the Gaussian ceiling: {lo:.3f} .. {hi:.3f}")
     print(ceiling.method)
     atomic_write_json(args.out, result)
     print(f"wrote {args.out}")

@@ -58,6 +58,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--noise-ceiling", type=Path, help="repeat data set or noise_ceiling.json (default: found)")
     p.add_argument("--threads", type=int, default=0, help="XGBoost/torch threads (0 = default)")
     p.add_argument("--models", nargs="+", default=["xgboost", "mlp", "ridge"])
+    p.add_argument("--throughput-rows", type=int, default=100_000, help="rows per prediction-speed batch")
     return p.parse_args(argv)
 
 
@@ -227,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     decision = feature_decision(encodings) if encodings else "not compared"
     final = AccuracyPredictor(data.space, encoding=args.features, n_trials=0,
                               n_jobs=args.threads or None).fit(data.genes, data.y)
-    rows_per_s = throughput(final, GeneLayout(data.space))
+    rows_per_s = throughput(final, GeneLayout(data.space), args.throughput_rows)
     print_table("learning curve (held-out)", curve, ("model", "train_size"))
     if encodings:
         print_table("XGBoost feature encodings", encodings, ("encoding", "train_size"))

@@ -89,3 +89,27 @@ def test_noise_as_large_as_the_spread_is_refused():
     a, b = rng.normal(0.8, 0.01, 100), rng.normal(0.8, 0.03, 100)
     with pytest.raises(DataError, match="rank nothing"):
         estimate_ceiling(a, b)
+
+
+def test_bootstrap_interval_narrows_with_more_subnets_and_holds_the_truth():
+    t, a, b, halves = _synthetic(n=800, seed=4)
+    small = estimate_ceiling(a[:40], b[:40], (halves[0][:40], halves[1][:40]), draws=5)
+    large = estimate_ceiling(a, b, halves, draws=5)
+    width = lambda c: c.tau_analytic_interval[1] - c.tau_analytic_interval[0]  # noqa: E731
+    assert width(small) > 2 * width(large)
+    lo, hi = large.tau_analytic_interval
+    assert lo <= large.tau_analytic <= hi
+
+
+def test_result_file_round_trips(tmp_path):
+    import json
+
+    from hwnas.accuracy.label_noise import read_ceiling_file
+
+    t, a, b, halves = _synthetic(n=100)
+    est = estimate_ceiling(a, b, halves, draws=5)
+    (tmp_path / "c.json").write_text(json.dumps(est.to_dict()))
+    assert read_ceiling_file(tmp_path / "c.json") == est
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(DataError, match="not a noise-ceiling result"):
+        read_ceiling_file(tmp_path / "bad.json")

@@ -61,6 +61,7 @@ class NoiseCeiling:
     tau_simulated_std: float
     spearman_simulated: float
     tau_between_repeats: float             # the old, too low "ceiling", for comparison
+    tau_analytic_interval: tuple[float, float]  # 5th/95th percentile over a bootstrap of the subnets
     quantum: float | None                  # label step the simulation rounds to
     method: str
     assumptions: str = ASSUMPTIONS
@@ -88,6 +89,24 @@ def validation_noise_var(half1: np.ndarray, half2: np.ndarray) -> float:
     """Variance of a full-set label's validation-sampling noise from its two equal halves."""
     d = np.asarray(half1, float) - np.asarray(half2, float)
     return float(np.var(d, ddof=1) / 4.0)
+
+
+def _analytic_from(a: np.ndarray, b: np.ndarray, halves: tuple[np.ndarray, np.ndarray] | None) -> float:
+    noise = calibration_noise_var(a, b) + (validation_noise_var(*halves) if halves is not None else 0.0)
+    return gaussian_tau(1.0 - noise / float(np.var(a, ddof=1)))
+
+
+def bootstrap_interval(a: np.ndarray, b: np.ndarray, halves: tuple[np.ndarray, np.ndarray] | None, *,
+                       resamples: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """5th and 95th percentile of the analytic ceiling over resampled subnets: how well a repeat set
+    of this size pins the noise down (a few dozen subnets leave a wide interval)."""
+    rng = np.random.default_rng(seed)
+    taus = []
+    for _ in range(resamples):
+        i = rng.integers(0, len(a), len(a))
+        taus.append(_analytic_from(a[i], b[i], None if halves is None else (halves[0][i], halves[1][i])))
+    lo, hi = np.percentile(taus, [5, 95])
+    return float(lo), float(hi)
 
 
 def simulate_ceiling(labels: np.ndarray, noise_var: float, *, draws: int = 200, quantum: float | None = None,
@@ -144,16 +163,25 @@ def estimate_ceiling(a: np.ndarray, b: np.ndarray, halves: tuple[np.ndarray, np.
     return NoiseCeiling(n=len(a), label_std=float(np.sqrt(var_y)), noise_var_calibration=var_c,
                         noise_var_validation=var_v, reliability=rel, tau_analytic=gaussian_tau(rel),
                         tau_simulated=tau_sim, tau_simulated_std=tau_std, spearman_simulated=rho_sim,
-                        tau_between_repeats=float(kendalltau(a, b).statistic), quantum=quantum, method=method)
+                        tau_between_repeats=float(kendalltau(a, b).statistic),
+                        tau_analytic_interval=bootstrap_interval(a, b, halves, seed=seed), quantum=quantum,
+                        method=method)
 
 
 
-def ceiling_from_records(records: list[dict[str, Any]], *, val_images: int | None = None,
+def label_step(meta: dict[str, Any]) -> float | None:
+    """The step between possible accuracy labels of a data set's protocol: 1 / validation images
+    (``val_images``, or the whole validation split ``val_size`` when ``val_images`` is 0)."""
+    count = meta.get("val_images") or meta.get("val_size")
+    return 1.0 / count if count else None
+
+
+def ceiling_from_records(records: list[dict[str, Any]], *, quantum: float | None = None,
                          draws: int = 200, seed: int = 0) -> NoiseCeiling | None:
     """:func:`estimate_ceiling` on the records of a repeat data set; ``None`` without repeats.
 
-    Uses the half-split fields only when every repeated record has them. ``val_images`` (the
-    protocol's validation count) sets the label step the simulation rounds to.
+    Uses the half-split fields only when every repeated record has them. ``quantum`` is the label
+    step the simulation rounds to (:func:`label_step`).
     """
     rows = [r for r in records if r.get(REPEAT_FIELD) is not None]
     if len(rows) < 10:
@@ -163,7 +191,6 @@ def ceiling_from_records(records: list[dict[str, Any]], *, val_images: int | Non
     halves = None
     if all(all(r.get(f) is not None for f in HALF_FIELDS) for r in rows):
         halves = tuple(np.array([r[f] for r in rows]) for f in HALF_FIELDS)
-    quantum = 1.0 / val_images if val_images else None
     return estimate_ceiling(a, b, halves, quantum=quantum, draws=draws, seed=seed)
 
 
@@ -176,7 +203,7 @@ def read_ceiling_file(path: str | Path) -> NoiseCeiling:
     if path.suffix == ".jsonl":
         meta_file = path.with_name(META_FILE)
         meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
-        ceiling = ceiling_from_records(read_records(path), val_images=meta.get("val_images") or None)
+        ceiling = ceiling_from_records(read_records(path), quantum=label_step(meta))
         if ceiling is None:
             raise DataError(f"{path} has fewer than 10 records with accuracy_2; it is not a repeat data set")
         return ceiling
@@ -186,7 +213,9 @@ def read_ceiling_file(path: str | Path) -> NoiseCeiling:
     if missing:
         raise DataError(f"{path} is not a noise-ceiling result (missing {sorted(missing)}); regenerate it with "
                         "experiments/noise_ceiling.py")
-    return NoiseCeiling(**{k: v for k, v in saved.items() if k in names})
+    values = {k: v for k, v in saved.items() if k in names}
+    values["tau_analytic_interval"] = tuple(values["tau_analytic_interval"])
+    return NoiseCeiling(**values)
 
 
 def find_ceiling(data_path: Path, records: list[dict[str, Any]], meta: dict[str, Any],
@@ -198,7 +227,7 @@ def find_ceiling(data_path: Path, records: list[dict[str, Any]], meta: dict[str,
     """
     if explicit is not None:
         return read_ceiling_file(explicit), str(explicit)
-    own = ceiling_from_records(records, val_images=meta.get("val_images") or None)
+    own = ceiling_from_records(records, quantum=label_step(meta))
     if own is not None:
         return own, f"{data_path} (accuracy_2)"
     sibling = data_path.parent.with_name(data_path.parent.name + "-repeat") / data_path.name
