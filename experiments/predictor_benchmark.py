@@ -58,6 +58,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--noise-ceiling", type=Path, help="repeat data set or noise_ceiling.json (default: found)")
     p.add_argument("--threads", type=int, default=0, help="XGBoost/torch threads (0 = default)")
     p.add_argument("--models", nargs="+", default=["xgboost", "mlp", "ridge"])
+    p.add_argument("--proxy-field", default="proxy_loss",
+                   help="record field of a zero-cost proxy (`hwnas collect --proxy-images`); its rank "
+                        "correlation on the held-out set is reported when every test record has it")
     p.add_argument("--throughput-rows", type=int, default=100_000, help="rows per prediction-speed batch")
     return p.parse_args(argv)
 
@@ -102,6 +105,16 @@ def macs_floor(space: Any, genes: np.ndarray, y: np.ndarray) -> dict[str, float]
     macs, _ = ComplexityTables.build(space).macs_params(genes)
     m = ranking_metrics(y, macs.astype(float))
     return {"kendall_tau": m["kendall_tau"], "spearman": m["spearman"]}
+
+
+def proxy_signal(records: list[dict[str, Any]], test: np.ndarray, y: np.ndarray, field: str) -> dict[str, Any] | None:
+    """Rank correlation of a recorded proxy with accuracy on the test set (lower loss = better, so
+    the sign is flipped); ``None`` when some test record lacks it."""
+    values = [records[i].get(field) for i in test]
+    if any(v is None for v in values):
+        return None
+    m = ranking_metrics(y, -np.asarray(values, dtype=float))
+    return {"field": field, "kendall_tau": m["kendall_tau"], "spearman": m["spearman"]}
 
 
 def goal_check(curve: list[dict[str, Any]], ceiling_tau: float | None) -> dict[str, Any]:
@@ -224,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     for row in curve + encodings:
         row["tau_share_of_ceiling"] = row["kendall_tau"] / ceiling_tau if ceiling_tau else None
     floor = macs_floor(data.space, gt, yt)
+    proxy = proxy_signal(data.records, test, yt, args.proxy_field)
     goal = goal_check(curve, ceiling_tau)
     decision = feature_decision(encodings) if encodings else "not compared"
     final = AccuracyPredictor(data.space, encoding=args.features, n_trials=0,
@@ -234,6 +248,9 @@ def main(argv: list[str] | None = None) -> int:
         print_table("XGBoost feature encodings", encodings, ("encoding", "train_size"))
         print(decision)
     print(f"\nMACs alone (floor): tau {floor['kendall_tau']:.4f}, Spearman {floor['spearman']:.4f}")
+    print(f"zero-cost proxy {args.proxy_field!r}: "
+          + ("not in the data (collect with --proxy-images)" if proxy is None else
+             f"tau {proxy['kendall_tau']:.4f}, Spearman {proxy['spearman']:.4f} (negated loss vs accuracy)"))
     print(f"noise ceiling: {'unknown' if ceiling is None else f'tau {ceiling_tau:.4f}'} ({source})")
     print(f"goal: {goal}")
     print(f"XGBoost batch prediction: {rows_per_s:,.0f} rows/s (features included)")
@@ -242,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
               "sizes": sizes, "notes": notes, "supernet_sha256": data.meta.get("supernet_sha256"),
               "command": "python experiments/predictor_benchmark.py " + " ".join(sys.argv[1:] if argv is None
                                                                                   else argv),
-              "learning_curve": curve, "macs_floor": floor, "encodings": encodings,
+              "learning_curve": curve, "macs_floor": floor, "proxy_signal": proxy, "encodings": encodings,
               "feature_decision": decision, "goal": goal,
               "noise_ceiling": None if ceiling is None else {**ceiling.to_dict(), "source": source},
               "predict_rows_per_s": rows_per_s, "runs": curve_runs + encoding_runs}

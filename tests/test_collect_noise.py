@@ -8,6 +8,7 @@ import torch
 from hwnas.accuracy.collect import CollectConfig, collect, split_halves
 from hwnas.atomic_io import read_jsonl
 from hwnas.data import Dataset, Split
+from hwnas.errors import ConfigError
 from hwnas.supernet.checkpoint import save_supernet
 from hwnas.supernet.network import ElasticMobileNetV3
 
@@ -53,3 +54,30 @@ def test_repeat_collection_records_halves_without_changing_the_label(tmp_path):
         assert r["loss"] == pytest.approx(p["loss"], rel=1e-4)
         assert r["accuracy"] == pytest.approx((r["accuracy_half1"] + r["accuracy_half2"]) / 2, abs=2e-6)
         assert 0 <= r["accuracy_2"] <= 1
+
+
+def test_proxy_loss_is_recorded_from_training_images_only(tmp_path):
+    torch.set_num_threads(1)
+    torch.manual_seed(1)
+    ckpt = str(save_supernet(tmp_path / "s.safetensors", ElasticMobileNetV3(SPACE)))
+    data = Dataset(name="tiny", train=_split(48, 0), val=_split(64, 1), test=_split(8, 2), num_classes=10,
+                   in_channels=1, class_names=tuple(str(i) for i in range(10)), mean=(0.5,), std=(0.29,))
+    broken_val = Dataset(name="tiny", train=data.train, val=_split(64, 9), test=data.test, num_classes=10,
+                         in_channels=1, class_names=data.class_names, mean=data.mean, std=data.std)
+
+    def run(out: str, dataset: Dataset) -> list[dict]:
+        cfg = CollectConfig(supernet=ckpt, n=2, out=str(tmp_path / out), val_images=0, calib_images=32,
+                            proxy_images=16, batch_size=24, device="cpu", threads=1, repeat_calibration=True)
+        collect(cfg, dataset=dataset, progress=False)
+        return read_jsonl(tmp_path / out / "dataset.jsonl")
+
+    a, b = run("a", data), run("b", broken_val)
+    assert all(r["proxy_loss"] > 0 for r in a)
+    # other validation images change the labels but not the proxy: it never sees them
+    assert [r["proxy_loss"] for r in a] == [r["proxy_loss"] for r in b]
+    assert [r["accuracy"] for r in a] != [r["accuracy"] for r in b] or [r["loss"] for r in a] != [r["loss"] for r in b]
+
+
+def test_proxy_images_beyond_the_calibration_set_are_refused():
+    with pytest.raises(ConfigError, match="--proxy-images"):
+        CollectConfig(supernet="x", n=1, calib_images=10, proxy_images=20)

@@ -105,3 +105,11 @@ def test_extra_encoding_columns_are_standardised_on_the_fit_rows():
     extra = X[:, -mlp.extra_mean_.size:]
     assert np.allclose(extra.mean(0), 0, atol=1e-4)
     assert X.shape[1] > RidgePredictor(SPACE)._features(genes).shape[1]
+
+
+def test_proxy_signal_needs_every_test_record_and_ranks_low_loss_high():
+    bench = _bench()
+    y = np.array([0.80, 0.82, 0.84, 0.86])
+    records = [{"proxy_loss": 0.9}, {"proxy_loss": 0.7}, {"proxy_loss": 0.5}, {"proxy_loss": 0.3}, {}]
+    assert bench.proxy_signal(records, np.arange(4), y, "proxy_loss")["kendall_tau"] == pytest.approx(1.0)
+    assert bench.proxy_signal(records, np.arange(1, 5), y, "proxy_loss") is None
