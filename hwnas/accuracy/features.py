@@ -25,7 +25,11 @@ quote those numbers here. First look on real data (the first 344 subnets of the 
 collection, accuracy 0.786..0.864, std 0.0095; 244 train / 100 held out, one split, untuned
 XGBoost): held-out Kendall tau genes 0.58, masked 0.56, stage 0.60, full 0.63 (RMSE 0.0064,
 0.0064, 0.0058, 0.0057); ridge on one-hot 0.43. A synthetic target (MACs-driven by
-construction, so only a pipeline check) gave 0.75 / 0.79 / 0.82 / 0.92.
+construction, so only a pipeline check) gave 0.75 / 0.79 / 0.82 / 0.92. The tuned run on all 1,500
+subnets of the old supernet (experiments/results/predictor_benchmark.json, 1,000 training subnets,
+3 seeds, 10 trials) puts them within about 0.01 of each other: held-out tau genes 0.665, masked
+0.674, stage 0.674, full 0.667, rich 0.659, so neither the MACs columns nor ``rich`` pay on those
+labels; decide again on the retrained supernet's labels.
 
 The MLP and ridge baselines use :func:`one_hot_features` instead (once-for-all's encoding: one-hot
 kernel and expand per slot, all-zero for inactive slots, one-hot depth and resolution).
