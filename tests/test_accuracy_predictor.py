@@ -202,3 +202,7 @@ def test_fit_predictor_prints_the_noise_ceiling_beside_the_held_out_tau(tmp_path
     assert "noise ceiling: Kendall tau 0." in out and "held-out tau = " in out and "upper bound" in out
     meta = json.loads((tmp_path / "accuracy_xgb.meta.json").read_text())
     assert meta["metrics"]["noise_ceiling"]["source"].endswith("(accuracy_2)")
+    # a missing ceiling source is named before any tuning starts, without a traceback
+    assert cli_main(["fit-predictor", "--data", str(tmp_path / "dataset.jsonl"), "--trials", "0",
+                     "--noise-ceiling", str(tmp_path / "nope.json")]) != 0
+    assert "nope.json does not exist" in capsys.readouterr().err

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from hwnas.accuracy.collect import HALF_FIELDS, META_FILE, REPEAT_FIELD, read_records
+from hwnas.accuracy.collect import DATASET_FILE, HALF_FIELDS, META_FILE, REPEAT_FIELD, read_records
 from hwnas.errors import DataError
 
 ASSUMPTIONS = ("label = true accuracy + calibration noise + validation-sampling noise, independent, zero mean; "
@@ -227,6 +227,8 @@ def find_ceiling(data_path: Path, records: list[dict[str, Any]], meta: dict[str,
     """
     if explicit is not None:
         return read_ceiling_file(explicit), str(explicit)
+    if data_path.is_dir():
+        data_path = data_path / DATASET_FILE
     own = ceiling_from_records(records, quantum=label_step(meta))
     if own is not None:
         return own, f"{data_path} (accuracy_2)"

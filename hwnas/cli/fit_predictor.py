@@ -12,7 +12,12 @@ data set's own repeats, or a sibling ``<folder>-repeat/dataset.jsonl`` measured 
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hwnas.accuracy.label_noise import NoiseCeiling
 
 EXAMPLES = """
 examples:
@@ -53,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.holdout < 0.9:
         raise ConfigError(f"--holdout must be a fraction in [0, 0.9), got {args.holdout}")
     data = read_accuracy_data(args.data, args.target, args.space)
+    ceiling, source = find_ceiling(args.data, data.records, data.meta, args.noise_ceiling)  # fail before tuning
     out = args.out or args.data.with_name("accuracy_xgb.json")
     n = len(data.y)
     order = np.random.default_rng(args.seed).permutation(n)
@@ -69,7 +75,6 @@ def run(args: argparse.Namespace) -> int:
                                   seed=args.seed, params=pred.best_params_, n_jobs=args.threads or None)
         final.fit(data.genes, data.y)
         final.cv_rmse_, final.trials_, pred = pred.cv_rmse_, pred.trials_, final
-    ceiling, source = find_ceiling(args.data, data.records, data.meta, args.noise_ceiling)
     if ceiling is not None:
         metrics["noise_ceiling"] = {"kendall_tau": ceiling.tau_simulated, "source": source,
                                     "validation_noise_measured": ceiling.noise_var_validation is not None}
@@ -87,11 +92,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ceiling_line(holdout: dict | None, ceiling, source: str) -> str:
+def _ceiling_line(holdout: dict[str, Any] | None, ceiling: "NoiseCeiling | None", source: str) -> str:
     """'noise ceiling: Kendall tau 0.84 (held-out tau = 78 % of it; from ...)' or why there is none."""
     if ceiling is None:
         return f"noise ceiling: unknown ({source})"
     bound = "" if ceiling.noise_var_validation is not None else ", an upper bound: validation noise unmeasured"
-    share = (f"held-out tau = {holdout['kendall_tau'] / ceiling.tau_simulated:.0%} of it; "
-             if holdout and holdout.get("kendall_tau") == holdout.get("kendall_tau") else "")
+    tau = (holdout or {}).get("kendall_tau")
+    share = f"held-out tau = {tau / ceiling.tau_simulated:.0%} of it; " if tau is not None and math.isfinite(tau) else ""
     return f"noise ceiling: Kendall tau {ceiling.tau_simulated:.3f} ({share}from {source}{bound})"
