@@ -34,12 +34,20 @@ def test_split_halves_cuts_images_in_order_without_loss(sizes):
     assert len(got[0]) == start // 2
 
 
-def test_repeat_collection_records_halves_without_changing_the_label(tmp_path):
+def _tiny(val_seed: int = 1) -> Dataset:
+    return Dataset(name="tiny", train=_split(48, 0), val=_split(64, val_seed), test=_split(8, 2), num_classes=10,
+                   in_channels=1, class_names=tuple(str(i) for i in range(10)), mean=(0.5,), std=(0.29,))
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory) -> str:
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    ckpt = str(save_supernet(tmp_path / "s.safetensors", ElasticMobileNetV3(SPACE)))
-    data = Dataset(name="tiny", train=_split(48, 0), val=_split(64, 1), test=_split(8, 2), num_classes=10,
-                   in_channels=1, class_names=tuple(str(i) for i in range(10)), mean=(0.5,), std=(0.29,))
+    return str(save_supernet(tmp_path_factory.mktemp("ckpt") / "s.safetensors", ElasticMobileNetV3(SPACE)))
+
+
+def test_repeat_collection_records_halves_without_changing_the_label(tmp_path, ckpt):
+    data = _tiny()
 
     def run(out: str, repeat: bool) -> list[dict]:
         cfg = CollectConfig(supernet=ckpt, n=3, out=str(tmp_path / out), val_images=0, calib_images=32,
@@ -56,14 +64,8 @@ def test_repeat_collection_records_halves_without_changing_the_label(tmp_path):
         assert 0 <= r["accuracy_2"] <= 1
 
 
-def test_proxy_loss_is_recorded_from_training_images_only(tmp_path):
-    torch.set_num_threads(1)
-    torch.manual_seed(1)
-    ckpt = str(save_supernet(tmp_path / "s.safetensors", ElasticMobileNetV3(SPACE)))
-    data = Dataset(name="tiny", train=_split(48, 0), val=_split(64, 1), test=_split(8, 2), num_classes=10,
-                   in_channels=1, class_names=tuple(str(i) for i in range(10)), mean=(0.5,), std=(0.29,))
-    broken_val = Dataset(name="tiny", train=data.train, val=_split(64, 9), test=data.test, num_classes=10,
-                         in_channels=1, class_names=data.class_names, mean=data.mean, std=data.std)
+def test_proxy_loss_is_recorded_from_training_images_only(tmp_path, ckpt):
+    data, broken_val = _tiny(), _tiny(val_seed=9)
 
     def run(out: str, dataset: Dataset) -> list[dict]:
         cfg = CollectConfig(supernet=ckpt, n=2, out=str(tmp_path / out), val_images=0, calib_images=32,
