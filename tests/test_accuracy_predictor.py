@@ -159,3 +159,50 @@ def test_bad_input_gives_clear_errors():
         pred.fit(genes[:, :-1], y)
     with pytest.raises(ArchitectureError):
         RidgePredictor(SPACE).fit([Architecture((3,), (3,), (2,), 28)], [0.5])
+
+
+def test_rich_features_split_macs_and_params_by_stage():
+    tables = ComplexityTables.build(SPACE)
+    genes = LAYOUT.random(40, 7)
+    macs, params = tables.macs_params(genes)
+    stage_macs, stage_params = tables.stage_macs_params(genes)
+    res = genes[:, LAYOUT.resolution_gene]
+    np.testing.assert_array_equal(stage_macs.sum(1) + tables.fixed_macs[res], macs)
+    np.testing.assert_array_equal(stage_params.sum(1) + tables.fixed_params, params)
+    X = FeatureEncoder(SPACE, "rich").transform(genes)
+    names = FeatureEncoder(SPACE, "rich").feature_names
+    np.testing.assert_allclose(X[:, names.index("s0_macs")], stage_macs[:, 0], rtol=1e-6)
+    np.testing.assert_array_equal(X[:, :len(FeatureEncoder(SPACE, "full").feature_names)],
+                                  FeatureEncoder(SPACE, "full").transform(genes))
+
+
+def test_sidecar_records_every_tuning_trial(fitted, tmp_path):
+    pred = fitted[0]
+    assert len(pred.trials_) == 2 and pred.trials_[0]["params"]["max_depth"] == 6  # the defaults come first
+    path = pred.save(tmp_path / "p.json")
+    meta = json.loads(meta_path(path).read_text())
+    assert [t["cv_rmse"] for t in meta["cv"]["trial_log"]] == [t["cv_rmse"] for t in pred.trials_]
+    assert AccuracyPredictor.load(path).trials_ == meta["cv"]["trial_log"]
+
+
+def test_fit_predictor_prints_the_noise_ceiling_beside_the_held_out_tau(tmp_path, capsys):
+    from hwnas.cli import main as cli_main
+    from hwnas.space import get_space
+
+    genes, y = synthetic(120, 8)
+    rng = np.random.default_rng(0)
+    lines = [json.dumps({"arch": a.to_dict(), "accuracy": float(v), "accuracy_2": float(v + rng.normal(0, 0.003))})
+             for a, v in zip(LAYOUT.decode(genes), y)]
+    (tmp_path / "dataset.jsonl").write_text("\n".join(lines) + "\n")
+    (tmp_path / "dataset.meta.json").write_text(json.dumps(
+        {"space": SPACE, "space_fingerprint": get_space(SPACE).fingerprint(), "val_images": 2000}))
+    assert cli_main(["fit-predictor", "--data", str(tmp_path / "dataset.jsonl"), "--trials", "0", "--threads", "1",
+                     "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "noise ceiling: Kendall tau 0." in out and "held-out tau = " in out and "upper bound" in out
+    meta = json.loads((tmp_path / "accuracy_xgb.meta.json").read_text())
+    assert meta["metrics"]["noise_ceiling"]["source"].endswith("(accuracy_2)")
+    # a missing ceiling source is named before any tuning starts, without a traceback
+    assert cli_main(["fit-predictor", "--data", str(tmp_path / "dataset.jsonl"), "--trials", "0",
+                     "--noise-ceiling", str(tmp_path / "nope.json")]) != 0
+    assert "nope.json does not exist" in capsys.readouterr().err

@@ -43,6 +43,10 @@ from hwnas.space import SearchSpace, get_space
 DATASET_FILE = "dataset.jsonl"
 META_FILE = "dataset.meta.json"
 FORMAT = "hwnas-accuracy-dataset-v1"
+#: Fields of the noise protocol (``--repeat-calibration``): the label with other calibration images,
+#: and the label's two validation halves (read by :mod:`hwnas.accuracy.label_noise`).
+REPEAT_FIELD = "accuracy_2"
+HALF_FIELDS = ("accuracy_half1", "accuracy_half2")
 T = TypeVar("T")
 
 
@@ -57,7 +61,9 @@ class CollectConfig:
     calib_images: int = 500         # fixed subset of the training split for BN recalibration
     seed: int = 0                   # architecture sampling
     calib_seed: int = 0
-    repeat_calibration: bool = False  # also measure with calib_seed + 1 -> accuracy_2 (noise ceiling)
+    repeat_calibration: bool = False  # also measure with calib_seed + 1 -> accuracy_2, and record the
+                                      # accuracy of each validation half -> accuracy_half1/2 (noise ceiling)
+    proxy_images: int = 0           # > 0: also record proxy_loss on that many calibration images
     batch_size: int = 1000
     device: str = "auto"
     threads: int = 0                # torch CPU threads (0 = torch's default)
@@ -70,6 +76,9 @@ class CollectConfig:
             raise ConfigError(f"--n must be at least 1 subnet, got {self.n}")
         if self.val_images < 0 or self.calib_images < 1:
             raise ConfigError("--val-images must be >= 0 (0 = whole split) and --calib-images >= 1")
+        if not 0 <= self.proxy_images <= self.calib_images:
+            raise ConfigError(f"--proxy-images must be in 0..--calib-images ({self.calib_images}), "
+                              f"got {self.proxy_images}")
         if self.batch_size < 1:
             raise ConfigError("--batch-size must be positive")
 
@@ -167,7 +176,8 @@ def _protocol(config: CollectConfig, sha256: str, space: SearchSpace, data: dict
     return {"format": FORMAT, "supernet_sha256": sha256, "space": space.name,
             "space_fingerprint": space.fingerprint(), **data,
             "val_images": config.val_images, "calib_images": config.calib_images,
-            "calib_seed": config.calib_seed}
+            "calib_seed": config.calib_seed,
+            **({"proxy_images": config.proxy_images} if config.proxy_images else {})}
 
 
 def check_or_write_meta(out_dir: Path, meta: dict[str, Any], supernet: str) -> None:
@@ -214,6 +224,7 @@ class SubnetEvaluator:
         self.calib = [calibration_subset(dataset.train, config.calib_images, seed=config.calib_seed + i)
                       for i in range(2 if config.repeat_calibration else 1)]
         self._features: dict[tuple[int, int], Any] = {}
+        self._proxy: dict[int, list[tuple[Any, Any]]] = {}  # per resolution, from the first calibration set
 
     def _shared_features(self, resolution: int, calib_index: int) -> tuple[list[Any], list[tuple[Any, Any]]]:
         """Calibration batches and validation batches after the stem and the first block."""
@@ -227,6 +238,7 @@ class SubnetEvaluator:
         from torch import nn
 
         from hwnas.arch import smallest_architecture
+        from hwnas.data import calibration_subset
         from hwnas.supernet.calibration import iterate, recalibrate_bn_on
 
         ds, cfg = self.dataset, self.config
@@ -246,6 +258,9 @@ class SubnetEvaluator:
             calib_out = [prefix(x) for x in calib_batches]
             prefix.eval()
             val_out = [(prefix(x), y) for x, y in prepared(self.val, cfg.batch_size)]
+            if cfg.proxy_images and calib is self.calib[0]:  # training images only: no validation image used
+                proxy_split = calibration_subset(calib, cfg.proxy_images, seed=cfg.calib_seed)
+                self._proxy[resolution] = [(prefix(x), y) for x, y in prepared(proxy_split, cfg.batch_size)]
         return calib_out, val_out
 
     def measure(self, arch: Architecture) -> dict[str, Any]:
@@ -266,11 +281,47 @@ class SubnetEvaluator:
             for i in range(len(self.calib)):
                 calib_out, val_out = self._shared_features(res, i)
                 recalibrate_bn_on(rest, calib_out)
-                acc, loss = evaluate_on(fold_batchnorm(rest), val_out)
+                folded = fold_batchnorm(rest)
                 suffix = "" if i == 0 else f"_{i + 1}"
+                if self.config.repeat_calibration and i == 0:  # noise protocol: also each validation half
+                    acc, loss, halves = _evaluate_halves(folded, val_out)
+                    record.update(halves)
+                else:
+                    acc, loss = evaluate_on(folded, val_out)
+                if i == 0 and self.config.proxy_images:  # training-free signal a predictor may use
+                    record["proxy_loss"] = round(evaluate_on(folded, self._proxy[res])[1], 6)
                 record[f"accuracy{suffix}"], record[f"loss{suffix}"] = round(acc, 6), round(loss, 6)
         record.update(macs=macs, params=params, seconds=round(time.perf_counter() - start, 3))
         return record
+
+
+def split_halves(batches: Sequence[tuple[Any, Any]]) -> tuple[list[tuple[Any, Any]], list[tuple[Any, Any]]]:
+    """Prepared ``(x, y)`` batches cut into the first and the second half of their images (equal
+    sizes up to one image), without copying: the two validation halves of the noise protocol."""
+    total = sum(len(y) for _, y in batches)
+    first, second, seen = [], [], 0
+    for x, y in batches:
+        cut = min(max(total // 2 - seen, 0), len(y))
+        if cut:
+            first.append((x[:cut], y[:cut]))
+        if cut < len(y):
+            second.append((x[cut:], y[cut:]))
+        seen += len(y)
+    return first, second
+
+
+def _evaluate_halves(model: Any, batches: Sequence[tuple[Any, Any]]) -> tuple[float, float, dict[str, float]]:
+    """Accuracy and loss on all ``batches`` plus the accuracy of each half (no extra compute: the
+    whole-set numbers are the size-weighted means of the halves')."""
+    from hwnas.supernet.calibration import evaluate_on
+
+    parts = split_halves(batches)
+    sizes = [sum(len(y) for _, y in part) for part in parts]
+    results = [evaluate_on(model, part) for part in parts]
+    total = sum(sizes)
+    acc = sum(n * a for n, (a, _) in zip(sizes, results)) / total
+    loss = sum(n * l for n, (_, l) in zip(sizes, results)) / total
+    return acc, loss, {f: round(a, 6) for f, (a, _) in zip(HALF_FIELDS, results)}
 
 
 def _device(name: str) -> Any:

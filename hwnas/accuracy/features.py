@@ -13,12 +13,17 @@ depends on the columns it is given:
 * ``full``   - ``stage`` plus the subnet's exact MACs and parameter count, derived analytically from
   the genes (:class:`ComplexityTables`; checked against :func:`count_macs_params` in the tests).
   Accuracy is close to monotone in MACs, which trees otherwise approximate with many splits.
+* ``rich``   - ``full`` plus each stage's exact MACs and parameters and the resolution times each
+  stage's depth (issue 15's candidates: where the compute sits, and how resolution and depth
+  interact). Kept as an option, not the default, unless the benchmark's ``encodings`` table
+  shows it pays.
 
 ``full`` is the default. The evidence is the ``encodings`` table that
 experiments/predictor_benchmark.py writes to experiments/results/predictor_benchmark.json
 (XGBoost, tuned, same held-out split, several seeds); read the held-out Kendall tau of each
-encoding there. The four encodings score close to one another on the shipped data, so the
-default is a judgement, not a clear win.
+encoding there. On the old supernet's labels the encodings (``rich`` included) score within about
+0.01 of one another, so neither the MACs columns nor ``rich`` pay there and the default is a
+judgement, not a clear win; decide again on the retrained supernet's labels.
 
 The MLP and ridge baselines use :func:`one_hot_features` instead (once-for-all's encoding: one-hot
 kernel and expand per slot, all-zero for inactive slots, one-hot depth and resolution).
@@ -38,7 +43,7 @@ from hwnas.encoding import GeneLayout
 from hwnas.errors import ConfigError
 from hwnas.space import SearchSpace, get_space
 
-ENCODINGS = ("genes", "masked", "stage", "full")
+ENCODINGS = ("genes", "masked", "stage", "full", "rich")
 #: Version of the feature definitions; stored with every predictor so a changed encoding is caught.
 FEATURE_VERSION = 1
 
@@ -167,6 +172,20 @@ class ComplexityTables:
         return (np.ascontiguousarray(macs_t.transpose(1, 2, 3, 0)), self.fixed_macs,
                 params_by_res, np.full(R, self.fixed_params, dtype=np.int64))
 
+    def stage_macs_params(self, genes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """MACs and parameters of each stage's active blocks, ``(n, stages)`` each (fixed layers excluded)."""
+        genes = self.layout.check(genes)
+        lay = self.layout
+        macs_t, params_t = self._slot_tables
+        slots = np.arange(lay.num_slots)[None, :]
+        k, e = genes[:, lay.kernel_genes], genes[:, lay.expand_genes]
+        active = lay.active(genes)
+        res = genes[:, lay.resolution_gene][:, None]
+        macs = np.where(active, macs_t[res, slots, k, e], 0)
+        params = np.where(active, params_t[slots, k, e], 0)
+        shape = (len(genes), lay.num_stages, -1)  # slots are stage-major
+        return macs.reshape(shape).sum(axis=2), params.reshape(shape).sum(axis=2)
+
     def macs_params(self, genes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Exact MACs and parameter counts ``(n,)`` of the subnets encoded by ``genes``."""
         genes = self.layout.check(genes)
@@ -186,7 +205,7 @@ class FeatureEncoder:
         self.space = get_space(space)
         self.encoding = encoding
         self.layout = GeneLayout(self.space)
-        self.tables = ComplexityTables.build(self.space) if encoding == "full" else None
+        self.tables = ComplexityTables.build(self.space) if encoding in ("full", "rich") else None
         self.feature_names = self._names()
         self._kernel_f32 = self.layout.kernel_values.astype(np.float32)
         self._expand_f32 = self.layout.expand_values.astype(np.float32)
@@ -199,11 +218,13 @@ class FeatureEncoder:
                     + [f"s{s}_depth_idx" for s in range(lay.num_stages)] + ["resolution_idx"])
         names = ([f"{s}_kernel" for s in slots] + [f"{s}_expand" for s in slots]
                  + [f"s{s}_depth" for s in range(lay.num_stages)] + ["resolution"])
-        if self.encoding in ("stage", "full"):
+        if self.encoding in ("stage", "full", "rich"):
             names += [f"s{s}_sum_expand_k2" for s in range(lay.num_stages)]
             names += [f"s{s}_sum_expand" for s in range(lay.num_stages)]
-        if self.encoding == "full":
+        if self.encoding in ("full", "rich"):
             names += ["macs", "params", "log_macs"]
+        if self.encoding == "rich":
+            names += [f"s{s}_{what}" for what in ("macs", "params", "res_x_depth") for s in range(lay.num_stages)]
         return names
 
     @property
@@ -226,11 +247,23 @@ class FeatureEncoder:
                      self._expand_f32, lay.depth_values, lay.resolution_values, lay.active_by_depth,
                      self.encoding != "masked", out)
         if self.tables is not None:
+            base = 2 * lay.num_slots + 3 * lay.num_stages + 1  # after the stage sums
             macs, params = self.tables.macs_params(genes)
-            out[:, -3] = macs
-            out[:, -2] = params
-            out[:, -1] = np.log(macs)  # float64 log, as the model was trained on
+            out[:, base] = macs
+            out[:, base + 1] = params
+            out[:, base + 2] = np.log(macs)  # float64 log, as the model was trained on
+        if self.encoding == "rich":
+            self._rich_columns(genes, out[:, base + 3:])
         return out
+
+    def _rich_columns(self, genes: np.ndarray, out: np.ndarray) -> None:
+        """Per-stage MACs, per-stage params, resolution x per-stage depth (see the module doc)."""
+        K, lay = self.layout.num_stages, self.layout
+        stage_macs, stage_params = self.tables.stage_macs_params(genes)
+        depth = lay.depth_values[genes[:, lay.depth_genes]]
+        out[:, :K] = stage_macs
+        out[:, K:2 * K] = stage_params
+        out[:, 2 * K:] = lay.resolution_values[genes[:, lay.resolution_gene]][:, None] * depth
 
     def describe(self) -> dict[str, Any]:
         """What a saved predictor records about its inputs."""

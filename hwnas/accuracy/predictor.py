@@ -143,6 +143,8 @@ class AccuracyPredictor(RegressorMixin, BaseEstimator):
                                     study_name="hwnas-accuracy-xgb")  # in-memory storage
         study.enqueue_trial(DEFAULT_PARAMS)  # the defaults are always a candidate
         study.optimize(objective, n_trials=self.n_trials, show_progress_bar=self.progress)
+        self.trials_ = [{"number": t.number, "cv_rmse": t.value, "params": t.params,
+                         "num_boost_round": t.user_attrs.get("num_boost_round")} for t in study.trials]
         best = study.best_trial
         return dict(best.params), int(best.user_attrs["num_boost_round"]), float(best.value)
 
@@ -157,6 +159,7 @@ class AccuracyPredictor(RegressorMixin, BaseEstimator):
             raise DataError(f"need at least {max(self.cv_folds, 4)} measured subnets to fit a predictor, "
                             f"got {len(y)}; collect more with `hwnas collect`")
         X = self.encoder_.transform(genes)
+        self.trials_: list[dict[str, Any]] = []  # every Optuna trial, saved in the sidecar
         dtrain = xgb.DMatrix(X, label=y, feature_names=self.encoder_.feature_names)
         if self.n_trials > 0 and self.params is None:
             params, rounds, cv_rmse = self._tune(dtrain, len(y))
@@ -230,7 +233,8 @@ class AccuracyPredictor(RegressorMixin, BaseEstimator):
             "target": "top-1 accuracy (fraction) after BN recalibration",
             "features": self.encoder_.describe(),
             "hyperparameters": self.best_params_,
-            "cv": {"folds": self.cv_folds, "trials": self.n_trials, "seed": self.seed, "rmse": self.cv_rmse_},
+            "cv": {"folds": self.cv_folds, "trials": self.n_trials, "seed": self.seed, "rmse": self.cv_rmse_,
+                   "trial_log": getattr(self, "trials_", [])},
             "n_train": self.n_train_,
             "metrics": self.metrics_,
             "xgboost_version": xgb.__version__,
@@ -258,6 +262,7 @@ class AccuracyPredictor(RegressorMixin, BaseEstimator):
         pred.cv_rmse_ = float("nan") if cv.get("rmse") is None else float(cv["rmse"])
         pred.n_train_ = meta.get("n_train", 0)
         pred.metrics_ = meta.get("metrics", {})
+        pred.trials_ = cv.get("trial_log", [])
         pred.meta_ = meta
         return pred
 

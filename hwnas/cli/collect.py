@@ -36,7 +36,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=d.seed, help="architecture sampling seed")
     p.add_argument("--calib-seed", type=int, default=d.calib_seed, help="calibration/validation subset seed")
     p.add_argument("--repeat-calibration", action="store_true",
-                   help="evaluate again with another calibration subset (stored as accuracy_2)")
+                   help="noise protocol: evaluate again with another calibration subset (accuracy_2) and record "
+                        "each validation half's accuracy (accuracy_half1/2); see experiments/noise_ceiling.py")
+    p.add_argument("--proxy-images", type=int, default=d.proxy_images,
+                   help="record proxy_loss: the subnet's loss on this many of its calibration (training) images "
+                        "after BN recalibration, a zero-cost proxy candidate (default 0 = off)")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"(default {d.batch_size})")
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:1 (default auto)")
     p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads, 0 = default")
@@ -51,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
     from hwnas.accuracy.collect import CollectConfig, collect
 
     config = CollectConfig(supernet=args.supernet, n=args.n, out=args.out, val_images=args.val_images,
-                           calib_images=args.calib_images, seed=args.seed, calib_seed=args.calib_seed,
+                           calib_images=args.calib_images, proxy_images=args.proxy_images, seed=args.seed,
+                           calib_seed=args.calib_seed,
                            repeat_calibration=args.repeat_calibration, batch_size=args.batch_size,
                            device=args.device, threads=args.threads, dataset=args.dataset,
                            val_size=args.val_size, data_seed=args.data_seed)
