@@ -1,9 +1,10 @@
 """Every candidate a search evaluated, in natural units, and its file ``evaluated.npz``.
 
-Why a binary columnar file: a user-facing ``hwnas search`` of 100k candidates spent 3-4 s of its
-~6 s writing CSV through zlib's highest level, which capped the rate a user sees at ~20k
-candidates/s against the engine's 128k/s. ``numpy.savez`` (uncompressed, one ``.npy`` per column)
-writes 100k rows in ~15 ms and loads straight back into arrays with :func:`read_evaluated`;
+Why a binary columnar file: writing the candidates as CSV through zlib's highest level took most of
+a user-facing ``hwnas search`` and capped the rate a user saw far below the engine's (issue 18);
+``numpy.savez`` (uncompressed, one ``.npy`` per column) costs a small share of it
+(experiments/search_cli_benchmark.py times the command beside the engine alone:
+experiments/results/search_cli.json) and loads straight back into arrays with :func:`read_evaluated`;
 ``numpy.load("evaluated.npz")`` works too. Older run folders hold ``evaluated.csv.gz`` instead,
 which :func:`read_evaluated` still reads.
 """

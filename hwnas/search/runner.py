@@ -380,8 +380,9 @@ def score_result(scorers: Scorers, result: SearchResult) -> dict[str, Any]:
     """Accuracy, per-device latency, MACs and params of every evaluated candidate, reusing the
     values the engine already computed.
 
-    Why: scoring 100k candidates again (the accuracy predictor above all) took as long as a
-    third of the search. Objectives come back from ``result.F`` exactly (the sign of 'max'
+    Why: scoring every candidate again (the accuracy predictor above all) repeated work the
+    engine had done, and showed as a gap between the command's rate and the engine's
+    (experiments/results/search_cli.json). Objectives come back from ``result.F`` exactly (the sign of 'max'
     objectives undone, millions scaled back to units); only quantities that were not objectives
     are computed here.
     """
