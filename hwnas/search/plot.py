@@ -16,8 +16,9 @@ import numpy as np
 from hwnas.search.evaluated import Evaluated
 from hwnas.search.front import Pick
 
-# Drawing 100k grey points took ~0.5 s of a 100k-candidate search and adds nothing a random subset of a
-# few thousand does not show (the cloud keeps its shape); this keeps plotting out of the search rate.
+# Drawing every evaluated candidate as a grey point costs time in proportion to the search and adds
+# nothing a random subset of a few thousand does not show (the cloud keeps its shape); this keeps
+# plotting out of the search rate.
 MAX_CLOUD_POINTS = 4_000
 
 
