@@ -57,13 +57,15 @@ class Source:
     int8_calib: Any
     test: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
+    ofa: bool = False
 
     @property
-    def normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
-        """(mean, std) of the inputs: the data set's, else once-for-all's ImageNet values."""
+    def normalization(self) -> tuple[tuple[float, ...] | None, tuple[float, ...] | None]:
+        """(mean, std) of the inputs: the data set's; without one, once-for-all's ImageNet values for
+        its supernets and unknown (None, None: not stamped into the model) for others."""
         if self.dataset is not None:
             return self.dataset.mean, self.dataset.std
-        return IMAGENET_MEAN, IMAGENET_STD
+        return (IMAGENET_MEAN, IMAGENET_STD) if self.ofa else (None, None)
 
 
 def resolve_path(path: str, base: Path | None) -> Path:
@@ -110,7 +112,8 @@ def load_source(supernet: str, settings: ExportSettings, base: Path | None = Non
     return Source(net=net, label=str(path), sha256=file_sha256(path), dataset=dataset,
                   calib=subset("train", settings.calib_images, settings.seed),
                   int8_calib=subset("train", settings.int8_calib_images if settings.int8 else 0, settings.seed + 1),
-                  test=subset("test", settings.eval_images, settings.seed + 2), extra=extra)
+                  test=subset("test", settings.eval_images, settings.seed + 2), extra=extra,
+                  ofa=supernet in OFA_SUPERNETS)
 
 
 def _load_data(space: Any, data: str | None, extra: dict[str, Any]) -> Any:
