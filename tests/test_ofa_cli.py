@@ -36,12 +36,12 @@ OFA = get_space("ofa-mbv3-w1.0")
 TABLE_RESOLUTIONS = (160, 176)
 
 
-def write_ofa_tables(folder: Path, seed: int = 0) -> Path:
-    """once-for-all YAML tables (random means) for TABLE_RESOLUTIONS of the width-1.0 space."""
+def write_ofa_tables(folder: Path, resolutions=TABLE_RESOLUTIONS, space=OFA, seed: int = 0) -> Path:
+    """once-for-all YAML tables (random means) for ``resolutions`` of ``space`` (experiments use it too)."""
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True)
-    for r in TABLE_RESOLUTIONS:
-        keys = {k for e in enumerate_entries(OFA, [r]) for k in ofa_keys(OFA, e, r)}
+    for r in resolutions:
+        keys = {k for e in enumerate_entries(space, [r]) for k in ofa_keys(space, e, r)}
         lut = {k: {"mean": float(rng.uniform(0.1, 2.0)), "count": 10} for k in sorted(keys)}
         (folder / f"{r}_lookup_table.yaml").write_text(yaml.safe_dump(lut))
     return folder
