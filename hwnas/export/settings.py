@@ -21,7 +21,7 @@ EXPORTERS = ("torchscript", "dynamo")
 OFA_SUPERNET = "ofa-mbv3-w1.0"
 #: Spaces whose published once-for-all weights ``--supernet NAME --weights FILE`` loads.
 OFA_SUPERNETS = ("ofa-mbv3-w1.0", "ofa-mbv3-w1.2")
-#: Test images whose accuracy an export measures by default: about a minute per 224 px model on a CPU.
+#: Test images whose accuracy an export measures by default: a CPU evaluates them in reasonable time, not hours.
 DEFAULT_EVAL_IMAGES = 1000
 PICK_HELP = "all | budget (the search's own picks, from picks.json) | N (N models spread along the front by latency)"
 
