@@ -189,7 +189,7 @@ def test_parity_failure_raises_and_removes_the_file(net, dataset, tmp_path):
 
 def _source(net, dataset) -> Source:
     return Source(net=net, label="supernet.safetensors", sha256="0" * 64, dataset=dataset, calib=dataset.train,
-                  int8_calib=dataset.train)
+                  int8_calib=dataset.train, test=dataset.test)
 
 
 def _options(**kw) -> ExportSettings:

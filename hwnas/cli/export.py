@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from hwnas.errors import ConfigError
-from hwnas.export.settings import EXPORTERS, OFA_SUPERNET, PICK_HELP, TABLE_OPSET, ExportSettings
+from hwnas.export.settings import EXPORTERS, OFA_SUPERNET, OFA_SUPERNETS, PICK_HELP, TABLE_OPSET, ExportSettings
 
 EXAMPLES = """
 examples:
@@ -30,7 +30,10 @@ examples:
   hwnas export --arch arch.json --supernet checkpoints/fmnist-mbv3.safetensors --out model.onnx
   # one subnet of the published once-for-all supernet (weights file needed, never downloaded)
   hwnas export --arch ofa_arch.json --supernet ofa-mbv3-w1.0 --weights ofa_mbv3_d234_e346_k357_w1.0 \\
-      --data ~/imagenet-val-folder --out ofa_subnet.onnx
+      --data ~/imagenet-val-folder --eval-images 1000 --out ofa_subnet.onnx
+  # ... without ImageNet: keep the supernet's BN statistics, check parity on random inputs
+  hwnas export --arch ofa_arch.json --supernet ofa-mbv3-w1.0 --weights ofa_mbv3_d234_e346_k357_w1.0 \\
+      --calib-images 0 --eval-images 0 --out ofa_subnet.onnx
 """
 
 
@@ -43,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="output folder (run mode) or .onnx file (--arch mode); never overwritten without --overwrite")
     p.add_argument("--pick", default=d.pick, help=f"{PICK_HELP}; default {d.pick}")
     p.add_argument("--arch", type=Path, help="export one architecture from this JSON file instead of a run")
-    p.add_argument("--supernet", help=f"supernet checkpoint, or {OFA_SUPERNET} with --weights "
+    p.add_argument("--supernet", help=f"supernet checkpoint, or {' / '.join(OFA_SUPERNETS)} with --weights "
                                       "(default in run mode: the run's config.json)")
     p.add_argument("--weights", type=Path, help=f"published once-for-all weights file for --supernet {OFA_SUPERNET}")
     p.add_argument("--measure", nargs="+", metavar="DEVICE",
@@ -52,12 +55,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--repeats", type=int, help="override the profiles' timed repeats")
     p.add_argument("--int8", action="store_true", help="also write an INT8 (QDQ, per-channel) model per export")
     p.add_argument("--calib-images", type=int, default=d.calib_images,
-                   help=f"training images for BN recalibration ({d.calib_images})")
+                   help=f"training images for BN recalibration ({d.calib_images}); 0 keeps the supernet's "
+                        "BN statistics (no images needed, lower accuracy)")
+    p.add_argument("--eval-images", type=int, default=d.eval_images,
+                   help=f"test images to measure accuracy on ({d.eval_images}, sized for a CPU); 0 skips accuracy")
     p.add_argument("--int8-calib-images", type=int, default=d.int8_calib_images,
                    help=f"training images for INT8 ranges ({d.int8_calib_images})")
     p.add_argument("--parity-images", type=int, default=d.parity_images,
-                   help=f"test images for the parity check ({d.parity_images})")
-    p.add_argument("--data", help="data set: 'fashion-mnist' or an image folder (default: the supernet's own)")
+                   help=f"inputs for the ONNX-vs-PyTorch parity check ({d.parity_images}): test images, "
+                        "or seeded random inputs when the export reads no data")
+    p.add_argument("--data", help="data set: 'fashion-mnist' or an image folder (default: the supernet's own; "
+                                  "not needed with --calib-images 0 --eval-images 0)")
     p.add_argument("--batch", type=int, help="fixed batch size (default: a dynamic batch axis)")
     p.add_argument("--opset", type=int, default=None,
                    help=f"ONNX opset (default {TABLE_OPSET}, the latency tables' own; 18 with --exporter dynamo)")
@@ -73,7 +81,7 @@ def settings_from_args(args: argparse.Namespace) -> ExportSettings:
     return ExportSettings(
         out=args.out, pick=str(args.pick), supernet=args.supernet, weights=args.weights, data=args.data,
         measure=tuple(args.measure) if args.measure is not None else None, no_measure=args.no_measure,
-        repeats=args.repeats, int8=args.int8, calib_images=args.calib_images,
+        repeats=args.repeats, int8=args.int8, calib_images=args.calib_images, eval_images=args.eval_images,
         int8_calib_images=args.int8_calib_images, parity_images=args.parity_images, batch=args.batch,
         opset=args.opset, exporter=args.exporter, torch_device=args.torch_device, seed=args.seed,
         overwrite=args.overwrite, progress=not args.no_progress)
@@ -106,7 +114,9 @@ def _print_result(result: Any, devices: Sequence[str]) -> None:
         if f is None:
             continue
         lat = ", ".join(f"{d} {f.latency_ms(d):.3f} ms" for d in devices if f.latency_ms(d) is not None)
-        print(f"{label} {f.path}: {f.size_bytes / 1e6:.2f} MB, test accuracy {100 * f.accuracy:.2f}%"
+        accuracy = "not measured" if f.accuracy is None else f"{100 * f.accuracy:.2f}%"
+        print(f"{label} {f.path}: {f.size_bytes / 1e6:.2f} MB, test accuracy {accuracy}"
               + (f", {lat}" if lat else ""))
     if result.parity:
-        print(f"parity vs PyTorch: max rel {result.parity['max_rel']:.2e} on {result.parity['images']} test images")
+        print(f"parity vs PyTorch: max rel {result.parity['max_rel']:.2e} on {result.parity['images']} "
+              f"{result.parity.get('inputs', 'test images')}")

@@ -14,11 +14,15 @@ Examples:
   hwnas predict --arch runs/search-cpu/front.json --index 3
   hwnas predict --arch ofa_net.json --supernet checkpoints/fmnist-mbv3.safetensors \\
       --predictor predictors/fmnist-mbv3/accuracy_xgb.json
+  hwnas predict --arch ofa_net.json --space ofa-mbv3-w1.2 --predictor acc_predictor.pth \\
+      --device note10_lookup_tables
 
 The architecture file is hwnas's form {"kernel": [...], "expand": [...], "depth": [...],
 "resolution": R}, once-for-all's {"ks", "e", "d", "r"}, or a search's front.json / picks.json
 (choose the record with --index).
 Without --device, every table under latency_tables/*/<space>.json is used.
+Without an accuracy predictor (none given, none at the default path) latency, MACs and params are
+still printed, with what an accuracy prediction would need.
 --json prints the record in front.json's shape (hwnas.search.front.FrontRecord).
 """
 
@@ -34,9 +38,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--supernet", type=Path, default=None, help="supernet checkpoint naming the space")
     p.add_argument("--space", default=None, help="search space name (instead of --supernet)")
     p.add_argument("--predictor", type=Path, default=None,
-                   help="accuracy predictor (default predictors/<space>/accuracy_xgb.json)")
+                   help="accuracy predictor: an hwnas one or once-for-all's acc_predictor.pth "
+                        "(default predictors/<space>/accuracy_xgb.json if it exists)")
     p.add_argument("--device", action="append", default=None, metavar="D",
-                   help="device profile name/.yaml or latency table .json; repeatable "
+                   help="device profile name/.yaml, latency table .json or a folder of once-for-all's "
+                        "<r>_lookup_table.yaml; repeatable "
                         "(default: every table found for the space)")
     p.add_argument("--json", action="store_true", help="print one JSON record")
     p.set_defaults(func=run)
@@ -49,14 +55,15 @@ def discover_devices(space) -> list[str]:
 
 
 def predict_record(arch, space, predictor, sources: Sequence[Any]) -> Any:
-    """One architecture as the :class:`~hwnas.search.front.FrontRecord` a search would write for it."""
+    """One architecture as the :class:`~hwnas.search.front.FrontRecord` a search would write for it
+    (``predictor`` None: accuracy None)."""
     from hwnas.complexity import ComplexityCounter
     from hwnas.encoding import GeneLayout
     from hwnas.search.front import FrontRecord
 
     genes = GeneLayout(space).encode(arch)
     counter = ComplexityCounter(space)
-    return FrontRecord(arch=arch.to_dict(), accuracy=predictor.predict(genes)[0],
+    return FrontRecord(arch=arch.to_dict(), accuracy=None if predictor is None else predictor.predict(genes)[0],
                        latency_ms={s.device: s.table.predict_genes(genes)[0] for s in sources},
                        macs=counter.macs(genes)[0], params=counter.params(genes)[0])
 
@@ -70,14 +77,22 @@ def run(args: argparse.Namespace) -> int:
     arch = load_arch_file(args.arch, space, args.index)
     specs = args.device if args.device else discover_devices(space)
     sources = runner.resolve_latency_sources(specs, space)
-    predictor = runner.load_accuracy_predictor(args.predictor or runner.default_predictor_path(space), space)
+    default = runner.default_predictor_path(space)
+    if args.predictor is not None or default.is_file():
+        predictor = runner.load_accuracy_predictor(args.predictor or default, space)
+    else:
+        predictor = None
     record = predict_record(arch, space, predictor, sources)
     if args.json:
         print(json.dumps(record.to_dict()))
         return 0
     print(f"space       {space.name}")
     print(f"resolution  {arch.resolution}   depth {'-'.join(map(str, arch.depth))}")
-    print(f"accuracy    {100 * record.accuracy:.2f} % (predicted)")
+    if record.accuracy is None:
+        print(f"accuracy    not predicted: no accuracy predictor at {default}; pass --predictor PATH (fit one "
+              f"with `hwnas fit-predictor`, or once-for-all's acc_predictor.pth for its spaces)")
+    else:
+        print(f"accuracy    {100 * record.accuracy:.2f} % (predicted)")
     for device, ms in record.latency_ms.items():
         print(f"latency     {ms:.3f} ms on {device} (predicted)")
     if not record.latency_ms:

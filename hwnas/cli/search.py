@@ -17,6 +17,14 @@ Examples:
   hwnas search --device cpu-1thread --budget-ms 1 2 4 --params-cap 1.5 \\
       --objectives accuracy,latency,macs --evaluations 20000 --out runs/search-3obj
 
+  # once-for-all's own accuracy predictor and latency tables (a folder of <r>_lookup_table.yaml)
+  hwnas search --space ofa-mbv3-w1.2 --predictor acc_predictor.pth --device note10_lookup_tables \\
+      --budget-ms 25 --out runs/search-ofa
+
+  # no accuracy predictor: the fewest MACs and lowest latency (each budget's pick: most MACs under it)
+  hwnas search --space ofa-mbv3-w1.0 --device cpu-1thread --objectives latency,macs --budget-ms 20 \\
+      --out runs/search-latency-only
+
   # a table file instead of a profile; check 5 front models on the real supernet
   hwnas search --device latency_tables/cpu-1thread/fmnist-mbv3.json --budget-ms 2 \\
       --validate-front 5 --out runs/search-checked
@@ -38,10 +46,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(default checkpoints/fmnist-mbv3.safetensors)")
     p.add_argument("--space", default=None, help="search space name (instead of reading it from --supernet)")
     p.add_argument("--predictor", type=Path, default=None,
-                   help="accuracy predictor (default predictors/<space>/accuracy_xgb.json)")
+                   help="accuracy predictor: an hwnas one or once-for-all's acc_predictor.pth "
+                        "(default predictors/<space>/accuracy_xgb.json; not needed without an accuracy objective)")
     p.add_argument("--device", action="append", required=True, metavar="D",
-                   help="device profile name or .yaml (table at latency_tables/<slug>/<space>.json) or a "
-                        "latency table .json; repeat for several devices")
+                   help="device profile name or .yaml (table at latency_tables/<slug>/<space>.json), a "
+                        "latency table .json, or a folder of once-for-all's <r>_lookup_table.yaml; repeat "
+                        "for several devices")
     p.add_argument("--budget-ms", type=float, nargs="+", required=True, metavar="X",
                    help="latency budget(s) in ms: one per device, one for all, or several for one device")
     p.add_argument("--budget-mode", choices=("any", "all"), default="any",
@@ -72,8 +82,10 @@ def run(args: argparse.Namespace) -> int:
     from hwnas.search import runner
 
     space, _ = runner.resolve_space(args.supernet, args.space)
+    needs_predictor = "accuracy" in runner.parse_objectives(args.objectives)
+    default = runner.default_predictor_path(space) if needs_predictor else None
     settings = runner.SearchSettings(
-        predictor=args.predictor or runner.default_predictor_path(space), devices=list(args.device),
+        predictor=args.predictor or default, devices=list(args.device),
         budgets_ms=list(args.budget_ms), supernet=args.supernet, space=args.space, objectives=args.objectives,
         evaluations=args.evaluations, population=args.population, params_cap_m=args.params_cap,
         macs_cap_m=args.macs_cap, seed=args.seed, budget_mode=args.budget_mode)
@@ -94,8 +106,9 @@ def run(args: argparse.Namespace) -> int:
                                            log=log.info)
             atomic_write_json(out / "validation.json", report)
             log.info("Predicted vs true:\n" + runner.format_validation(report))
+        plotted = (out / "pareto.png").is_file() and not args.no_plot
         log.info(f"wrote {out}/ (front.json, front.csv, picks.json, evaluated.npz, config.json"
-                 f"{'' if args.no_plot else ', pareto.png'}, log.txt)")
+                 f"{', pareto.png' if plotted else ''}, log.txt)")
     finally:
         _close(log)
     if not outcome.front:

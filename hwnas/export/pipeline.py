@@ -21,10 +21,18 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from hwnas.errors import ArchitectureError, ConfigError, HwnasError, MeasurementError
-from hwnas.export.settings import OFA_SUPERNET, ExportSettings
+from hwnas.export.settings import OFA_SUPERNET, OFA_SUPERNETS, ExportSettings
 from hwnas.search.front import FrontRecord, load_arch_file, read_front, read_json, read_picks
 
 Warn = Callable[[str], None]
+
+#: once-for-all's ImageNet preprocessing (its data provider's normalisation): what an OFA subnet expects
+#: when the export reads no images to take statistics from.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+KEEP_BN_WARNING = ("--calib-images 0: keeping the supernet's own BN statistics (no recalibration); a subnet's "
+                   "accuracy is lower than after recalibrating on a few thousand training images (--data FOLDER "
+                   "--calib-images 2000)")
 
 
 def _stderr_warning(message: str) -> None:
@@ -35,7 +43,11 @@ def _stderr_warning(message: str) -> None:
 
 @dataclass
 class Source:
-    """The supernet and data every model of one export is cut from and checked against."""
+    """The supernet and data every model of one export is cut from and checked against.
+
+    ``dataset`` None: the export reads no images (``--calib-images 0 --eval-images 0``); parity
+    then runs on seeded random inputs. ``calib`` None: keep the supernet's BN statistics;
+    ``test`` is the capped evaluation subset (None: no accuracy)."""
 
     net: Any
     label: str
@@ -43,7 +55,17 @@ class Source:
     dataset: Any
     calib: Any
     int8_calib: Any
+    test: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
+    ofa: bool = False
+
+    @property
+    def normalization(self) -> tuple[tuple[float, ...] | None, tuple[float, ...] | None]:
+        """(mean, std) of the inputs: the data set's; without one, once-for-all's ImageNet values for
+        its supernets and unknown (None, None: not stamped into the model) for others."""
+        if self.dataset is not None:
+            return self.dataset.mean, self.dataset.std
+        return (IMAGENET_MEAN, IMAGENET_STD) if self.ofa else (None, None)
 
 
 def resolve_path(path: str, base: Path | None) -> Path:
@@ -54,35 +76,44 @@ def resolve_path(path: str, base: Path | None) -> Path:
     return p
 
 
-def load_source(supernet: str, settings: ExportSettings, base: Path | None = None) -> Source:
-    """The supernet (an hwnas checkpoint, or the published OFA one with ``settings.weights``) and its data."""
+def load_source(supernet: str, settings: ExportSettings, base: Path | None = None,
+                warn: Warn = _stderr_warning) -> Source:
+    """The supernet (an hwnas checkpoint, or the published OFA one with ``settings.weights``) and the
+    images the export needs (none with ``--calib-images 0 --eval-images 0``)."""
     from hwnas.data import calibration_subset
     from hwnas.space import list_spaces
     from hwnas.supernet.checkpoint import file_sha256, load_supernet
 
-    if supernet == OFA_SUPERNET:
+    if supernet in OFA_SUPERNETS:
         if settings.weights is None:
-            raise ConfigError(f"--supernet {OFA_SUPERNET} needs the published weights file: pass --weights "
-                              "PATH (ofa_mbv3_d234_e346_k357_w1.0 from the once-for-all release); hwnas never "
-                              "downloads weights")
+            raise ConfigError(f"--supernet {supernet} needs the published weights file: pass --weights PATH "
+                              f"(ofa_mbv3_d234_e346_k357_{supernet.rsplit('-', 1)[1]} from the once-for-all "
+                              "release); hwnas never downloads weights")
         from hwnas.supernet.ofa_checkpoint import load_ofa_supernet
 
-        net, path, extra = load_ofa_supernet(settings.weights), Path(settings.weights), {}
+        net, path, extra = load_ofa_supernet(settings.weights, supernet), Path(settings.weights), {}
     else:
         if settings.weights is not None:
-            raise ConfigError(f"--weights only applies with --supernet {OFA_SUPERNET}; for an hwnas checkpoint "
-                              "pass its path to --supernet")
+            raise ConfigError(f"--weights only applies with --supernet {' or '.join(OFA_SUPERNETS)}; for an "
+                              "hwnas checkpoint pass its path to --supernet")
         path = resolve_path(supernet, base)
         if not path.exists() and supernet in list_spaces():
             raise ConfigError(f"--supernet {supernet} names a search space, not weights; pass a trained "
                               f"checkpoint (.safetensors) or {OFA_SUPERNET} with --weights")
         net, extra = load_supernet(path)
     net.eval()
-    dataset = _load_data(net.space, settings.data, extra)
+    if settings.calib_images == 0:
+        warn(KEEP_BN_WARNING)
+    dataset = _load_data(net.space, settings.data, extra) if settings.needs_data else None
+
+    def subset(split_name: str, n: int, seed: int) -> Any:
+        return calibration_subset(getattr(dataset, split_name), n, seed) if dataset is not None and n > 0 else None
+
     return Source(net=net, label=str(path), sha256=file_sha256(path), dataset=dataset,
-                  calib=calibration_subset(dataset.train, settings.calib_images, settings.seed),
-                  int8_calib=calibration_subset(dataset.train, settings.int8_calib_images, settings.seed + 1),
-                  extra=extra)
+                  calib=subset("train", settings.calib_images, settings.seed),
+                  int8_calib=subset("train", settings.int8_calib_images if settings.int8 else 0, settings.seed + 1),
+                  test=subset("test", settings.eval_images, settings.seed + 2), extra=extra,
+                  ofa=supernet in OFA_SUPERNETS)
 
 
 def _load_data(space: Any, data: str | None, extra: dict[str, Any]) -> Any:
@@ -92,7 +123,8 @@ def _load_data(space: Any, data: str | None, extra: dict[str, Any]) -> Any:
     source = data or train_config.get("dataset")
     if source is None:
         raise ConfigError(f"the supernet does not say which data it was trained on; pass --data (an image folder "
-                          f"with {space.num_classes} classes, or 'fashion-mnist')")
+                          f"with {space.num_classes} classes, or 'fashion-mnist'), or export without images: "
+                          "--calib-images 0 --eval-images 0 (keeps its BN statistics, parity on random inputs)")
     dataset = load_dataset(source, val_size=train_config.get("val_size"), seed=train_config.get("seed", 0),
                            in_channels=space.in_channels)
     if dataset.num_classes != space.num_classes:
@@ -176,35 +208,37 @@ def export_one(source: Source, arch: Any, path: Path, name: str, measurers: dict
     the caller carries on with the next model.
     """
     from hwnas.complexity import macs_and_params
-    from hwnas.export.onnx_export import check_parity, export_subnet, model_metadata, onnx_accuracy, \
-        prepared_images
+    from hwnas.export.onnx_export import check_parity, export_subnet, model_metadata, onnx_accuracy
     from hwnas.export.report import ModelFile, ModelResult
     from hwnas.supernet.calibration import recalibrate_bn
 
     space, data = source.net.space, source.dataset
+    mean, std = source.normalization
     macs, params = macs_and_params(space, arch)
     result = ModelResult(name=name, arch=arch.to_dict(), macs=macs, params=params,
                          predicted_accuracy=predicted.accuracy if predicted else None,
                          predicted_latency_ms=dict(predicted.latency_ms) if predicted else {},
                          picked_for=list(picked_for))
     subnet = source.net.extract(arch).to(settings.torch_device)
-    recalibrate_bn(subnet, source.calib, arch.resolution, data.mean, data.std, device=settings.torch_device)
+    if source.calib is not None:
+        recalibrate_bn(subnet, source.calib, arch.resolution, mean, std, device=settings.torch_device)
     subnet = subnet.cpu().eval()
     meta = model_metadata(arch, space, predicted=predicted.to_dict()["predicted"] if predicted else {},
-                          supernet_sha256=source.sha256, mean=data.mean, std=data.std, class_names=data.class_names,
-                          supernet=Path(source.label).name, dataset=data.name,
-                          bn_calibration_images=len(source.calib))
+                          supernet_sha256=source.sha256, mean=mean, std=std,
+                          class_names=data.class_names if data is not None else None,
+                          supernet=Path(source.label).name, dataset=data.name if data is not None else None,
+                          bn_calibration_images=len(source.calib) if source.calib is not None else 0)
     try:
         export_subnet(subnet, arch, path, batch=settings.batch, opset=settings.resolved_opset, metadata=meta,
                       exporter=settings.exporter)
-        inputs = prepared_images(data.test, settings.parity_images, arch.resolution, data.mean, data.std)
+        inputs, kind = parity_inputs(source, settings, arch)
         max_abs, max_rel = check_parity(path, subnet, inputs)
     except HwnasError as exc:
         result.status, result.error = "failed", str(exc)
         return result
-    result.parity = {"max_abs": max_abs, "max_rel": max_rel, "images": len(inputs)}
-    result.fp32 = ModelFile(path=str(path), size_bytes=path.stat().st_size,
-                            accuracy=onnx_accuracy(path, data.test, arch.resolution, data.mean, data.std))
+    result.parity = {"max_abs": max_abs, "max_rel": max_rel, "images": len(inputs), "inputs": kind}
+    accuracy = (onnx_accuracy(path, source.test, arch.resolution, mean, std) if source.test is not None else None)
+    result.fp32 = ModelFile(path=str(path), size_bytes=path.stat().st_size, accuracy=accuracy)
     _measure_module(result.fp32, _one_at_a_time(measurers), subnet, space.in_channels, arch.resolution,
                     settings.batch, tables or {})
     if settings.int8:
@@ -215,6 +249,21 @@ def export_one(source: Source, arch: Any, path: Path, name: str, measurers: dict
     return result
 
 
+def parity_inputs(source: Source, settings: ExportSettings, arch: Any) -> tuple[Any, str]:
+    """The parity check's inputs and what they are: the first test images when the export reads data,
+    else seeded standard-normal inputs (what normalised images look like to the network)."""
+    from hwnas.export.onnx_export import prepared_images
+
+    mean, std = source.normalization
+    if source.dataset is not None:
+        return prepared_images(source.dataset.test, settings.parity_images, arch.resolution, mean, std), "test images"
+    import torch
+
+    generator = torch.Generator().manual_seed(settings.seed)
+    shape = (settings.parity_images, source.net.space.in_channels, arch.resolution, arch.resolution)
+    return torch.randn(shape, generator=generator), "random inputs"
+
+
 def _int8(source: Source, path: Path, arch: Any) -> Any:
     from hwnas.export.onnx_export import onnx_accuracy
     from hwnas.export.quantize import quantize_int8
@@ -223,8 +272,8 @@ def _int8(source: Source, path: Path, arch: Any) -> Any:
     data = source.dataset
     q_path = quantize_int8(path, int8_path(path), source.int8_calib, resolution=arch.resolution,
                            mean=data.mean, std=data.std)
-    return ModelFile(path=str(q_path), size_bytes=q_path.stat().st_size,
-                     accuracy=onnx_accuracy(q_path, data.test, arch.resolution, data.mean, data.std))
+    accuracy = onnx_accuracy(q_path, source.test, arch.resolution, data.mean, data.std) if source.test else None
+    return ModelFile(path=str(q_path), size_bytes=q_path.stat().st_size, accuracy=accuracy)
 
 
 def _one_at_a_time(measurers: dict[str, Any]) -> dict[str, Any]:
@@ -458,7 +507,12 @@ def export_run(run_dir: str | Path, settings: ExportSettings, warn: Warn = _stde
     run = read_run(Path(run_dir))
     chosen = choose_models(run, settings.pick, warn)
     models_dir = prepare_out_dir(settings.out, settings.overwrite)
-    source = load_source(settings.supernet or str(run.config["supernet"]), settings, base=run.path)
+    supernet = settings.supernet or run.config.get("supernet")
+    if supernet is None:
+        raise ConfigError(f"{run.path / 'config.json'} names no supernet (the search ran on --space "
+                          f"{run.config['space']}); pass --supernet PATH, or --supernet {run.config['space']} "
+                          "--weights FILE for once-for-all's published weights")
+    source = load_source(str(supernet), settings, base=run.path, warn=warn)
     space = source.net.space
     if space.name != run.config["space"]:
         raise ConfigError(f"the supernet is for space {space.name!r} but the run searched "
@@ -477,8 +531,10 @@ def export_run(run_dir: str | Path, settings: ExportSettings, warn: Warn = _stde
                                   predicted=c.record, picked_for=c.picked_for, tables=tables))
     measure_together(results, measurers, space, settings.batch, tables, progress=settings.progress, warn=warn)
     context = {"run": str(run.path), "supernet": source.label, "supernet sha256": source.sha256,
-               "space": f"{space.name} ({space.fingerprint()})", "data": source.dataset.summary(),
-               "BN calibration images": len(source.calib),
+               "space": f"{space.name} ({space.fingerprint()})",
+               "data": source.dataset.summary() if source.dataset is not None else "none (parity on random inputs)",
+               "BN calibration images": len(source.calib) if source.calib is not None else "0 (supernet statistics kept)",
+               "accuracy images": len(source.test) if source.test is not None else 0,
                "exporter": f"{settings.exporter}, opset {settings.resolved_opset}, batch {settings.batch or 'dynamic'}",
                "pick": settings.pick, "hwnas": hwnas.__version__}
     report = write_report(settings.out, results, list(measurers), context)

@@ -19,6 +19,10 @@ MIN_OPSET = 17
 DYNAMO_MIN_OPSET = 18
 EXPORTERS = ("torchscript", "dynamo")
 OFA_SUPERNET = "ofa-mbv3-w1.0"
+#: Spaces whose published once-for-all weights ``--supernet NAME --weights FILE`` loads.
+OFA_SUPERNETS = ("ofa-mbv3-w1.0", "ofa-mbv3-w1.2")
+#: Test images whose accuracy an export measures by default: a CPU evaluates them in reasonable time, not hours.
+DEFAULT_EVAL_IMAGES = 1000
 PICK_HELP = "all | budget (the search's own picks, from picks.json) | N (N models spread along the front by latency)"
 
 
@@ -28,6 +32,9 @@ class ExportSettings:
 
     ``opset`` None means the table's opset for the TorchScript exporter and the dynamo exporter's
     minimum for dynamo. ``measure`` None means the run's own devices (a run) or none (``--arch``).
+    ``calib_images`` 0 keeps the supernet's own BN statistics (no training images needed; accuracy
+    is lower than after recalibration); ``eval_images`` caps the test images whose accuracy is
+    measured (0: none), so a 50,000-image validation folder does not take hours on a CPU.
     """
 
     out: Path
@@ -40,6 +47,7 @@ class ExportSettings:
     repeats: int | None = None
     int8: bool = False
     calib_images: int = 1000
+    eval_images: int = DEFAULT_EVAL_IMAGES
     int8_calib_images: int = 300
     parity_images: int = 256
     batch: int | None = None
@@ -54,11 +62,18 @@ class ExportSettings:
         object.__setattr__(self, "out", Path(self.out))
         if self.measure is not None:
             object.__setattr__(self, "measure", tuple(self.measure))
-        for flag, value in (("--calib-images", self.calib_images), ("--int8-calib-images", self.int8_calib_images),
-                            ("--parity-images", self.parity_images)):
+        for flag, value in (("--int8-calib-images", self.int8_calib_images), ("--parity-images", self.parity_images)):
             if value < 1:
                 raise ConfigError(f"{flag} must be a positive image count, got {value}")
+        for flag, value in (("--calib-images", self.calib_images), ("--eval-images", self.eval_images)):
+            if value < 0:
+                raise ConfigError(f"{flag} must be an image count >= 0 (0: {'keep the supernet BN statistics' if flag == '--calib-images' else 'no accuracy'}), got {value}")
         check_onnx_options(self.batch, self.resolved_opset, self.exporter)
+
+    @property
+    def needs_data(self) -> bool:
+        """Whether this export reads images at all (BN recalibration, accuracy or INT8 ranges)."""
+        return self.calib_images > 0 or self.eval_images > 0 or self.int8
 
     @property
     def resolved_opset(self) -> int:

@@ -13,6 +13,7 @@ with a message naming the file, the record and what to do.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -43,7 +44,7 @@ class FrontRecord:
     """
 
     arch: Mapping[str, Any]
-    accuracy: float
+    accuracy: float | None  # None: searched without an accuracy predictor (latency/MACs/params only)
     latency_ms: Mapping[str, float]
     macs: int
     params: int
@@ -51,7 +52,8 @@ class FrontRecord:
     def __post_init__(self) -> None:
         object.__setattr__(self, "arch", _frozen_arch(self.arch))
         object.__setattr__(self, "latency_ms", MappingProxyType({str(d): float(v) for d, v in self.latency_ms.items()}))
-        object.__setattr__(self, "accuracy", float(self.accuracy))
+        accuracy = None if self.accuracy is None else float(self.accuracy)
+        object.__setattr__(self, "accuracy", None if accuracy is None or math.isnan(accuracy) else accuracy)
         object.__setattr__(self, "macs", int(self.macs))
         object.__setattr__(self, "params", int(self.params))
 

@@ -12,7 +12,11 @@ does the wiring a user asks for on the command line:
 * with several devices, a candidate is kept if it meets *any* device's budget (one search yields
   a pick per device) or, with ``budget_mode="all"``, every budget (one network for all devices);
 * a table profiled at only some resolutions restricts the search to those resolutions, so no
-  candidate is ever scored by extrapolation.
+  candidate is ever scored by extrapolation; so does an accuracy predictor that covers only some
+  (once-for-all's ``acc_predictor.pth``: :func:`load_accuracy_predictor` reads it by content);
+* a ``--device`` may also be a folder of once-for-all's ``<r>_lookup_table.yaml`` files;
+* objectives that need no predictor (latency, MACs, params) search without one: the records'
+  accuracy is then ``None`` and each budget's pick is the subnet with the most MACs under it.
 
 Outputs (:func:`write_run_folder`): ``front.json`` and ``picks.json`` (lists of
 :class:`~hwnas.search.front.FrontRecord` / :class:`~hwnas.search.front.Pick`, what ``hwnas export``
@@ -73,7 +77,8 @@ def resolve_space(supernet: str | Path | None, space: str | None) -> tuple[Searc
     the default checkpoint's metadata names the space.
     """
     if supernet is None and space is not None:
-        return get_space(space), (DEFAULT_SUPERNET if DEFAULT_SUPERNET.is_file() else None)
+        chosen = get_space(space)
+        return chosen, (DEFAULT_SUPERNET if _default_supernet_space() == chosen.name else None)
     path = Path(supernet) if supernet is not None else DEFAULT_SUPERNET
     if not path.is_file():
         if supernet is None:
@@ -96,13 +101,35 @@ def resolve_space(supernet: str | Path | None, space: str | None) -> tuple[Searc
     return chosen, path
 
 
+def _default_supernet_space() -> str | None:
+    """The space named by the default checkpoint, None without one (a ``--space`` search of another
+    space must not record the Fashion-MNIST supernet as its own)."""
+    if not DEFAULT_SUPERNET.is_file():
+        return None
+    from hwnas.supernet.checkpoint import read_metadata  # lazy: needs safetensors only
+
+    try:
+        return str(json.loads(read_metadata(DEFAULT_SUPERNET)["space"]).get("name"))
+    except (HwnasError, KeyError, ValueError, AttributeError):
+        return None
+
+
 def load_accuracy_predictor(path: str | Path, space: SearchSpace) -> AccuracyModel:
-    """The fitted accuracy predictor at ``path``, compiled for scoring (no XGBoost or scikit-learn
-    import); the XGBoost estimator only for a model the compiled scorer does not take."""
+    """The accuracy predictor at ``path``: once-for-all's ``acc_predictor.pth`` (a torch file, told
+    by its content) as :class:`~hwnas.accuracy.ofa_predictor.OFAAccuracyPredictor`; an hwnas one
+    compiled for scoring (no XGBoost or scikit-learn import), the XGBoost estimator only for a model
+    the compiled scorer does not take."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"accuracy predictor {path} not found; fit one with "
-                          f"`hwnas fit-predictor --space {space.name}` or pass --predictor PATH")
+                          f"`hwnas fit-predictor --space {space.name}`, pass --predictor PATH (once-for-all's "
+                          f"acc_predictor.pth works too), or search without one: --objectives latency,macs")
+    from hwnas.torch_file import looks_like_torch_file
+
+    if looks_like_torch_file(path):
+        from hwnas.accuracy.ofa_predictor import load_ofa_predictor
+
+        return load_ofa_predictor(path, space)
     from hwnas.accuracy.compiled import CompiledPredictor
     from hwnas.accuracy.tree_ensemble import UnsupportedModel
 
@@ -143,7 +170,13 @@ def _table_device_name(table: Any, path: Path, space: SearchSpace) -> str:
 
 
 def resolve_latency_source(spec: str, space: SearchSpace) -> LatencySource:
-    """``spec`` is a table JSON path, a profile name or a profile YAML path."""
+    """``spec`` is a table JSON path, a folder (or file) of once-for-all's ``<r>_lookup_table.yaml``,
+    a profile name or a profile YAML path."""
+    from hwnas.latency.ofa_table import is_ofa_latency_source, load_ofa_latency_table
+
+    if is_ofa_latency_source(spec):
+        table = load_ofa_latency_table(spec, space)
+        return LatencySource(str(table.meta["device"]), Path(spec), table)
     if spec.endswith(".json"):
         path = Path(spec)
         if not path.is_file():
@@ -238,7 +271,7 @@ class BatchCache:
 class SearchSettings:
     """Everything that defines a search run (written to ``config.json``)."""
 
-    predictor: Path
+    predictor: Path | None  # None: objectives that need no predictor (latency, macs, params)
     devices: list[str]
     budgets_ms: list[float]
     supernet: Path | None = None
@@ -296,18 +329,18 @@ class Scorers:
     """Vectorised scoring functions on *search* genes (restricted layout), shared by problem and report."""
 
     mapper: GeneMapper
-    accuracy: BatchCache
+    accuracy: BatchCache | None  # None: no accuracy predictor (a latency/MACs/params search)
     latency: dict[str, BatchCache]
     macs: BatchCache
     params: BatchCache
 
     @classmethod
-    def build(cls, space: SearchSpace, predictor: AccuracyModel, sources: Sequence[LatencySource],
+    def build(cls, space: SearchSpace, predictor: AccuracyModel | None, sources: Sequence[LatencySource],
               resolutions: Sequence[int] | None = None) -> "Scorers":
         mapper = GeneMapper(space, resolutions)
         counter = ComplexityCounter(space)
         return cls(mapper=mapper,
-                   accuracy=BatchCache(mapper.wrap(predictor.predict)),
+                   accuracy=None if predictor is None else BatchCache(mapper.wrap(predictor.predict)),
                    latency={s.device: BatchCache(mapper.wrap(s.table.predict_genes)) for s in sources},
                    macs=BatchCache(mapper.wrap(counter.macs)),
                    params=BatchCache(mapper.wrap(counter.params)))
@@ -393,14 +426,20 @@ def score_result(scorers: Scorers, result: SearchResult) -> dict[str, Any]:
     def column(name: str, fn: Callable[[np.ndarray], np.ndarray], scale: float = 1.0) -> np.ndarray:
         return found[name] * scale if name in found else np.asarray(fn(genes), dtype=np.float64)
 
-    return {"accuracy": column("accuracy", scorers.accuracy.fn),
+    accuracy = (np.full(len(genes), np.nan) if scorers.accuracy is None
+                else column("accuracy", scorers.accuracy.fn))
+    return {"accuracy": accuracy,
             "latency_ms": {d: column(f"latency_ms@{d}", c.fn) for d, c in scorers.latency.items()},
             "macs": np.rint(column("macs_m", scorers.macs.fn, 1e6)).astype(np.int64),
             "params": np.rint(column("params_m", scorers.params.fn, 1e6)).astype(np.int64)}
 
 
 def compute_picks(ev: Evaluated, budgets: dict[str, list[float]], layout: GeneLayout) -> list[Pick]:
-    """Best predicted accuracy under each budget of each device (ties: lower latency there)."""
+    """Best predicted accuracy under each budget of each device (ties: lower latency there).
+
+    Without accuracy predictions (all NaN) the pick is the subnet with the most MACs under the
+    budget: the largest network that fits, the usual proxy when accuracy is unknown."""
+    rank = -ev.macs.astype(np.float64) if np.isnan(ev.accuracy).all() else -ev.accuracy
     picks = []
     for device, device_budgets in budgets.items():
         lat = ev.latency_ms[device]
@@ -409,7 +448,7 @@ def compute_picks(ev: Evaluated, budgets: dict[str, list[float]], layout: GeneLa
             if not len(ok):
                 picks.append(Pick(device, b, None))
                 continue
-            best = int(ok[np.lexsort((lat[ok], -ev.accuracy[ok]))[0]])
+            best = int(ok[np.lexsort((lat[ok], rank[ok]))[0]])
             picks.append(Pick(device, b, ev.record(best, layout), eval_index=best))
     return picks
 
@@ -451,11 +490,11 @@ def prepare_search(settings: SearchSettings, log: Callable[[str], None] = lambda
     space, supernet = resolve_space(settings.supernet, settings.space)
     sources = resolve_latency_sources(settings.devices, space)
     budgets = settings.budgets_by_device([s.device for s in sources])
-    predictor = load_accuracy_predictor(settings.predictor, space)
-    resolutions = profiled_resolutions(space, sources)
+    predictor = _predictor_for(settings, space, log)
+    resolutions = searchable_resolutions(space, sources, predictor)
     if resolutions != tuple(space.resolutions):
-        log(f"searching resolutions {list(resolutions)} (profiled on every device; space has "
-            f"{list(space.resolutions)})")
+        log(f"searching resolutions {list(resolutions)} (covered by every table{' and the predictor' if predictor else ''};"
+            f" space has {list(space.resolutions)})")
     scorers = Scorers.build(space, predictor, sources, resolutions)
     problem = build_problem(scorers, settings.objectives, budgets, settings.params_cap_m, settings.macs_cap_m,
                             settings.budget_mode, settings.seed)
@@ -463,6 +502,36 @@ def prepare_search(settings: SearchSettings, log: Callable[[str], None] = lambda
     config = NSGA2Config(pop_size=settings.population, n_evaluations=n_eval, seed=settings.seed)
     config.validate()
     return PreparedSearch(settings, space, supernet, sources, budgets, resolutions, scorers, problem, config)
+
+
+def _predictor_for(settings: SearchSettings, space: SearchSpace,
+                   log: Callable[[str], None]) -> AccuracyModel | None:
+    """The accuracy predictor when an objective needs one (None otherwise: not even loaded)."""
+    if "accuracy" not in settings.objectives:
+        if settings.predictor is not None:
+            log(f"not using accuracy predictor {settings.predictor}: no accuracy objective")
+        log("no accuracy predictor: records carry no accuracy; each budget's pick is the subnet with the "
+            "most MACs under it")
+        return None
+    if settings.predictor is None:
+        raise ConfigError("the accuracy objective needs an accuracy predictor: pass --predictor PATH, or "
+                          "search without one: --objectives latency,macs")
+    return load_accuracy_predictor(settings.predictor, space)
+
+
+def searchable_resolutions(space: SearchSpace, sources: Sequence[LatencySource],
+                           predictor: AccuracyModel | None) -> tuple[int, ...]:
+    """Resolutions every table covers and the predictor encodes (once-for-all's MLP knows only some)."""
+    allowed = profiled_resolutions(space, sources)
+    covered = getattr(predictor, "resolutions", None)
+    if covered is None:
+        return allowed
+    both = tuple(r for r in allowed if r in set(covered))
+    if not both:
+        raise ConfigError(f"the accuracy predictor covers resolutions {list(covered)} and the latency tables "
+                          f"{list(allowed)}: no resolution in common; profile one of the predictor's "
+                          f"(e.g. `hwnas profile --space {space.name} --resolutions {covered[-1]}`)")
+    return both
 
 
 def execute_search(prep: PreparedSearch, progress: bool = False,
@@ -503,7 +572,7 @@ def config_dict(outcome: SearchOutcome) -> dict[str, Any]:
     r = outcome.result
     return {
         "supernet": str(outcome.supernet) if outcome.supernet else None,
-        "predictor": str(s.predictor),
+        "predictor": str(s.predictor) if s.predictor is not None and "accuracy" in s.objectives else None,
         "space": outcome.space.name,
         "space_fingerprint": outcome.space.fingerprint(),
         "devices": [src.device for src in outcome.sources],
@@ -536,7 +605,7 @@ def front_csv(front: Sequence[FrontRecord], devices: Sequence[str]) -> str:
     w.writerow(["rank", "accuracy", *[f"latency_ms[{d}]" for d in devices], "macs", "params",
                 "kernel", "expand", "depth", "resolution"])
     for i, rec in enumerate(front):
-        w.writerow([i, f"{rec.accuracy:.6f}", *[f"{rec.latency_ms[d]:.6f}" for d in devices],
+        w.writerow([i, "" if rec.accuracy is None else f"{rec.accuracy:.6f}", *[f"{rec.latency_ms[d]:.6f}" for d in devices],
                     rec.macs, rec.params, *_arch_cells(rec.arch)])
     return buf.getvalue()
 
@@ -552,7 +621,7 @@ def write_run_folder(out_dir: str | Path, outcome: SearchOutcome, plot: bool = T
         write_evaluated(out_dir / EVALUATED_FILE, outcome.evaluated, outcome.layout),
         atomic_write_json(out_dir / "config.json", config_dict(outcome)),
     ]
-    if plot:
+    if plot and not np.isnan(outcome.evaluated.accuracy).all():  # no accuracy: nothing to plot against
         title = (f"hwnas search: {outcome.space.name}, {len(outcome.evaluated.accuracy):,} candidates, "
                  f"seed {outcome.settings.seed}")
         written.append(atomic_write_bytes(out_dir / "pareto.png",
@@ -568,11 +637,15 @@ def format_front(front: Sequence[FrontRecord], devices: Sequence[str], limit: in
     step = max(1, math.ceil(len(front) / limit))
     for i in range(0, len(front), step):
         rec = front[i]
-        lines.append(f"{i:>4} {100 * rec.accuracy:>7.2f} " +
+        lines.append(f"{i:>4} {_percent(rec.accuracy):>7} " +
                      " ".join(f"{rec.latency_ms[d]:>17.3f}" for d in devices) +
                      f" {rec.macs / 1e6:>8.2f} {rec.params / 1e6:>9.3f}  {rec.arch['resolution']:>3}  "
                      f"{'-'.join(map(str, rec.arch['depth']))}")
     return "\n".join(lines)
+
+
+def _percent(accuracy: float | None) -> str:
+    return "-" if accuracy is None else f"{100 * accuracy:.2f}"
 
 
 def format_picks(picks: Sequence[Pick]) -> str:
@@ -582,7 +655,7 @@ def format_picks(picks: Sequence[Pick]) -> str:
         if rec is None:
             lines.append(f"{p.device} <= {p.budget_ms:g} ms: no evaluated candidate meets this budget")
             continue
-        lines.append(f"{p.device} <= {p.budget_ms:g} ms: accuracy {100 * rec.accuracy:.2f}%, "
+        lines.append(f"{p.device} <= {p.budget_ms:g} ms: accuracy {_percent(rec.accuracy)}%, "
                      f"latency {rec.latency_ms[p.device]:.3f} ms, {rec.macs / 1e6:.2f} MMACs, "
                      f"{rec.params / 1e6:.3f} M params, resolution {rec.arch['resolution']}")
     return "\n".join(lines)
