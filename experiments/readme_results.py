@@ -134,6 +134,33 @@ def predictor_rows(root: Path) -> list[Row]:
     ]
 
 
+def search_cli_row(root: Path) -> Row:
+    d = _load(root / "search_cli.json")
+    return (f"`hwnas search` as a user times it ({d['large'] // 1000}k minus {d['small'] // 1000}k evaluations, "
+            f"median of {d['repeats']}, pinned to one core; load average {d['loadavg_before'][0]:.1f})",
+            f"{_rate(d['marginal_candidates_per_cpu_s'])} candidates per CPU second (engine alone, same run: "
+            f"{_rate(d['engine_marginal_candidates_per_cpu_s'])}); wall clock {_rate(d['marginal_candidates_per_s'])}/s "
+            "while other processes shared the core", "`search_cli.json`")
+
+
+def export_form_row(root: Path) -> Row:
+    d = _load(root / "export_form_latency.json")
+    r = d["ratio_deployed_over_table"]
+    return (f"exported form (dynamic batch) vs the tables' graph form, {d['n']} subnets, one interleaved run "
+            f"({d['device']})", f"deployed / table latency median {r['median']:.3f} (range {r['min']:.2f}–{r['max']:.2f})",
+            "`export_form_latency.json`")
+
+
+def ofa_search_row(root: Path) -> Row:
+    d = _load(root / "ofa_search_speed.json")
+    runs = ", ".join(f"population {r['population']}, {r['evaluations'] // 1000}k: "
+                     f"{_rate(r['search_candidates_per_s_median'])}/s" for r in d["runs"])
+    return (f"search with once-for-all's MLP predictor (published shape) and a 25-resolution YAML table "
+            f"(median of {d['repeats']}; load average {d['loadavg_before'][0]:.1f})",
+            f"{runs}; the predictor alone {_rate(d['predictor_rows_per_s_100k_batch'])} rows/s",
+            "`ofa_search_speed.json`")
+
+
 def speed_rows(root: Path) -> list[Row]:
     d = _load(root / "search_benchmark.json")
     load = d["host"]["loadavg_end"][0]  # measured just before the run ended, after these timings
@@ -170,7 +197,8 @@ def quickstart_row(root: Path) -> Row:
 
 
 MAIN_ROWS: list[Callable[[Path], Row | list[Row]]] = [training_row, supernet_quality_row, ofa_parity_row, latency_rows, predictor_rows,
-                                                        speed_rows, quickstart_row]
+                                                        speed_rows, search_cli_row, ofa_search_row, export_form_row,
+                                                        quickstart_row]
 
 
 def main_table(root: Path) -> list[str]:
