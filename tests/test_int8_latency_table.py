@@ -136,9 +136,14 @@ def test_interrupted_int8_profile_resumes_from_its_own_checkpoint(tmp_path):
     assert result.table.precision == "int8" and not (folder / f"{SPACE.name}.int8.partial.jsonl").exists()
     third = RecordingMeasurer()  # finished and same protocol: kept; an FP32 run is a different table
     assert Profiler(SPACE, cpu_test_profile(), tmp_path, small, measurer=third, progress=False).run().reused
+    assert "speedup_vs_fp32" not in result.report  # no FP32 table yet
     fp32 = Profiler(SPACE, cpu_test_profile(), tmp_path, ProfileOptions(calibrate=2, validate=1, seed=3),
-                    measurer=third, progress=False)
+                    measurer=RecordingMeasurer(), progress=False)
     assert fp32.path == folder / f"{SPACE.name}.json" and not fp32.path.exists()
+    fp32.run()  # profiled after the INT8 table: asking for the INT8 table again adds the comparison
+    again = Profiler(SPACE, cpu_test_profile(), tmp_path, small, measurer=third, progress=False).run()
+    assert again.reused and third.passes == 0 and again.report["speedup_vs_fp32"]["ratios"]
+    assert "speedup_vs_fp32" in json.loads(again.report_paths[0].read_text())
 
 
 def test_int8_needs_an_onnx_runtime_device_and_a_known_precision(tmp_path):

@@ -10,6 +10,12 @@ resumes where it stopped (measurements are the slow part; nothing measured is me
    the calibrated prediction (RMSE, MAPE, Spearman, share within +-5% / +-10%).
 
 The table JSON replaces the partial file atomically; a JSON + Markdown report lies next to it.
+
+``ProfileOptions(precision="int8")`` runs the same steps on INT8 graphs: each block and each whole
+subnet is statically quantised (:func:`hwnas.latency.block_models.quantize_for_latency`, the export
+path's quantiser) before it is timed, so the block sum is calibrated and validated on quantised
+subnets. The table is ``<space>.int8.json`` beside the FP32 ``<space>.json``, with its own report and
+checkpoint; the report adds the FP32/INT8 speed ratio per entry type when the FP32 table exists.
 """
 
 from __future__ import annotations
@@ -193,7 +199,8 @@ class Profiler:
                                       exclude=set(calib_archs))
         reference = reference_architecture(self.space, self.resolutions)
         jobs = ([_Job("entry", e.key, self._at_precision(lambda e=e: self._entry_graph(e), e.key)) for e in entries]
-                + [_Job(kind, json.dumps(a.to_dict()), self._at_precision(lambda a=a: self._subnet_graph(a), f"{kind} subnet"))
+                + [_Job(kind, json.dumps(a.to_dict()),
+                        self._at_precision(lambda a=a: self._subnet_graph(a), f"{kind} subnet"))
                    for kind, archs in (("calibration", calib_archs), ("validation", valid_archs)) for a in archs]
                 + [_Job("reference", json.dumps(reference.to_dict()),
                         self._at_precision(self._reference_graph, "reference"))])
@@ -237,6 +244,11 @@ class Profiler:
         if table.meta.get("device") != self.profile.to_dict() or table.meta.get("protocol") != self.protocol():
             return None
         report = json.loads(self.report_paths[0].read_text(encoding="utf-8"))
+        fp32 = self._fp32_table()
+        compared = (report.get("speedup_vs_fp32") or {}).get("fp32_table_created")
+        if fp32 is not None and compared != fp32.meta.get("created"):
+            report = build_report(table, report["validation"], fp32)  # an FP32 table profiled since: compare now
+            self._write_report(report)
         return ProfileResult(table, self.path, report, self.report_paths, reused=True)
 
     def _open_checkpoint(self) -> list[dict[str, Any]]:
