@@ -18,13 +18,13 @@ from hwnas.errors import ConfigError
 from hwnas.export.quantize import quantize_graph
 from hwnas.latency.block_models import block_module, export_onnx, quantize_for_latency
 from hwnas.latency.device import DeviceProfile
-from hwnas.latency.measure import OnnxRuntimeMeasurer
 from hwnas.latency.profiler import Profiler, ProfileOptions
 from hwnas.latency.table import (OVERHEAD_KEY, LatencyTable, enumerate_entries, entry_type,
                                  precision_speed_ratios)
 from hwnas.paths import table_path
 
-from tiny_spaces import TINY_ENTRIES, tiny_space  # noqa: E402 (tests/ is on sys.path)
+from latency_measurers import InterleavingMeasurer, cpu_test_profile  # noqa: E402 (tests/ is on sys.path)
+from tiny_spaces import TINY_ENTRIES, tiny_space  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -33,32 +33,16 @@ INT8 = ProfileOptions(calibrate=6, validate=3, seed=3, precision="int8")
 N_GRAPHS = TINY_ENTRIES + 6 + 3 + 1  # entries, calibration, validation, the speed reference
 
 
-def cpu_test_profile() -> DeviceProfile:
-    return DeviceProfile.from_dict(dict(name="test-cpu", backend="onnxruntime", threads=1, warmup=1, repeats=3))
-
-
-class RecordingMeasurer:
-    """The real interleaved ONNX Runtime measurer; records the graphs it timed and can fail after N passes."""
+class RecordingMeasurer(InterleavingMeasurer):
+    """The real interleaved measurer (counted, interruptible) that also keeps the graphs it timed."""
 
     def __init__(self, fail_after_passes: int | None = None) -> None:
-        self.inner = OnnxRuntimeMeasurer(cpu_test_profile())
+        super().__init__(fail_after_passes)
         self.graphs: list[bytes] = []
-        self.passes = 0
-        self.fail_after_passes = fail_after_passes
 
-    def measure_interleaved(self, models, passes, burst=2, start=(), on_pass=None, progress=None):
+    def measure_interleaved(self, models, *args, **kwargs):
         self.graphs = [graph for graph, _ in models]
-
-        def counted(row):
-            if self.fail_after_passes is not None and self.passes >= self.fail_after_passes:
-                raise KeyboardInterrupt("simulated interruption")
-            self.passes += 1
-            on_pass(row)
-
-        return self.inner.measure_interleaved(models, passes, burst, start, counted, progress)
-
-    def describe(self):
-        return self.inner.describe()
+        return super().measure_interleaved(models, *args, **kwargs)
 
 
 def _ops(graph: bytes) -> set[str]:
