@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hwnas.errors import ConfigError
+
 CHECKPOINTS_DIR = Path("checkpoints")
 DEFAULT_SUPERNET = CHECKPOINTS_DIR / "fmnist-mbv3.safetensors"
 PREDICTORS_DIR = Path("predictors")
@@ -16,6 +18,8 @@ TABLES_DIR = Path("latency_tables")
 RUNS_DIR = Path("runs")
 QUICKSTART_DIR = RUNS_DIR / "quickstart"
 PREDICTOR_FILE = "accuracy_xgb.json"
+# the precisions a latency table's graphs can run at: FP32 as exported, or ONNX Runtime static INT8 (QDQ)
+TABLE_PRECISIONS = ("fp32", "int8")
 
 
 def predictor_dir(space_name: str) -> Path:
@@ -28,11 +32,20 @@ def default_predictor_path(space_name: str) -> Path:
     return predictor_dir(space_name) / PREDICTOR_FILE
 
 
-def table_path(out_dir: str | Path, device_slug: str, space_name: str) -> Path:
-    """``<out>/<device-slug>/<space>.json``: where ``hwnas profile`` writes a device's latency table."""
-    return Path(out_dir) / device_slug / f"{space_name}.json"
+def table_stem(space_name: str, precision: str = "fp32") -> str:
+    """``<space>`` for FP32 tables (the layout every existing table has), ``<space>.int8`` for INT8 ones,
+    so both precisions of a device live side by side; the table, its report and checkpoint share it."""
+    if precision not in TABLE_PRECISIONS:
+        raise ConfigError(f"table precision {precision!r} is not one of {', '.join(TABLE_PRECISIONS)}; "
+                          "pass --precision fp32 or --precision int8")
+    return space_name if precision == "fp32" else f"{space_name}.{precision}"
 
 
-def default_table_path(device_slug: str, space_name: str) -> Path:
+def table_path(out_dir: str | Path, device_slug: str, space_name: str, precision: str = "fp32") -> Path:
+    """``<out>/<device-slug>/<space>[.int8].json``: where ``hwnas profile`` writes a device's latency table."""
+    return Path(out_dir) / device_slug / f"{table_stem(space_name, precision)}.json"
+
+
+def default_table_path(device_slug: str, space_name: str, precision: str = "fp32") -> Path:
     """A device's table under the default ``latency_tables/`` folder."""
-    return table_path(TABLES_DIR, device_slug, space_name)
+    return table_path(TABLES_DIR, device_slug, space_name, precision)

@@ -24,34 +24,13 @@ from hwnas.latency.table import (OVERHEAD_KEY, LatencyCorrection, LatencyTable, 
 from hwnas.plan import block_plan
 from hwnas.space import SearchSpace, get_space, list_spaces
 
+from latency_measurers import CountingMeasurer, InterleavingMeasurer, cpu_test_profile  # noqa: E402
 from tiny_spaces import TINY_ENTRIES, tiny_space  # noqa: E402 (tests/ is on sys.path)
 
 torch.set_num_threads(1)
 
 
 SPACE = tiny_space()
-
-
-def cpu_test_profile() -> DeviceProfile:
-    return DeviceProfile.from_dict(dict(name="test-cpu", backend="onnxruntime", threads=1, warmup=1, repeats=3))
-
-
-class CountingMeasurer:
-    """Wraps the real measurer: counts calls, and can fail after ``fail_after`` calls (an interruption)."""
-
-    def __init__(self, fail_after: int | None = None) -> None:
-        self.inner = OnnxRuntimeMeasurer(cpu_test_profile())
-        self.calls = 0
-        self.fail_after = fail_after
-
-    def measure_onnx(self, model, input_shape=None):
-        if self.fail_after is not None and self.calls >= self.fail_after:
-            raise KeyboardInterrupt("simulated interruption")
-        self.calls += 1
-        return self.inner.measure_onnx(model, input_shape)
-
-    def describe(self):
-        return self.inner.describe()
 
 
 OPTIONS = ProfileOptions(calibrate=6, validate=3, seed=3, rounds=1)
@@ -246,25 +225,6 @@ def test_interrupted_forced_rerun_keeps_the_old_table_intact(profiled, tmp_path)
     assert result.table_path.read_bytes() == before
     assert not list(result.table_path.parent.glob(".*.tmp"))
     (result.table_path.parent / f"{SPACE.name}.partial.jsonl").unlink()
-
-
-class InterleavingMeasurer(CountingMeasurer):
-    """The real ONNX Runtime measurer's interleaved path, counting passes; can fail after ``fail_after`` passes."""
-
-    def __init__(self, fail_after: int | None = None) -> None:
-        super().__init__()
-        self.profile = self.inner.profile
-        self.passes = 0
-        self.fail_after_passes = fail_after
-
-    def measure_interleaved(self, models, passes, burst=2, start=(), on_pass=None, progress=None):
-        def counted(row):
-            if self.fail_after_passes is not None and self.passes >= self.fail_after_passes:
-                raise KeyboardInterrupt("simulated interruption")
-            self.passes += 1
-            on_pass(row)
-
-        return self.inner.measure_interleaved(models, passes, burst, start, counted, progress)
 
 
 def test_interleaved_profile_times_all_graphs_together_and_resumes(tmp_path):

@@ -5,18 +5,22 @@ from __future__ import annotations
 import argparse
 
 from hwnas.errors import ConfigError
-from hwnas.paths import TABLES_DIR
+from hwnas.paths import TABLE_PRECISIONS, TABLES_DIR
 
 EXAMPLES = """\
 Measures every distinct block of the space (one small ONNX graph each) on the device, fits a
 correction of the block sum on whole subnets measured end to end, and validates it on other
 subnets. Writes <out>/<device>/<space>.json plus <space>.report.json/.md. Interrupted runs resume.
+With --precision int8 every graph is ONNX Runtime static-quantised (QDQ, per-channel) first, as
+'hwnas export --int8' quantises models, and the table is <space>.int8.json beside the FP32 one;
+its report gives the FP32/INT8 speed ratio per block type when the FP32 table exists.
 
 Examples:
   hwnas profile --device cpu-1thread --space fmnist-mbv3
   hwnas profile --device devices/cpu-all.yaml --space fmnist-mbv3 --validate 100
   hwnas profile --device cpu-1thread --space fmnist-mbv3 --resolutions 24,28 --fast
   hwnas profile --device edge-agent --space fmnist-mbv3 --out latency_tables   # via 'hwnas agent serve'
+  hwnas profile --device cpu-1thread --space fmnist-mbv3 --precision int8
 """
 
 
@@ -45,6 +49,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--burst", type=int, default=None, metavar="N",
                    help="ONNX Runtime: back-to-back runs per graph in each interleaved pass, the fastest kept "
                         "(more = warmer caches, closer to a model running alone)")
+    p.add_argument("--precision", choices=TABLE_PRECISIONS, default="fp32",
+                   help="fp32 (default) or int8: time ONNX Runtime static-quantised (QDQ, per-channel) graphs, "
+                        "written as <space>.int8.json (ONNX Runtime devices: local or an agent)")
     p.add_argument("--seed", type=int, default=0, help="seed for the calibration/validation subnets")
     p.add_argument("--force", action="store_true", help="re-measure even if an up-to-date table or checkpoint exists")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -60,7 +67,7 @@ def _int_list(text: str) -> tuple[int, ...]:
 
 def run(args: argparse.Namespace) -> int:
     from hwnas.latency.device import load_device_profile
-    from hwnas.latency.profiler import Profiler, ProfileOptions, metrics_table
+    from hwnas.latency.profiler import Profiler, ProfileOptions, metrics_table, speedup_lines
     from hwnas.space import get_space
 
     space = get_space(args.space)
@@ -69,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--calibrate and --validate take a count >= 0")
     options = ProfileOptions(resolutions=args.resolutions, calibrate=args.calibrate, validate=args.validate,
                              seed=args.seed, fast=args.fast, force=args.force, rounds=args.rounds,
-                             statistic=args.statistic,
+                             statistic=args.statistic, precision=args.precision,
                              **({"burst": args.burst} if args.burst is not None else {}))
     result = Profiler(space, profile, args.out, options, progress=not args.no_progress).run()
     report = result.report
@@ -81,4 +88,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"report: {result.report_paths[1]}")
     print(f"correction: {report['correction']['model']}; fastest subnet {report['min_latency_ms']:.4f} ms")
     print(metrics_table(report))
+    if report.get("speedup_vs_fp32"):
+        print("\n".join(speedup_lines(report["speedup_vs_fp32"])[2:]))
     return 0

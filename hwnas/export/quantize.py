@@ -87,37 +87,69 @@ def quantize_int8(fp32_model: str | Path, out_path: str | Path, calibration: Spl
     the FP32 model's inputs. ``resolution``/``mean``/``std`` default to the values stamped in the
     model's hwnas metadata. The hwnas metadata is copied to the INT8 model, plus a ``precision`` entry.
     """
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    if activation_type not in ACTIVATION_TYPES:
-        raise ExportError(f"activation_type {activation_type!r} is not one of {', '.join(ACTIVATION_TYPES)}")
+    _check_activation_type(activation_type)
     fp32_model = Path(fp32_model)
     source = onnx.load(str(fp32_model))
     resolution, mean, std = _preprocessing(fp32_model, resolution, mean, std)
     reader = _reader_class().from_split(calibration, source, resolution, mean, std)  # fails fast on too few images
+    result = _quantize(source.SerializeToString(), reader, fp32_model.name, per_channel=per_channel,
+                       activation_type=activation_type, reduce_range=reduce_range)
+    del result.metadata_props[:]
+    for entry in source.metadata_props:
+        result.metadata_props.add().CopyFrom(entry)
+    prop = result.metadata_props.add()
+    prop.key = "hwnas.precision"
+    prop.value = precision_label(activation_type, per_channel)
+    return atomic_write_bytes(out_path, result.SerializeToString())
+
+
+def quantize_graph(fp32_onnx: bytes, batches: list[np.ndarray], *, name: str = "graph",
+                   per_channel: bool = True, activation_type: str = "uint8") -> bytes:
+    """INT8 (QDQ) bytes of an in-memory FP32 graph, activation ranges taken from ``batches``.
+
+    The same quantiser and settings as :func:`quantize_int8`, for graphs whose input is not an image
+    (a latency table's block graphs take feature maps): the caller supplies the calibration inputs.
+    """
+    _check_activation_type(activation_type)
+    model = onnx.load_from_string(fp32_onnx)
+    reader = _reader_class()([np.asarray(b, dtype=np.float32) for b in batches], model.graph.input[0].name)
+    return _quantize(fp32_onnx, reader, name, per_channel=per_channel, activation_type=activation_type,
+                     reduce_range=False, fix="profile this device at --precision fp32").SerializeToString()
+
+
+def precision_label(activation_type: str = "uint8", per_channel: bool = True) -> str:
+    """How a model was quantised, as stamped in its metadata and a latency table's provenance."""
+    return f"int8 qdq {'u8' if activation_type == 'uint8' else 's8'}s8{' per-channel' if per_channel else ''}"
+
+
+def _check_activation_type(activation_type: str) -> None:
+    if activation_type not in ACTIVATION_TYPES:
+        raise ExportError(f"activation_type {activation_type!r} is not one of {', '.join(ACTIVATION_TYPES)}")
+
+
+def _quantize(fp32_onnx: bytes, reader: Any, name: str, *, per_channel: bool, activation_type: str,
+              reduce_range: bool, fix: str = "export without --int8") -> onnx.ModelProto:
+    """The one ORT static-quantisation call (pre-process, then QDQ with int8 weights) of hwnas."""
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
     with tempfile.TemporaryDirectory(prefix="hwnas-int8-") as tmp:
+        source = Path(tmp) / "fp32.onnx"
         prepared, quantized = Path(tmp) / "prepared.onnx", Path(tmp) / "int8.onnx"
+        source.write_bytes(fp32_onnx)
         try:
             # ONNX's own shape inference covers these graphs (only the batch axis is symbolic); ORT's
             # symbolic pass would add seconds per model and nothing else
-            quant_pre_process(str(fp32_model), str(prepared), skip_symbolic_shape=True)
+            quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
             quantize_static(str(prepared), str(quantized), reader, quant_format=QuantFormat.QDQ,
                             per_channel=per_channel, reduce_range=reduce_range,
                             activation_type=getattr(QuantType, ACTIVATION_TYPES[activation_type]),
                             weight_type=QuantType.QInt8)
         except Exception as exc:  # ORT's quantiser raises assorted types from deep inside
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            raise ExportError(f"INT8 quantisation of {fp32_model.name} failed ({type(exc).__name__}: "
-                              f"{first[:300]}); export without --int8") from exc
-        result = onnx.load(str(quantized))
-    del result.metadata_props[:]
-    for entry in source.metadata_props:
-        result.metadata_props.add().CopyFrom(entry)
-    prop = result.metadata_props.add()
-    prop.key = "hwnas.precision"
-    prop.value = f"int8 qdq {'u8' if activation_type == 'uint8' else 's8'}s8{' per-channel' if per_channel else ''}"
-    return atomic_write_bytes(out_path, result.SerializeToString())
+            raise ExportError(f"INT8 quantisation of {name} failed ({type(exc).__name__}: "
+                              f"{first[:300]}); {fix}") from exc
+        return onnx.load(str(quantized))
 
 
 def _preprocessing(model: Path, resolution: int | None, mean: Any, std: Any) -> tuple[int, tuple, tuple]:

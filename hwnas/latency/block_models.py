@@ -24,6 +24,7 @@ from hwnas.supernet.elastic import stem
 from hwnas.supernet.static import Head, MBConvBlock
 
 ONNX_OPSET = 17
+INT8_CALIBRATION_BATCHES = 4  # random inputs that fix an INT8 graph's activation ranges (latency ignores them)
 
 
 def block_module(spec: BlockSpec) -> nn.Module:
@@ -77,6 +78,22 @@ def export_onnx(module: nn.Module, input_shape: tuple[int, ...], opset: int = ON
                                f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
                                "check the torch/onnx installation (pip install onnx)") from None
     return buffer.getvalue()
+
+
+def quantize_for_latency(graph: bytes, input_shape: tuple[int, ...], name: str = "graph") -> bytes:
+    """``graph`` statically quantised to INT8 (QDQ, per-channel) by the export path's quantiser.
+
+    Activation ranges come from a few seeded standard-normal inputs rather than images: a block's
+    input is a feature map, and the integer kernels do the same work whatever the scales are, so the
+    latency is that of the deployed INT8 model. Seeded, so a resumed profile rebuilds the same graph.
+    """
+    import numpy as np
+
+    from hwnas.export.quantize import quantize_graph
+
+    rng = np.random.default_rng(0)
+    batches = [rng.standard_normal(input_shape, dtype=np.float32) for _ in range(INT8_CALIBRATION_BATCHES)]
+    return quantize_graph(graph, batches, name=name)
 
 
 def subnet_onnx(supernet: nn.Module, arch: Architecture, batch_size: int) -> tuple[bytes, tuple[int, ...]]:

@@ -10,6 +10,12 @@ resumes where it stopped (measurements are the slow part; nothing measured is me
    the calibrated prediction (RMSE, MAPE, Spearman, share within +-5% / +-10%).
 
 The table JSON replaces the partial file atomically; a JSON + Markdown report lies next to it.
+
+``ProfileOptions(precision="int8")`` runs the same steps on INT8 graphs: each block and each whole
+subnet is statically quantised (:func:`hwnas.latency.block_models.quantize_for_latency`, the export
+path's quantiser) before it is timed, so the block sum is calibrated and validated on quantised
+subnets. The table is ``<space>.int8.json`` beside the FP32 ``<space>.json``, with its own report and
+checkpoint; the report adds the FP32/INT8 speed ratio per entry type when the FP32 table exists.
 """
 
 from __future__ import annotations
@@ -32,9 +38,9 @@ from hwnas.latency.device import DeviceProfile, load_device_profile
 from hwnas.latency.measure import (INTERLEAVE_BURST, LATENCY_STATISTIC, LatencyStats, Measurer, make_measurer,
                                   reference_groups, rescale_groups, single_torch_thread)
 from hwnas.latency.table import (LatencyTable, TableEntry, check_resolutions, enumerate_entries,
-                                 fit_correction, reference_architecture, table_path)
+                                 fit_correction, precision_speed_ratios, reference_architecture, table_path)
 from hwnas.metrics import prediction_agreement
-from hwnas.paths import TABLES_DIR
+from hwnas.paths import TABLE_PRECISIONS, TABLES_DIR
 from hwnas.space import SearchSpace, get_space
 
 DEFAULT_CALIBRATE = 60
@@ -58,6 +64,7 @@ class ProfileOptions:
     statistic: str = LATENCY_STATISTIC  # per-graph latency: "min" over repeats (robust on a shared, drifting CPU) or "median"
     interleave: bool = True  # local ONNX Runtime: time all graphs in shared round-robin passes (drift cancels)
     burst: int = INTERLEAVE_BURST  # interleaved: back-to-back runs per graph per pass, the fastest kept
+    precision: str = "fp32"  # "int8": every graph (entries and whole subnets) ONNX Runtime static-quantised (QDQ)
 
     @property
     def n_rounds(self) -> int:
@@ -125,18 +132,36 @@ class Profiler:
         if self.options.statistic not in STATISTICS:
             raise ConfigError(f"unknown latency statistic {self.options.statistic!r}; "
                               f"choose from {', '.join(STATISTICS)}")
+        _check_precision(self.options.precision, profile)
         self.measurer = measurer or make_measurer(profile)
         self.progress = progress
-        self.path = table_path(out_dir, profile.slug, self.space)
-        self.partial_path = self.path.with_name(f"{self.space.name}.partial.jsonl")
-        self.report_paths = (self.path.with_name(f"{self.space.name}.report.json"),
-                             self.path.with_name(f"{self.space.name}.report.md"))
+        self.path = table_path(out_dir, profile.slug, self.space, self.options.precision)
+        self.fp32_path = table_path(out_dir, profile.slug, self.space)  # the INT8 report compares with it
+        stem = self.path.name.removesuffix(".json")
+        self.partial_path = self.path.with_name(f"{stem}.partial.jsonl")
+        self.report_paths = (self.path.with_name(f"{stem}.report.json"), self.path.with_name(f"{stem}.report.md"))
         self._supernet = None
         self._measured = {"entry": 0, "calibration": 0, "validation": 0, "reference": 0}
         self.group_speeds: list[float] = []  # per interleaved group, relative to the fastest (drift between groups)
 
     # --------------------------------------------------------------------------- identity
+    @property
+    def int8(self) -> bool:
+        return self.options.precision == "int8"
+
     def protocol(self) -> dict[str, Any]:
+        """How every number of the table was measured; a finished table is reused only when it matches.
+        FP32 protocols are unchanged by the precision option, so existing tables stay reusable."""
+        protocol = self._base_protocol()
+        if self.int8:
+            from hwnas.export.quantize import precision_label
+
+            protocol["precision"] = "int8"
+            protocol["quantization"] = (f"onnxruntime quantize_static, {precision_label()}, activation ranges from "
+                                        "seeded random inputs (hwnas.latency.block_models.quantize_for_latency)")
+        return protocol
+
+    def _base_protocol(self) -> dict[str, Any]:
         p = self.profile
         return {"warmup": p.warmup, "repeats": p.repeats, "batch_size": p.batch_size, "threads": p.threads,
                 "pin_cores": list(p.pin_cores) if p.pin_cores else None, "precision": p.precision,
@@ -154,7 +179,8 @@ class Profiler:
     def _header(self) -> dict[str, Any]:
         """What makes checkpointed measurements reusable: same space, device protocol, export."""
         return {"type": "header", "space_fingerprint": self.space.fingerprint(),
-                "device": self.profile.to_dict(), "hwnas_version": __version__}
+                "device": self.profile.to_dict(), "hwnas_version": __version__,
+                **({"precision": self.options.precision} if self.int8 else {})}
 
     # --------------------------------------------------------------------------- run
     def run(self) -> ProfileResult:
@@ -172,10 +198,12 @@ class Profiler:
         valid_archs = sample_distinct(self.space, self.options.n_validate, (self.options.seed, 2), self.resolutions,
                                       exclude=set(calib_archs))
         reference = reference_architecture(self.space, self.resolutions)
-        jobs = ([_Job("entry", e.key, lambda e=e: self._entry_graph(e)) for e in entries]
-                + [_Job(kind, json.dumps(a.to_dict()), lambda a=a: self._subnet_graph(a))
+        jobs = ([_Job("entry", e.key, self._at_precision(lambda e=e: self._entry_graph(e), e.key)) for e in entries]
+                + [_Job(kind, json.dumps(a.to_dict()),
+                        self._at_precision(lambda a=a: self._subnet_graph(a), f"{kind} subnet"))
                    for kind, archs in (("calibration", calib_archs), ("validation", valid_archs)) for a in archs]
-                + [_Job("reference", json.dumps(reference.to_dict()), self._reference_graph)])
+                + [_Job("reference", json.dumps(reference.to_dict()),
+                        self._at_precision(self._reference_graph, "reference"))])
         results = self._measure(jobs, records)
 
         table = LatencyTable(self.space, {e.key: {"kind": e.kind, "input_shape": list(e.input_shape),
@@ -198,7 +226,7 @@ class Profiler:
                 "reference": {"arch": reference.to_dict(), "ms": results[("reference", json.dumps(reference.to_dict()))]["ms"],
                               "why": "machine-speed canary: re-measured beside exported models (hwnas export)"}}
         table = LatencyTable(self.space, table.entries, meta, table.correction, calibration, self.resolutions)
-        report = build_report(table, validation)
+        report = build_report(table, validation, self._fp32_table())
         table.save(self.path)
         self._write_report(report)
         if self.partial_path.exists():
@@ -216,6 +244,11 @@ class Profiler:
         if table.meta.get("device") != self.profile.to_dict() or table.meta.get("protocol") != self.protocol():
             return None
         report = json.loads(self.report_paths[0].read_text(encoding="utf-8"))
+        fp32 = self._fp32_table()
+        compared = (report.get("speedup_vs_fp32") or {}).get("fp32_table_created")
+        if fp32 is not None and compared != fp32.meta.get("created"):
+            report = build_report(table, report["validation"], fp32)  # an FP32 table profiled since: compare now
+            self._write_report(report)
         return ProfileResult(table, self.path, report, self.report_paths, reused=True)
 
     def _open_checkpoint(self) -> list[dict[str, Any]]:
@@ -349,6 +382,30 @@ class Profiler:
             return self.measurer.measure_module(graph, shape)
         return self.measurer.measure_onnx(graph, shape)
 
+    def _at_precision(self, build: Callable[[], tuple[Any, tuple[int, ...]]],
+                      name: str) -> Callable[[], tuple[Any, tuple[int, ...]]]:
+        """``build`` as is for FP32; for INT8, its ONNX graph quantised as a deployed INT8 model is."""
+        if not self.int8:
+            return build
+
+        def quantized() -> tuple[bytes, tuple[int, ...]]:
+            from hwnas.latency.block_models import quantize_for_latency
+
+            graph, shape = build()
+            return quantize_for_latency(graph, shape, name), shape
+
+        return quantized
+
+    def _fp32_table(self) -> LatencyTable | None:
+        """The same device's FP32 table beside an INT8 one (for the speed ratios), if there is a readable one."""
+        if not self.int8 or not self.fp32_path.is_file():
+            return None
+        try:
+            return LatencyTable.load(self.fp32_path, self.space)
+        except Exception as exc:  # a stale or broken FP32 table only costs the comparison
+            print(f"note: {self.fp32_path} not compared with the INT8 table ({exc})")
+            return None
+
     def _entry_graph(self, entry: TableEntry) -> tuple[Any, tuple[int, ...]]:
         """The entry as ONNX bytes (or a torch module for torch-cuda) and its input shape."""
         from hwnas.latency.block_models import block_module, export_onnx, head_module, overhead_module, stem_module
@@ -426,6 +483,15 @@ def _jobs_hash(jobs: Sequence["_Job"]) -> str:
     return hashlib.sha256("\n".join(f"{j.kind}:{j.id}" for j in jobs).encode()).hexdigest()[:16]
 
 
+def _check_precision(precision: str, profile: DeviceProfile) -> None:
+    if precision not in TABLE_PRECISIONS:
+        raise ConfigError(f"unknown table precision {precision!r}; choose from {', '.join(TABLE_PRECISIONS)}")
+    if precision == "int8" and (profile.backend not in ("onnxruntime", "remote") or profile.precision != "fp32"):
+        raise ConfigError(f"--precision int8 quantises ONNX graphs for ONNX Runtime; device {profile.name!r} "
+                          f"(backend {profile.backend}, precision {profile.precision}) does not run them; use an "
+                          "onnxruntime or remote device profile with precision fp32")
+
+
 @dataclass(frozen=True)
 class _Job:
     """One graph to time: its record type, a stable id (entry key or architecture JSON), its builder."""
@@ -443,12 +509,16 @@ def _point(table: LatencyTable, arch: Architecture, result: dict[str, Any]) -> d
 
 # ------------------------------------------------------------------------------------- report
 
-def build_report(table: LatencyTable, validation: dict[str, Any]) -> dict[str, Any]:
+def build_report(table: LatencyTable, validation: dict[str, Any],
+                 fp32: LatencyTable | None = None) -> dict[str, Any]:
+    """The validation report of ``table``; with ``fp32`` (the same device's FP32 table beside an INT8
+    one), also the FP32/INT8 speed ratio per entry type."""
     meta, cal = table.meta, table.calibration
     spreads = [(e["p90_ms"] - e["p10_ms"]) / e["median_ms"] for e in table.entries.values() if e["median_ms"] > 0]
     report = {
         "space": {"name": table.space.name, "fingerprint": table.space.fingerprint()},
-        "device": meta.get("device"), "runtime": meta.get("runtime"), "created": meta.get("created"),
+        "precision": table.precision, "device": meta.get("device"), "runtime": meta.get("runtime"),
+        "created": meta.get("created"),
         "protocol": meta.get("protocol"), "hwnas_version": meta.get("hwnas_version"),
         "seconds": meta.get("seconds"), "entries": len(table.entries),
         "entry_spread_p10_p90_pct_median": float(100 * np.median(spreads)) if spreads else None,
@@ -456,6 +526,11 @@ def build_report(table: LatencyTable, validation: dict[str, Any]) -> dict[str, A
         "correction": table.correction.to_dict(), "calibration_candidates": cal.get("candidates", {}),
         "calibration_fit": cal.get("fit", {}), "validation": validation,
     }
+    if fp32 is not None:
+        report["speedup_vs_fp32"] = {
+            "fp32_table_created": fp32.meta.get("created"), "ratios": precision_speed_ratios(table, fp32),
+            "why": "FP32 ms / INT8 ms per entry type, both tables' entries (> 1: INT8 faster); tables "
+                   "measured at different times also carry the machine's drift between them"}
     if (meta.get("protocol") or {}).get("fast"):
         v = validation.get("calibrated") or {}
         report["note"] = (f"fast mode (repeats {meta['protocol']['repeats']}, {meta['protocol']['calibrate']} "
@@ -484,8 +559,10 @@ def render_markdown(report: dict[str, Any]) -> str:
     dev, rt, proto, sec = (report.get(k) or {} for k in ("device", "runtime", "protocol", "seconds"))
     cands = report.get("calibration_candidates", {})
     rounds_note = "" if proto.get("interleaved") else f"; best of {proto.get('rounds')} round(s)"
+    precision = report.get("precision", "fp32")
     lines = [
-        f"# Latency table: {report['space']['name']} on {dev.get('name')}", "",
+        f"# Latency table: {report['space']['name']} on {dev.get('name')}"
+        f"{'' if precision == 'fp32' else f' ({precision.upper()})'}", "",
         f"- space fingerprint: `{report['space']['fingerprint']}`",
         f"- device: {dev.get('description') or dev.get('name')} (backend {dev.get('backend')}, "
         f"provider {dev.get('provider')}, threads {dev.get('threads')}, batch {dev.get('batch_size')})",
@@ -508,9 +585,21 @@ def render_markdown(report: dict[str, Any]) -> str:
         *[f"| {m} | {c['params']} | {c['loo_rmse_ms']:.4f} | {100 * c['loo_mape']:.2f} |" if "params" in c
           else f"| {m} | - | rejected: {c.get('rejected', '?')} | - |" for m, c in cands.items()],
     ]
+    if report.get("speedup_vs_fp32"):
+        lines += ["", *speedup_lines(report["speedup_vs_fp32"])]
     if report.get("note"):
         lines += ["", f"Note: {report['note']}"]
     return "\n".join(lines) + "\n"
+
+
+def speedup_lines(speedup: dict[str, Any]) -> list[str]:
+    """The INT8 report's FP32/INT8 speed-ratio table, as Markdown lines."""
+    return ["## INT8 speed-up over FP32 per entry type", "",
+            f"FP32 ms / INT8 ms of the same entries (FP32 table of {speedup.get('fp32_table_created')}); "
+            "> 1: INT8 faster.", "",
+            "| entry type | entries | median | min | max |", "| --- | --- | --- | --- | --- |",
+            *[f"| {r['type']} | {r['n']} | {r['median']:.2f} | {r['min']:.2f} | {r['max']:.2f} |"
+              for r in speedup["ratios"]]]
 
 
 def _formula(corr: dict[str, Any]) -> str:
@@ -519,4 +608,4 @@ def _formula(corr: dict[str, Any]) -> str:
 
 
 __all__ = ["ProfileOptions", "ProfileResult", "Profiler", "accuracy_metrics", "build_report", "metrics_table",
-           "render_markdown", "sample_distinct"]
+           "render_markdown", "sample_distinct", "speedup_lines"]

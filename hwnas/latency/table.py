@@ -289,6 +289,12 @@ class LatencyTable:
         self.layout = GeneLayout(self.space)
         self._build_dense()
 
+    @property
+    def precision(self) -> str:
+        """What the measured graphs ran at (``fp32``, ``int8``, or a torch-cuda profile's ``fp16``/``bf16``),
+        from the table's provenance; tables without one were FP32."""
+        return str((self.meta.get("protocol") or {}).get("precision") or "fp32")
+
     # --------------------------------------------------------------------------- dense arrays
     def _ms(self, key: str) -> float:
         try:
@@ -484,8 +490,35 @@ class LatencyTable:
         return cls.from_dict(data, space, what=f"latency table {path}")
 
 
-def table_path(out_dir: str | Path, device_slug: str, space: SearchSpace | str) -> Path:
-    """Where ``hwnas profile`` writes a table: ``<out>/<device-slug>/<space>.json`` (:mod:`hwnas.paths`)."""
+# ------------------------------------------------------------------------------------- precisions
+
+def entry_type(entry: TableEntry) -> str:
+    """What kind of computation an entry is, ignoring its size: the unit the INT8/FP32 ratio is reported per."""
+    b = entry.block
+    if b is None:
+        return entry.kind
+    if not b.expand_conv:
+        return f"first block k{b.kernel} {b.act}"
+    return f"mbconv k{b.kernel} e{b.mid_channels / b.in_channels:g} {b.act}{' se' if b.se_channels else ''}"
+
+
+def precision_speed_ratios(int8: LatencyTable, fp32: LatencyTable) -> list[dict[str, Any]]:
+    """FP32/INT8 latency per entry type, over the entries both tables measured (> 1: INT8 is faster).
+
+    Quantisation does not speed every block alike (depthwise convs, SE and hard-swish gain less, Q/DQ
+    pairs cost the same everywhere), which is why the INT8 table is measured rather than scaled.
+    """
+    groups: dict[str, list[float]] = {}
+    for entry in enumerate_entries(int8.space, int8.resolutions):
+        if entry.key in int8.entries and entry.key in fp32.entries:
+            ratio = entry_ms(fp32.entries[entry.key]) / max(entry_ms(int8.entries[entry.key]), 1e-12)
+            groups.setdefault(entry_type(entry), []).append(ratio)
+    return [{"type": name, "n": len(r), "median": float(np.median(r)), "min": float(np.min(r)),
+             "max": float(np.max(r))} for name, r in sorted(groups.items())]
+
+
+def table_path(out_dir: str | Path, device_slug: str, space: SearchSpace | str, precision: str = "fp32") -> Path:
+    """Where ``hwnas profile`` writes a table: ``<out>/<device-slug>/<space>[.int8].json`` (:mod:`hwnas.paths`)."""
     from hwnas import paths
 
-    return paths.table_path(out_dir, device_slug, get_space(space).name)
+    return paths.table_path(out_dir, device_slug, get_space(space).name, precision)
