@@ -64,6 +64,16 @@ def train_speed_row(root: Path) -> Row:
             f"{shown} (goal {d['target_speedup']:g}x)", "`train_speed.json`")
 
 
+def collect_speed_row(root: Path) -> Row:
+    d = _load(root / "collect_speed.json")
+    st = d["settings"]
+    return (f"accuracy collection, {st['subnets']} subnets, {st['val_images']} validation + {st['calib_images']} "
+            f"calibration images, {st['threads']} threads (load average {d['machine']['loadavg_before'][0]:.1f})",
+            f"{d['cached']['subnets_per_s']:.2f} subnets/s (`hwnas collect`) vs {d['plain']['subnets_per_s']:.2f} "
+            f"whole-network path ({d['speedup']:.2f}x), accuracies equal (max difference "
+            f"{d['max_abs_accuracy_difference']:g}); goal {d['target_subnets_per_s']:g}/s", "`collect_speed.json`")
+
+
 def supernet_quality_row(root: Path) -> Row:
     d = _load(root / "supernet_quality.json")
     acc = {r["subnet"]: r["supernet_test_accuracy"] for r in d["rows"]}
@@ -207,7 +217,7 @@ def quickstart_row(root: Path) -> Row:
             f"of {int(agree['n'])} within ±10 %", "`quickstart.json`, `quickstart_log.txt`")
 
 
-MAIN_ROWS: list[Callable[[Path], Row | list[Row]]] = [training_row, train_speed_row, supernet_quality_row, ofa_parity_row, latency_rows, predictor_rows,
+MAIN_ROWS: list[Callable[[Path], Row | list[Row]]] = [training_row, train_speed_row, supernet_quality_row, collect_speed_row, ofa_parity_row, latency_rows, predictor_rows,
                                                         speed_rows, search_cli_row, ofa_search_row, export_form_row,
                                                         quickstart_row]
 
