@@ -239,7 +239,7 @@ class SubnetEvaluator:
 
         from hwnas.arch import smallest_architecture
         from hwnas.data import calibration_subset
-        from hwnas.supernet.calibration import iterate, recalibrate_bn_on
+        from hwnas.supernet.calibration import batch_norms, iterate, recalibrate_bn_on
 
         ds, cfg = self.dataset, self.config
         sub = self.net.extract(smallest_architecture(self.net.space)).to(self.device)
@@ -252,8 +252,7 @@ class SubnetEvaluator:
         calib_batches = [x for x, _ in prepared(calib, min(cfg.batch_size, 500))]
         with torch.inference_mode():
             recalibrate_bn_on(prefix, calib_batches)
-            bns = [m for m in prefix.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-            for bn in bns:  # what the rest of a subnet sees during its own recalibration
+            for bn in batch_norms(prefix):  # what the rest of a subnet sees during its own recalibration
                 bn.train()
             calib_out = [prefix(x) for x in calib_batches]
             prefix.eval()
