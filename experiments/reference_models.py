@@ -27,35 +27,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hwnas.atomic_io import atomic_write_json
 from hwnas.data import DeviceLoader, load_dataset
 from hwnas.export.onnx_export import to_onnx
+from hwnas.export.references import ARCHITECTURES, INPUT_SHAPE, ReferencePoint, write_references
 from hwnas.latency.device import load_device_profile
-from hwnas.latency.measure import make_measurer, time_models
+from hwnas.latency.measure import make_measurer, single_torch_thread, time_models
 from hwnas.supernet.calibration import evaluate
 from hwnas.training import warmup_cosine_lr
 
 REPO = Path(__file__).resolve().parents[1]
 RESULT = REPO / "experiments" / "results" / "reference_models.json"
-
-
-def mlp(classes: int = 10) -> nn.Module:
-    """784-512-256-10 with ReLU and dropout: the MLP row of Fashion-MNIST's benchmark table."""
-    return nn.Sequential(nn.Flatten(), nn.Linear(784, 512), nn.ReLU(), nn.Dropout(0.2),
-                         nn.Linear(512, 256), nn.ReLU(), nn.Dropout(0.2), nn.Linear(256, classes))
-
-
-def small_cnn(classes: int = 10) -> nn.Module:
-    """Two conv-conv-pool stages (32, 64 channels) and a 128-unit head: a plain VGG-style small CNN."""
-    def conv(cin: int, cout: int) -> list[nn.Module]:
-        return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
-
-    return nn.Sequential(*conv(1, 32), *conv(32, 32), nn.MaxPool2d(2), *conv(32, 64), *conv(64, 64),
-                         nn.MaxPool2d(2), nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Dropout(0.3),
-                         nn.Linear(128, classes))
-
-
-REFERENCES = {"mlp": mlp, "small-cnn": small_cnn}
 
 
 def train(model: nn.Module, dataset, epochs: int, batch_size: int = 256, lr: float = 3e-3,
@@ -93,32 +74,33 @@ def main() -> int:
     dataset = load_dataset("fashion-mnist", val_size=5000, seed=0)
     rows: list[dict[str, Any]] = []
     models = {}
-    for name, build in REFERENCES.items():
+    for name, build in ARCHITECTURES.items():
         torch.manual_seed(0)
         model = build(dataset.num_classes)
         seconds = train(model, dataset, args.epochs, max_steps=args.max_steps_per_epoch)
         model.eval()
         test_acc, _ = evaluate(model, dataset.test, 28, dataset.mean, dataset.std)
         val_acc, _ = evaluate(model, dataset.val, 28, dataset.mean, dataset.std)
-        models[name] = to_onnx(model.to(memory_format=torch.contiguous_format), (1, 28, 28)).SerializeToString()
+        models[name] = to_onnx(model.to(memory_format=torch.contiguous_format), INPUT_SHAPE).SerializeToString()
         rows.append({"model": name, "test_accuracy": round(test_acc, 4), "val_accuracy": round(val_acc, 4),
                      "train_seconds": round(seconds, 1), "params": sum(p.numel() for p in model.parameters())})
         print(f"{name}: test accuracy {test_acc:.4f} after {seconds:.0f} s of training", flush=True)
     profile = load_device_profile(args.device)
     load = os.getloadavg()
-    stats = time_models(make_measurer(profile), [(blob, (1, 1, 28, 28)) for blob in models.values()])
-    for row, stat in zip(rows, stats):
-        row["latency_ms"] = round(stat.value(), 4)
-        row["latency"] = stat.to_dict()
-    atomic_write_json(args.out, {
+    with single_torch_thread():
+        stats = time_models(make_measurer(profile),
+                            [(blob, (profile.batch_size, *INPUT_SHAPE)) for blob in models.values()])
+    points = [ReferencePoint(row.pop("model"), row.pop("test_accuracy"), {profile.name: round(stat.value(), 5)},
+                             {**row, "latency": {profile.name: stat.to_dict()}})
+              for row, stat in zip(rows, stats)]
+    write_references(args.out, points, {
         "what": "hand-designed references trained with hwnas's data pipeline and recipe; test accuracy on the "
                 "official 10k test set, latency on the device profile (ONNX Runtime, batch 1)",
         "command": f"python experiments/reference_models.py --epochs {args.epochs}",
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "epochs": args.epochs, "device": args.device, "loadavg_before_timing": [round(v, 2) for v in load],
-        "models": rows})
-    for row in rows:
-        print(f"{row['model']:10s} test {row['test_accuracy']:.4f}  latency {row['latency_ms']:.4f} ms ({args.device})")
+        "epochs": args.epochs, "device": profile.name, "loadavg_before_timing": [round(v, 2) for v in load]})
+    for p in points:
+        print(f"{p.name:10s} test {p.accuracy:.4f}  latency {p.latency_ms[profile.name]:.4f} ms ({profile.name})")
     print(f"wrote {args.out}")
     return 0
 

@@ -17,6 +17,8 @@ PREDICTORS_DIR = Path("predictors")
 TABLES_DIR = Path("latency_tables")
 RUNS_DIR = Path("runs")
 QUICKSTART_DIR = RUNS_DIR / "quickstart"
+# hand-designed networks the quickstart's exported models are compared with (experiments/reference_models.py)
+REFERENCE_MODELS = Path("experiments") / "results" / "reference_models.json"
 PREDICTOR_FILE = "accuracy_xgb.json"
 # the precisions a latency table's graphs can run at: FP32 as exported, or ONNX Runtime static INT8 (QDQ)
 TABLE_PRECISIONS = ("fp32", "int8")

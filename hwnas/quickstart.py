@@ -41,6 +41,7 @@ class QuickstartOptions:
     space: str = "fmnist-mbv3"
     supernet: Path = paths.DEFAULT_SUPERNET
     predictor: Path = paths.default_predictor_path("fmnist-mbv3")
+    references: Path | None = paths.REFERENCE_MODELS  # None: no hand-designed references
     budget_ms: float | None = None
     evaluations: int = 10_000
     models: int = 4
@@ -101,6 +102,33 @@ def _export(opts: QuickstartOptions, search_dir: Path, out: Path) -> Any:
     return outcome
 
 
+def _references(opts: QuickstartOptions, run_dir: Path, exported: Any, profile: Any,
+                log: Callable[[str], None]) -> list[dict]:
+    """The hand-designed references (if shipped) timed beside the exported FP32 models, which of those
+    beat them, and ``measured.png``: measured accuracy against measured latency, references marked."""
+    from hwnas.export.references import ReferencePoint, compare_with_references, load_references
+    from hwnas.export.report import plot_report
+    from hwnas.space import get_space
+
+    rows: list[dict] = []
+    try:
+        path = shipped(opts.references) if opts.references is not None else None
+    except HwnasError:
+        path = None
+    if path is None:
+        log("no hand-designed reference models to compare with (python experiments/reference_models.py makes them)")
+    else:
+        channels = get_space(opts.space).in_channels
+        files = [(r.name, r.fp32.accuracy, (Path(r.fp32.path).read_bytes(),
+                                            (profile.batch_size, channels, r.arch["resolution"], r.arch["resolution"])))
+                 for r in exported.results if r.fp32 is not None]
+        rows = compare_with_references(load_references(path), files, profile)
+    marks = [ReferencePoint(row["model"], row["test_accuracy"], {profile.name: row["latency_ms_now"]})
+             for row in rows if not row.get("exported")]
+    plot_report(run_dir / "measured.png", exported.results, exported.devices, marks)
+    return rows
+
+
 def run_quickstart(opts: QuickstartOptions) -> dict:
     """Profile, search, export and measure into ``opts.out``; returns what ``quickstart.json`` holds."""
     from hwnas.export.report import latency_agreement
@@ -118,10 +146,13 @@ def run_quickstart(opts: QuickstartOptions) -> dict:
     _timed("search", log, lambda: _search(opts, profiled.table_path, budget, run_dir / "search", log))
     exported = _timed("export and measure", log, lambda: _export(opts, run_dir / "search", run_dir / "export"))
     shutil.copyfile(run_dir / "search" / "pareto.png", run_dir / "pareto.png")
+    references = _timed("compare with hand-designed references", log,
+                        lambda: _references(opts, run_dir, exported, profile, log))
     result = {"run_dir": str(run_dir), "budget_ms": budget, "device": opts.device,
               "profile_validation": profiled.report.get("validation", profiled.report),
               "models": [asdict(r) for r in exported.results],
               "latency_agreement": {d: latency_agreement(exported.results, d) for d in exported.devices},
+              "references": references,
               "wall_time_s": round(time.time() - started, 1)}
     from hwnas.atomic_io import atomic_write_json, atomic_write_text
 
@@ -165,7 +196,21 @@ def summary_table(result: dict, device: str) -> str:
         lines.append(f"err@ref: the error if the machine's drift since profiling is read off the table's reference "
                      f"subnet (it runs {agreement['slowdown_since_profiling']:.2f}x its profiled latency now); a "
                      f"diagnostic: one large subnet's ratio need not hold for small ones")
-    return "\n".join(lines)
+    return "\n".join(lines + reference_lines(result.get("references") or []))
+
+
+def reference_lines(rows: list[dict]) -> list[str]:
+    """Which exported model beats each hand-designed reference (measured accuracy and latency)."""
+    refs = [r for r in rows if not r.get("exported")]
+    if not refs:
+        return []
+    lines = ["", "Hand-designed references, timed now beside the exported models (one interleaved group):"]
+    for r in refs:
+        verdict = ("beaten by " + ", ".join(r["beaten_by"]) if r["beaten_by"]
+                   else "NOT beaten: no exported model is as fast and more accurate")
+        lines.append(f"{r['model'][:10]:10s} test acc {_pct(r['test_accuracy']):>7s}  {_ms(r['latency_ms_now'])} ms  "
+                     f"{verdict}")
+    return lines
 
 
 def _pct(value: float | None) -> str:
@@ -181,7 +226,8 @@ def render_report(result: dict, device: str) -> str:
     return "\n".join([
         "# hwnas quickstart", "",
         f"Device profile `{device}`, budget {result['budget_ms']:.3f} ms, wall time {result['wall_time_s']:.0f} s.", "",
-        "![Pareto front](pareto.png)", "",
+        "![Pareto front (predicted)](pareto.png)", "",
+        "![Exported models and hand-designed references (measured)](measured.png)", "",
         "```", summary_table(result, device), "```", "",
         "Latency-table validation (fast mode) on fresh random subnets:", "",
         "```", json.dumps(val, indent=2)[:3000], "```", "",

@@ -100,9 +100,11 @@ def _step(ax: Any, pts: list[tuple[float, float]], **style: Any) -> None:
         ax.step(xs, ys, where="post", **style)
 
 
-def plot_report(path: str | Path, results: Sequence[ModelResult], devices: Sequence[str]) -> Path:
-    """PNG: per device, predicted (hollow) and measured (filled) models with both Pareto fronts; without
-    devices, predicted vs measured accuracy over MACs."""
+def plot_report(path: str | Path, results: Sequence[ModelResult], devices: Sequence[str],
+                references: Sequence[Any] = ()) -> Path:
+    """PNG: per device, predicted (hollow) and measured (filled) models with both Pareto fronts, and
+    ``references`` (:class:`hwnas.export.references.ReferencePoint`, hand-designed networks) marked where
+    they have a latency on that device; without devices, predicted vs measured accuracy over MACs."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -115,6 +117,7 @@ def plot_report(path: str | Path, results: Sequence[ModelResult], devices: Seque
             _plot_macs(ax, results)
         else:
             _plot_device(ax, results, device)
+            _plot_references(ax, references, device)
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7, loc="best")
@@ -144,6 +147,14 @@ def _plot_device(ax: Any, results: Sequence[ModelResult], device: str) -> None:
     ax.set_xlabel(f"latency on {device} (ms per batch)")
     ax.set_ylabel("top-1 accuracy")
     ax.set_title(device)
+
+
+def _plot_references(ax: Any, references: Sequence[Any], device: str) -> None:
+    points = [(r.name, r.latency_ms[device], r.accuracy) for r in references if device in r.latency_ms]
+    for i, (name, latency, accuracy) in enumerate(points):
+        ax.scatter([latency], [accuracy], marker="X", s=60, color="k", zorder=4,
+                   label="hand-designed reference (measured)" if i == 0 else None)
+        ax.annotate(name, (latency, accuracy), textcoords="offset points", xytext=(5, -10), fontsize=7)
 
 
 def _plot_macs(ax: Any, results: Sequence[ModelResult]) -> None:
