@@ -16,7 +16,10 @@ import pytest
 import torch
 
 from hwnas.latency.device import load_device_profile
-from hwnas.latency.measure import INTERLEAVE_BURST, LATENCY_STATISTIC, TimingProtocol, time_models
+from hwnas.latency.measure import INTERLEAVE_BURST, LATENCY_STATISTIC, OnnxRuntimeMeasurer, TimingProtocol, time_models
+
+from latency_measurers import cpu_test_profile  # noqa: E402 (tests/ is on sys.path)
+from tiny_spaces import tiny_space  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -140,29 +143,22 @@ class _FakeSession:
         self.clock.now += int((1000 + self.id % 5000) * (1 + self.clock.rng.random()))
 
 
-def _session_recording_measurer(limit: int):
+class _RecordingMeasurer(OnnxRuntimeMeasurer):
     """The real ONNX Runtime measurer (interleaving, warm-up, bursts) with sessions replaced by
     recorders: what is timed is the sequence of runs, not ONNX Runtime."""
-    from hwnas.latency.measure import OnnxRuntimeMeasurer
 
-    from latency_measurers import cpu_test_profile  # noqa: E402 (tests/ is on sys.path)
+    def __init__(self, limit: int, clock: _FakeClock) -> None:
+        super().__init__(cpu_test_profile())
+        self.max_interleaved_bytes, self.clock = limit, clock
+        self.runs: list[int] = []
+        self.models: list[bytes] = []
 
-    class Recording(OnnxRuntimeMeasurer):
-        max_interleaved_bytes = limit
+    def _session(self, model):
+        self.models.append(bytes(model))
+        return _FakeSession(bytes(model), self.runs, self.clock)
 
-        def __init__(self) -> None:
-            super().__init__(cpu_test_profile())
-            self.runs: list[int] = []
-            self.models: list[bytes] = []
-
-        def _session(self, model):
-            self.models.append(bytes(model))
-            return _FakeSession(bytes(model), self.runs, self.clock)
-
-        def _inputs(self, session, input_shape):
-            return {}
-
-    return Recording
+    def _inputs(self, session, input_shape):
+        return {}
 
 
 @pytest.mark.parametrize("statistic,burst", [("min", 3), ("median", 2)])
@@ -173,16 +169,13 @@ def test_profiler_times_through_time_models_with_the_tables_protocol(tmp_path, m
     from hwnas.latency import measure
     from hwnas.latency.profiler import Profiler, ProfileOptions
 
-    from tiny_spaces import tiny_space  # noqa: E402
-
     clock = _FakeClock()
     monkeypatch.setattr(measure, "time", clock)
     options = ProfileOptions(calibrate=3, validate=2, seed=3, statistic=statistic, burst=burst)
     limit, graphs = 0, []
     for attempt in ("one group", "split into groups"):
         clock.rng = np.random.default_rng(1)
-        profiling = _session_recording_measurer(limit)()
-        profiling.clock = clock
+        profiling = _RecordingMeasurer(limit, clock)
         torch.manual_seed(0)  # the same weights, so both attempts export the same graphs
         result = Profiler(tiny_space(), profiling.profile, tmp_path / attempt, options, measurer=profiling,
                           progress=False).run()
@@ -190,8 +183,7 @@ def test_profiler_times_through_time_models_with_the_tables_protocol(tmp_path, m
         if limit:
             assert result.table.meta["interleaved_group_slowdowns"], "the byte limit should split the graphs"
         clock.rng = np.random.default_rng(1)
-        direct = _session_recording_measurer(limit)()
-        direct.clock = clock
+        direct = _RecordingMeasurer(limit, clock)
         protocol = TimingProtocol.of_table(result.table.meta)
         assert protocol == TimingProtocol(statistic, burst)
         stats = time_models(direct, [(g, None) for g in graphs[:-1]], min_seconds=0, protocol=protocol,
@@ -199,9 +191,9 @@ def test_profiler_times_through_time_models_with_the_tables_protocol(tmp_path, m
         assert profiling.runs == direct.runs and profiling.models == direct.models
         per_graph = profiling.profile.warmup + profiling.profile.repeats * burst  # exactly `repeats` passes
         assert len(profiling.runs) == per_graph * len(profiling.models)
-        measured = [*result.table.entries.values(), *result.table.calibration["points"],
-                    *result.report["validation"]["points"]]
-        ms = sorted(e.get("ms", e.get("measured_ms")) for e in measured) + [result.table.meta["reference"]["ms"]]
-        expect = [s.value(statistic) for s in stats[:-1]]
-        assert sorted(ms[:-1]) == sorted(expect) and ms[-1] == stats[-1].value(statistic)
+        timed = [*result.table.entries.values(), *result.table.calibration["points"],
+                 *result.report["validation"]["points"]]
+        table_ms = sorted(e.get("ms", e.get("measured_ms")) for e in timed)
+        assert table_ms == sorted(s.value(statistic) for s in stats[:-1])
+        assert result.table.meta["reference"]["ms"] == stats[-1].value(statistic)
         limit = 3 * max(len(g) for g in graphs)
