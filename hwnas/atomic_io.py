@@ -11,17 +11,23 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Callable
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    return atomic_write_stream(path, lambda fh: fh.write(data))
+
+
+def atomic_write_stream(path: str | Path, write: Callable[[BinaryIO], Any]) -> Path:
+    """``write(fh)`` fills the file through a (seekable) binary handle: large artifacts go straight to
+    disk instead of through an in-memory buffer that is grown, copied out and written again."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, 0o644 & ~_umask())  # mkstemp makes 0600; results are ordinary files
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

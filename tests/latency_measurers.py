@@ -37,11 +37,12 @@ class InterleavingMeasurer(CountingMeasurer):
         self.passes = 0
         self.fail_after_passes = fail_after
 
-    def measure_interleaved(self, models, passes, burst=2, start=(), on_pass=None, progress=None):
+    def measure_interleaved(self, models, passes, burst=2, start=(), on_pass=None, progress=None, min_seconds=0.0):
         def counted(row):
             if self.fail_after_passes is not None and self.passes >= self.fail_after_passes:
                 raise KeyboardInterrupt("simulated interruption")
             self.passes += 1
-            on_pass(row)
+            if on_pass is not None:
+                on_pass(row)
 
-        return self.inner.measure_interleaved(models, passes, burst, start, counted, progress)
+        return self.inner.measure_interleaved(models, passes, burst, start, counted, progress, min_seconds)

@@ -20,3 +20,19 @@ def test_append_after_torn_tail_keeps_file_valid(tmp_path):
     assert read_jsonl(path) == [{"i": 1}]
     append_jsonl(path, {"i": 3})
     assert read_jsonl(path) == [{"i": 1}, {"i": 3}]
+
+
+def test_a_failed_stream_write_leaves_the_old_file_and_no_temp_file(tmp_path):
+    import pytest
+
+    from hwnas.atomic_io import atomic_write_stream
+
+    path = atomic_write_stream(tmp_path / "x.bin", lambda fh: fh.write(b"old"))
+
+    def broken(fh):
+        fh.write(b"half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write_stream(path, broken)
+    assert path.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["x.bin"]

@@ -311,6 +311,56 @@ def test_scores_reused_from_the_engine_equal_fresh_scoring(env, objectives):
     np.testing.assert_array_equal(ev.params, scorers.params.fn(genes))
 
 
+def _picks_by_sorting(ev, budgets, layout):
+    """The picks as first written: every feasible candidate under the budget sorted by (rank, latency)."""
+    rank = -ev.macs.astype(np.float64) if np.isnan(ev.accuracy).all() else -ev.accuracy
+    out = []
+    for device, device_budgets in budgets.items():
+        lat = ev.latency_ms[device]
+        for b in device_budgets:
+            ok = np.flatnonzero(ev.feasible & (lat <= b))
+            out.append(int(ok[np.lexsort((lat[ok], rank[ok]))[0]]) if len(ok) else None)
+    return out
+
+
+@pytest.mark.parametrize("accuracy", ["scored", "unscored"])
+def test_picks_are_the_best_under_each_budget_ties_to_lower_latency_then_first(accuracy):
+    """Many equal accuracies and latencies (coarse values): the pick is what sorting all feasible
+    candidates by (accuracy, latency) and taking the first gives, without the sort."""
+    from hwnas.search.evaluated import Evaluated
+
+    rng = np.random.default_rng(0)
+    n = 5000
+    genes = LAYOUT.canonicalize(LAYOUT.random(n, rng))
+    acc = np.round(rng.uniform(0.5, 0.9, n), 2) if accuracy == "scored" else np.full(n, np.nan)
+    lat = np.round(rng.uniform(0.1, 3.0, n), 1)
+    ev = Evaluated(accuracy=acc, latency_ms={"d": lat}, macs=rng.integers(1, 50, n) * 1000,
+                   params=rng.integers(1, 9, n), violation=np.zeros(n), feasible=rng.random(n) < 0.7,
+                   on_front=np.zeros(n, dtype=bool), genes=genes)
+    budgets = {"d": [0.05, 0.3, 1.0, 2.5]}
+    picks = runner.compute_picks(ev, budgets, LAYOUT)
+    assert [p.eval_index for p in picks] == _picks_by_sorting(ev, budgets, LAYOUT)
+    assert picks[0].record is None and all(p.record is not None for p in picks[1:])
+    assert [p.record for p in picks[1:]] == ev.records([p.eval_index for p in picks[1:]], LAYOUT)
+    assert ev.records([3, 1], LAYOUT) == [ev.record(3, LAYOUT), ev.record(1, LAYOUT)]
+
+
+def test_evaluated_file_is_written_as_the_in_memory_npz(env):
+    """Streaming ``evaluated.npz`` into its file gives the bytes the in-memory zip gives."""
+    import io
+
+    from hwnas.search.evaluated import EVALUATED_FILE, evaluated_columns, write_evaluated, write_npz
+
+    outcome = runner.run_search(runner.SearchSettings(predictor=env["predictor"], devices=[env["a"], env["b"]],
+                                                      budgets_ms=[2.0], space=SPACE, evaluations=300, seed=2))
+    path = write_evaluated(env["tmp"] / EVALUATED_FILE, outcome.evaluated, outcome.layout)
+    buf = io.BytesIO()
+    write_npz(buf, evaluated_columns(outcome.evaluated, outcome.layout))
+    assert path.read_bytes() == buf.getvalue()
+    back = read_evaluated(env["tmp"])
+    np.testing.assert_array_equal(back.latency_ms["dev-b"], outcome.evaluated.latency_ms["dev-b"])
+
+
 def test_evaluated_csv_of_older_runs_still_reads(tmp_path):
     import gzip
 

@@ -111,6 +111,24 @@ def test_pareto_mask_matches_brute_force_over_blocks(m):
     np.testing.assert_array_equal(pareto_mask(F), non_dominated_ranks(F) == 0)
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_large_two_objective_front_matches_brute_force(seed):
+    """Above ``_PREFILTER_MIN`` rows the 2-objective front is sought among pre-filtered rows; on a
+    trade-off cloud with ties and duplicates it must still equal a brute-force dominance check."""
+    from hwnas.search.nsga2 import _PREFILTER_MIN, _not_beaten_by_an_earlier_bin
+
+    rng = np.random.default_rng(seed)
+    x = rng.random(_PREFILTER_MIN + 1000)
+    F = np.round(np.stack([x, 1 / (0.1 + x) + rng.exponential(0.5, len(x))], axis=1), 2)
+    F[-50:] = F[:50]  # exact duplicates, some of them on the front
+    dominated = np.zeros(len(F), dtype=bool)
+    for s in range(0, len(F), 500):
+        a = F[s:s + 500, None, :]
+        dominated[s:s + 500] = ((F[None] <= a).all(-1) & (F[None] < a).any(-1)).any(1)
+    assert len(_not_beaten_by_an_earlier_bin(F)) < len(F) // 4  # the pre-filter is used and prunes
+    np.testing.assert_array_equal(pareto_mask(F), ~dominated)
+
+
 def test_crowding_distance_edges_are_inf_and_interior_is_normalised():
     F = np.array([[0.0, 4.0], [1.0, 3.0], [3.0, 1.0], [4.0, 0.0], [5.0, 5.0], [6.0, 6.0]])
     ranks = non_dominated_ranks(F)

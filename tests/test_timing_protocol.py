@@ -13,9 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from hwnas.latency.device import load_device_profile
-from hwnas.latency.measure import INTERLEAVE_BURST, LATENCY_STATISTIC, TimingProtocol, time_models
+from hwnas.latency.measure import INTERLEAVE_BURST, LATENCY_STATISTIC, OnnxRuntimeMeasurer, TimingProtocol, time_models
+
+from latency_measurers import cpu_test_profile  # noqa: E402 (tests/ is on sys.path)
+from tiny_spaces import tiny_space  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -109,3 +113,87 @@ def test_exports_default_to_the_table_graphs_opset():
 
     assert TABLE_OPSET == ONNX_OPSET == DEFAULT_OPSET == ExportSettings(out=Path("x")).resolved_opset
     assert ExportSettings(out=Path("x"), exporter="dynamo").resolved_opset == 18
+
+
+class _FakeClock:
+    """``perf_counter_ns`` for the measurer: each session run advances it by the model's latency
+    times a seeded random factor, so two timing paths read the same samples iff they issue the
+    same runs in the same order."""
+
+    def __init__(self) -> None:
+        self.now, self.rng = 0, np.random.default_rng(0)
+
+    def perf_counter_ns(self) -> int:
+        return self.now
+
+    def __getattr__(self, name):  # perf_counter etc.: the real clock
+        import time
+
+        return getattr(time, name)
+
+
+class _FakeSession:
+    def __init__(self, model: bytes, runs: list[int], clock: _FakeClock) -> None:
+        import zlib
+
+        self.id, self.runs, self.clock = zlib.crc32(model), runs, clock
+
+    def run(self, outputs, feeds):
+        self.runs.append(self.id)
+        self.clock.now += int((1000 + self.id % 5000) * (1 + self.clock.rng.random()))
+
+
+class _RecordingMeasurer(OnnxRuntimeMeasurer):
+    """The real ONNX Runtime measurer (interleaving, warm-up, bursts) with sessions replaced by
+    recorders: what is timed is the sequence of runs, not ONNX Runtime."""
+
+    def __init__(self, limit: int, clock: _FakeClock) -> None:
+        super().__init__(cpu_test_profile())
+        self.max_interleaved_bytes, self.clock = limit, clock
+        self.runs: list[int] = []
+        self.models: list[bytes] = []
+
+    def _session(self, model):
+        self.models.append(bytes(model))
+        return _FakeSession(bytes(model), self.runs, self.clock)
+
+    def _inputs(self, session, input_shape):
+        return {}
+
+
+@pytest.mark.parametrize("statistic,burst", [("min", 3), ("median", 2)])
+def test_profiler_times_through_time_models_with_the_tables_protocol(tmp_path, monkeypatch, statistic, burst):
+    """``hwnas profile`` and export / ``--validate-front`` share one timing path: the same runs in
+    the same order (warm-up, ``repeats`` passes of ``burst`` runs per graph, groups each closed by the
+    speed reference) and the same statistic, read from the protocol the table records."""
+    from hwnas.latency import measure
+    from hwnas.latency.profiler import Profiler, ProfileOptions
+
+    clock = _FakeClock()
+    monkeypatch.setattr(measure, "time", clock)
+    options = ProfileOptions(calibrate=3, validate=2, seed=3, statistic=statistic, burst=burst)
+    limit, graphs = 0, []
+    for attempt in ("one group", "split into groups"):
+        clock.rng = np.random.default_rng(1)
+        profiling = _RecordingMeasurer(limit, clock)
+        torch.manual_seed(0)  # the same weights, so both attempts export the same graphs
+        result = Profiler(tiny_space(), profiling.profile, tmp_path / attempt, options, measurer=profiling,
+                          progress=False).run()
+        graphs = graphs or list(profiling.models)  # one group: every graph once, in the profiler's order
+        if limit:
+            assert result.table.meta["interleaved_group_slowdowns"], "the byte limit should split the graphs"
+        clock.rng = np.random.default_rng(1)
+        direct = _RecordingMeasurer(limit, clock)
+        protocol = TimingProtocol.of_table(result.table.meta)
+        assert protocol == TimingProtocol(statistic, burst)
+        stats = time_models(direct, [(g, None) for g in graphs[:-1]], min_seconds=0, protocol=protocol,
+                            reference=(graphs[-1], None))
+        assert profiling.runs == direct.runs and profiling.models == direct.models
+        per_graph = profiling.profile.warmup + profiling.profile.repeats * burst  # exactly `repeats` passes
+        assert len(profiling.runs) == per_graph * len(profiling.models)
+        timed = [*result.table.entries.values(), *result.table.calibration["points"],
+                 *result.report["validation"]["points"]]
+        table_ms = sorted(e.get("ms", e.get("measured_ms")) for e in timed)
+        assert table_ms == sorted(s.value(statistic) for s in stats[:-1])
+        assert result.table.meta["reference"]["ms"] == stats[-1].value(statistic)
+        limit = 3 * max(len(g) for g in graphs)

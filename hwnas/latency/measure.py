@@ -381,21 +381,49 @@ def rescale_groups(samples: list[np.ndarray], groups: Sequence[Sequence[int]], r
     return (speeds / speeds[fastest]).tolist()
 
 
+class PassLog(Protocol):
+    """Where :func:`time_models` finds a group's passes already timed and puts each new one: a
+    profiling run's checkpoint, so an interrupted run resumes. ``members`` index the timed models
+    (the reference last), as the group was formed."""
+
+    def done(self, members: Sequence[int]) -> Sequence[np.ndarray]:
+        ...
+
+    def add(self, members: Sequence[int], row: np.ndarray) -> None:
+        ...
+
+
+class Timings(list):
+    """What :func:`time_models` returns: one :class:`LatencyStats` per model (the reference last),
+    plus each group's slowdown relative to the fastest group (empty unless a reference was timed
+    in several groups), which a latency table records as the drift between its groups."""
+
+    group_slowdowns: list[float]
+
+
 def time_models(measurer: Measurer, models: Sequence[tuple[bytes | str | Path, tuple[int, ...] | None]],
                 progress: Any = None, min_seconds: float = MIN_MEASURE_SECONDS,
                 protocol: TimingProtocol = TimingProtocol(),
-                reference: tuple[bytes | str | Path, tuple[int, ...] | None] | None = None) -> list[LatencyStats]:
+                reference: tuple[bytes | str | Path, tuple[int, ...] | None] | None = None,
+                log: PassLog | None = None) -> Timings:
     """Latency of several models on one device: interleaved passes (``protocol.burst`` runs each) where
     the backend can hold many sessions open (local ONNX Runtime, an agent), else one after another.
 
-    ``reference`` (a table's speed-reference subnet) is timed in every group the models are split
-    into (an agent's upload limit) and each group is rescaled to the fastest group's speed; its
-    stats come last in the returned list. Summarise each with ``stats.value(protocol.statistic)``.
+    The one timing path of hwnas: ``hwnas profile`` builds tables with it (``min_seconds=0``: a table's
+    protocol is exactly ``repeats`` passes) and export and ``--validate-front`` time models with it, so
+    predicted and measured latencies differ by error, not by protocol. ``reference`` (a table's
+    speed-reference subnet) is timed in every group the models are split into (memory or an agent's
+    upload limit) and each group is rescaled to the fastest group's speed; its stats come last in the
+    returned list. ``log`` resumes and checkpoints passes. Summarise each with
+    ``stats.value(protocol.statistic)``.
     """
     models = list(models) + ([reference] if reference is not None else [])
     interleave = getattr(measurer, "measure_interleaved", None)
+    timings = Timings()
+    timings.group_slowdowns = []
     if interleave is None or len(models) < 2:
-        return [measurer.measure_onnx(model, shape) for model, shape in models]
+        timings.extend(measurer.measure_onnx(model, shape) for model, shape in models)
+        return timings
     profile = measurer.profile  # type: ignore[attr-defined]
     models = [(_model_bytes(m), shape) for m, shape in models]
     samples: list[np.ndarray] = [np.empty(0)] * len(models)
@@ -403,15 +431,18 @@ def time_models(measurer: Measurer, models: Sequence[tuple[bytes | str | Path, t
     groups = reference_groups([len(m) for m, _ in models], len(models) - 1 if reference is not None else None, limit)
     ref_rows = []
     for members in groups:
-        rows = interleave([models[i] for i in members], profile.repeats, protocol.burst, progress=progress,
-                          min_seconds=min_seconds)
+        start = log.done(members) if log is not None else ()
+        on_pass = (lambda row, members=members: log.add(members, row)) if log is not None else None
+        rows = interleave([models[i] for i in members], profile.repeats, protocol.burst, start=start,
+                          on_pass=on_pass, progress=progress, min_seconds=min_seconds)
         for k, i in enumerate(members):
             samples[i] = rows[:, k]
         ref_rows.append(rows[:, -1])
-    if reference is not None:
-        rescale_groups(samples, groups, ref_rows, protocol.statistic)
+    if reference is not None and len(groups) > 1:
+        timings.group_slowdowns = rescale_groups(samples, groups, ref_rows, protocol.statistic)
     batch = [int(shape[0]) if shape else profile.batch_size for _, shape in models]
-    return [LatencyStats.from_samples(samples[j], batch[j]) for j in range(len(models))]
+    timings.extend(LatencyStats.from_samples(samples[j], batch[j]) for j in range(len(models)))
+    return timings
 
 
 # ---------------------------------------------------------------------------- PyTorch on CUDA

@@ -35,8 +35,8 @@ from hwnas.arch import Architecture, sample_architecture
 from hwnas.atomic_io import append_jsonl, atomic_write_json, atomic_write_text, read_jsonl
 from hwnas.errors import ConfigError
 from hwnas.latency.device import DeviceProfile, load_device_profile
-from hwnas.latency.measure import (INTERLEAVE_BURST, LATENCY_STATISTIC, LatencyStats, Measurer, make_measurer,
-                                  reference_groups, rescale_groups, single_torch_thread)
+from hwnas.latency.measure import (INTERLEAVE_BURST, LATENCY_STATISTIC, LatencyStats, Measurer, TimingProtocol,
+                                  make_measurer, single_torch_thread, time_models)
 from hwnas.latency.table import (LatencyTable, TableEntry, check_resolutions, enumerate_entries,
                                  fit_correction, precision_speed_ratios, reference_architecture, table_path)
 from hwnas.metrics import prediction_agreement
@@ -280,67 +280,42 @@ class Profiler:
 
     def _measure_interleaved(self, jobs: list["_Job"],
                              records: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
-        """Every entry and subnet timed in the same round-robin passes, so machine drift cancels.
+        """Every entry and subnet timed in the same round-robin passes by :func:`time_models`, the
+        timing path of export and ``--validate-front``, with the protocol this table records.
 
         Graphs whose total size exceeds what the measurer holds at once (``max_interleaved_bytes``:
         memory locally, the upload limit of a remote agent) are split into balanced groups, each
-        mixing small block graphs with whole subnets; each group also times the speed reference,
-        and every group's samples are scaled to the speed of the fastest group, so drift between
-        groups (seconds apart) cancels as well. Each finished pass of a group is appended to
-        the checkpoint; a resumed run rebuilds the graphs and continues with the next pass. The
-        checkpoint's passes are only reused for the same group of jobs.
+        also timing the speed reference (the last job), and every group's samples are scaled to
+        the speed of the fastest group, so drift between groups (seconds apart) cancels as well.
+        Each finished pass of a group is appended to the checkpoint; a resumed run rebuilds the
+        graphs and continues with the next pass (passes are only reused for the same group of jobs).
         """
         t0 = time.perf_counter()
         graphs = [job.build() for job in self._bar(jobs, "exporting graphs", len(jobs), 0)]
         export_s = time.perf_counter() - t0
-        limit = int(getattr(self.measurer, "max_interleaved_bytes", 0) or 0)
-        ref = next((i for i, job in enumerate(jobs) if job.kind == "reference"), None)
-        # every group also times the speed reference, so drift between groups can be divided out
-        groups = reference_groups([len(g[0]) for g in graphs], ref, limit)
-        passes = self.profile.repeats
-        samples = np.zeros((passes, len(jobs)))
-        ref_rows: list[np.ndarray] = []
+        protocol = TimingProtocol.of_table({"protocol": self.protocol()})
+        log = _CheckpointLog(self.partial_path, jobs, records)
         t1 = time.perf_counter()
-        new_passes = 0
-        for g, members in enumerate(groups):
-            key = _jobs_hash([jobs[i] for i in members])
-            done = [r["ms"] for r in records if r.get("type") == "pass" and r.get("jobs") == key
-                    and len(r.get("ms", ())) == len(members)]
-            new_passes += max(passes - len(done), 0)
-
-            def checkpoint(row: np.ndarray, key: str = key) -> None:
-                append_jsonl(self.partial_path, {"type": "pass", "jobs": key, "ms": [float(v) for v in row]})
-
-            desc = f"timing {len(members)} graphs" + (f", group {g + 1}/{len(groups)}" if len(groups) > 1 else "")
-            rows = self.measurer.measure_interleaved([graphs[i] for i in members], passes, self.options.burst,
-                                                     done, checkpoint, self._pass_bar(desc, passes, len(done)))
-            samples[:, members] = rows
-            if len(groups) > 1 and ref is not None:
-                ref_rows.append(rows[:, -1])
-        if ref_rows:  # to the speed of the fastest group
-            columns = list(samples.T)
-            self.group_speeds = rescale_groups(columns, groups, ref_rows, self.options.statistic)
-            samples = np.stack(columns, axis=1)
+        stats = time_models(self.measurer, graphs[:-1], self._pass_bar(self.profile.repeats), min_seconds=0.0,
+                            protocol=protocol, reference=graphs[-1], log=log)
         time_s = time.perf_counter() - t1
+        self.group_speeds = stats.group_slowdowns
         for job in jobs:
-            self._measured[job.kind] += int(new_passes > 0)
-        per_ms = samples.sum(axis=0) * self.options.burst
+            self._measured[job.kind] += int(log.added > 0)
+        per_ms = np.array([st.mean_ms * st.repeats for st in stats])
         share = per_ms / max(per_ms.sum(), 1e-12)
-        results = {}
-        for j, job in enumerate(jobs):
-            stats = LatencyStats.from_samples(samples[:, j], self.profile.batch_size)
-            results[(job.kind, job.id)] = {"ms": stats.value(self.options.statistic), **stats.to_dict(),
-                                           "round_medians_ms": [stats.median_ms],
-                                           "seconds": float(export_s / len(jobs) + time_s * share[j])}
-        return results
+        return {(job.kind, job.id): {"ms": st.value(protocol.statistic), **st.to_dict(),
+                                     "round_medians_ms": [st.median_ms],
+                                     "seconds": float(export_s / len(jobs) + time_s * share[j])}
+                for j, (job, st) in enumerate(zip(jobs, stats))}
 
-    def _pass_bar(self, desc: str, passes: int, done: int) -> Any:
+    def _pass_bar(self, passes: int) -> Any:
         if not self.progress:
             return None
         from tqdm.auto import tqdm
 
-        return lambda items: tqdm(items, desc=f"{desc} ({self.profile.name})", total=passes, initial=done,
-                                  unit="pass", dynamic_ncols=True)
+        return lambda items: tqdm(items, desc=f"timing interleaved passes ({self.profile.name})", total=passes,
+                                  initial=passes - len(items), unit="pass", dynamic_ncols=True)
 
     def _measure_rounds(self, jobs: list["_Job"],
                         records: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -481,6 +456,26 @@ def _jobs_hash(jobs: Sequence["_Job"]) -> str:
     import hashlib
 
     return hashlib.sha256("\n".join(f"{j.kind}:{j.id}" for j in jobs).encode()).hexdigest()[:16]
+
+
+class _CheckpointLog:
+    """The interleaved passes in the checkpoint (:class:`hwnas.latency.measure.PassLog`): each pass
+    is keyed by the hash of its group's jobs, so passes are reused only for the same group."""
+
+    def __init__(self, path: Path, jobs: Sequence["_Job"], records: list[dict[str, Any]]) -> None:
+        self.path, self.jobs, self.records, self.added = path, jobs, records, 0
+
+    def _key(self, members: Sequence[int]) -> str:
+        return _jobs_hash([self.jobs[i] for i in members])
+
+    def done(self, members: Sequence[int]) -> list[list[float]]:
+        key = self._key(members)
+        return [r["ms"] for r in self.records if r.get("type") == "pass" and r.get("jobs") == key
+                and len(r.get("ms", ())) == len(members)]
+
+    def add(self, members: Sequence[int], row: np.ndarray) -> None:
+        append_jsonl(self.path, {"type": "pass", "jobs": self._key(members), "ms": [float(v) for v in row]})
+        self.added += 1
 
 
 def _check_precision(precision: str, profile: DeviceProfile) -> None:

@@ -32,6 +32,8 @@ _BLOCK_ELEMENTS = 1 << 22
 # Above this many points the general-m sort peels fronts one at a time instead of holding the
 # full (n, n) dominance matrix.
 _FULL_MATRIX_MAX = 4096
+# Above this many rows the 2-objective front is sought among the rows a cheap test leaves.
+_PREFILTER_MIN = 4096
 
 
 # --------------------------------------------------------------------------------- dominance
@@ -46,6 +48,35 @@ def _dominates(A: np.ndarray, B: np.ndarray) -> np.ndarray:
 
 
 def _pareto_mask_2d(F: np.ndarray) -> np.ndarray:
+    if len(F) > _PREFILTER_MIN and np.isfinite(F).all():
+        rows = _not_beaten_by_an_earlier_bin(F)
+        mask = np.zeros(len(F), dtype=bool)
+        mask[rows[_pareto_mask_2d_sorted(F[rows])]] = True
+        return mask
+    return _pareto_mask_2d_sorted(F)
+
+
+def _not_beaten_by_an_earlier_bin(F: np.ndarray, bins: int = 256) -> np.ndarray:
+    """Indices of the rows that may be on the front: an exact, cheap pre-filter.
+
+    Why: the front over a search's whole archive (100k rows, a few hundred on the front) took a
+    sort of every row, a share of the command's marginal time. Rows are binned by the first
+    objective; a row whose second objective is no lower than the best one of any earlier bin
+    is dominated by that bin's best row (smaller first objective, no larger second), so it is off
+    the front. The survivors, a few percent, go through the exact sort.
+    """
+    f0, f1 = F[:, 0], F[:, 1]
+    lo, span = f0.min(), f0.max() - f0.min()
+    if not span > 0:
+        return np.arange(len(F))
+    b = np.minimum((f0 - lo) * (bins / span), bins - 1).astype(np.int64)
+    best = np.full(bins + 1, np.inf)
+    np.minimum.at(best[1:], b, f1)  # best[c + 1]: lowest f1 in bin c
+    before = np.minimum.accumulate(best)[:-1]  # before[c]: lowest f1 in the bins below c
+    return np.flatnonzero(f1 < before[b])
+
+
+def _pareto_mask_2d_sorted(F: np.ndarray) -> np.ndarray:
     order = np.lexsort((F[:, 1], F[:, 0]))
     f = F[order]
     best_before = np.minimum.accumulate(f[:, 1])

@@ -440,17 +440,25 @@ def compute_picks(ev: Evaluated, budgets: dict[str, list[float]], layout: GeneLa
     Without accuracy predictions (all NaN) the pick is the subnet with the most MACs under the
     budget: the largest network that fits, the usual proxy when accuracy is unknown."""
     rank = -ev.macs.astype(np.float64) if np.isnan(ev.accuracy).all() else -ev.accuracy
+    rank = np.where(np.isnan(rank), np.inf, rank)  # an unscored row ranks last
     picks = []
     for device, device_budgets in budgets.items():
         lat = ev.latency_ms[device]
         for b in device_budgets:
-            ok = np.flatnonzero(ev.feasible & (lat <= b))
-            if not len(ok):
-                picks.append(Pick(device, b, None))
-                continue
-            best = int(ok[np.lexsort((lat[ok], rank[ok]))[0]])
-            picks.append(Pick(device, b, ev.record(best, layout), eval_index=best))
+            best = _best_under(ev.feasible & (lat <= b), rank, lat)
+            picks.append(Pick(device, b, None) if best is None
+                         else Pick(device, b, ev.record(best, layout), eval_index=best))
     return picks
+
+
+def _best_under(ok: np.ndarray, rank: np.ndarray, lat: np.ndarray) -> int | None:
+    """The first row among ``ok`` of lowest ``rank``, ties broken by lowest ``lat``. Two linear
+    scans: sorting every feasible candidate (``lexsort``) was most of a large search's pick time."""
+    if not ok.any():
+        return None
+    masked = np.where(ok, rank, np.inf)
+    tied = np.flatnonzero(ok & (masked == masked.min()))
+    return int(tied[np.argmin(lat[tied])])
 
 
 @dataclass
@@ -551,7 +559,7 @@ def execute_search(prep: PreparedSearch, progress: bool = False,
     on_front[result.front] = True
     ev = Evaluated(genes=result.genes, violation=result.violation, feasible=result.violation <= 0,
                    on_front=on_front, **scores)
-    front = [ev.record(int(i), problem.layout) for i in result.front]
+    front = ev.records(result.front, problem.layout)
     picks = compute_picks(ev, prep.budgets, problem.layout)
     prepared = {f.name: getattr(prep, f.name) for f in fields(PreparedSearch)}
     return SearchOutcome(**prepared, result=result, evaluated=ev, front=front, picks=picks,
