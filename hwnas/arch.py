@@ -2,7 +2,10 @@
 
 Layout follows once-for-all: ``kernel`` and ``expand`` hold one value per block *slot*
 (``num_stages * max_depth``), ``depth`` one value per stage, and a slot beyond its stage's depth
-is inactive (its values are kept but ignore by every consumer). hwnas's JSON form and OFA's dict
+is inactive (its values are kept but ignore by every consumer). A stage whose depth choices stop
+below ``max_depth`` (ProxylessNAS's one-block last stage) has slots that are never active; OFA's
+own lists end at its last real block, which ``set_active_subnet`` reaches first, so the trailing
+never-active slots are ignored there too. hwnas's JSON form and OFA's dict
 form (``ks``, ``e``, ``d`` and ``r`` or ``image_size``) are both accepted.
 """
 
@@ -59,8 +62,8 @@ class Architecture:
             if e not in space.expand_ratios:
                 raise ArchitectureError(f"expand[{i}] = {e} is not allowed; choose from {space.expand_ratios}")
         for i, d in enumerate(self.depth):
-            if d not in space.depths:
-                raise ArchitectureError(f"depth[{i}] = {d} is not allowed; choose from {space.depths}")
+            if d not in space.stage_depths(i):
+                raise ArchitectureError(f"depth[{i}] = {d} is not allowed; choose from {space.stage_depths(i)}")
         if self.resolution not in space.resolutions:
             raise ArchitectureError(
                 f"resolution {self.resolution} is not allowed; choose from {space.resolutions}")
@@ -149,16 +152,24 @@ def sample_architecture(space: SearchSpace | str, rng: np.random.Generator | int
     return Architecture(
         kernel=tuple(int(v) for v in rng.choice(space.kernel_sizes, n)),
         expand=tuple(int(v) for v in rng.choice(space.expand_ratios, n)),
-        depth=tuple(int(v) for v in rng.choice(space.depths, space.num_stages)),
+        depth=_sample_depths(space, rng),
         resolution=int(rng.choice(space.resolutions)) if resolution is None else int(resolution),
     )
+
+
+def _sample_depths(space: SearchSpace, rng: np.random.Generator) -> tuple[int, ...]:
+    """One depth per stage; stages sharing the space's choices draw together (the stream OFA-style
+    spaces have always used, so seeded samples of existing spaces stay the same)."""
+    if all(st.depths is None for st in space.stages):
+        return tuple(int(v) for v in rng.choice(space.depths, space.num_stages))
+    return tuple(int(rng.choice(space.stage_depths(i))) for i in range(space.num_stages))
 
 
 def largest_architecture(space: SearchSpace | str, resolution: int | None = None) -> Architecture:
     space = get_space(space)
     n = space.num_block_slots
     return Architecture((space.max_kernel,) * n, (max(space.expand_ratios),) * n,
-                        (space.max_depth,) * space.num_stages,
+                        tuple(max(space.stage_depths(i)) for i in range(space.num_stages)),
                         max(space.resolutions) if resolution is None else resolution)
 
 
@@ -166,5 +177,5 @@ def smallest_architecture(space: SearchSpace | str, resolution: int | None = Non
     space = get_space(space)
     n = space.num_block_slots
     return Architecture((min(space.kernel_sizes),) * n, (min(space.expand_ratios),) * n,
-                        (min(space.depths),) * space.num_stages,
+                        tuple(min(space.stage_depths(i)) for i in range(space.num_stages)),
                         min(space.resolutions) if resolution is None else resolution)

@@ -1,4 +1,4 @@
-"""Search spaces as data: a named preset fully describes an elastic MobileNetV3 supernet.
+"""Search spaces as data: a named preset fully describes an elastic supernet.
 
 Everything downstream (supernet construction, FLOPs, latency-table keys, predictor encodings)
 is derived from a :class:`SearchSpace`, and its :meth:`SearchSpace.fingerprint` is stamped into
@@ -17,7 +17,16 @@ from typing import Any
 
 from hwnas.errors import SpaceError
 
-ACTIVATIONS = ("relu", "hswish")
+ACTIVATIONS = ("relu", "relu6", "hswish")
+# A family is a kind of network with one supernet builder (hwnas.supernet.network.build_supernet);
+# everything that differs between the spaces of one family is data in the space (widths, strides,
+# per-stage SE / activation / depth choices, the head's widths and activation).
+FAMILIES = ("mbconv",)
+# Fields added after artifacts were shipped: left out of to_dict() (and so of the fingerprint)
+# while they hold these defaults, so every existing table, predictor and checkpoint keeps its
+# fingerprint.
+_LATER_DEFAULTS: dict[str, Any] = {"family": "mbconv", "head_act": "hswish"}
+_LATER_STAGE_DEFAULTS: dict[str, Any] = {"depths": None}
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
@@ -31,14 +40,24 @@ def make_divisible(value: float, divisor: int = 8, min_value: int | None = None)
 
 @dataclass(frozen=True)
 class StageSpec:
-    """One elastic stage: ``width`` output channels, first-block ``stride``, SE and activation."""
+    """One elastic stage: ``width`` output channels, first-block ``stride``, SE and activation.
+
+    ``depths`` overrides the space's depth choices for this stage (ProxylessNAS's last stage is
+    always one block); ``None`` means the space's ``depths``.
+    """
 
     width: int
     stride: int
     se: bool
     act: str
+    depths: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
+        if self.depths is not None:
+            depths = tuple(sorted(int(d) for d in self.depths))
+            if not depths or min(depths) < 1 or len(set(depths)) != len(depths):
+                raise SpaceError(f"stage depths must be distinct values >= 1, got {self.depths}")
+            object.__setattr__(self, "depths", depths)
         if self.width <= 0:
             raise SpaceError(f"stage width must be positive, got {self.width}")
         if self.stride not in (1, 2):
@@ -49,11 +68,12 @@ class StageSpec:
 
 @dataclass(frozen=True)
 class SearchSpace:
-    """An OFA-style elastic MobileNetV3 space.
+    """An OFA-style elastic space of the ``mbconv`` family (MobileNetV3, ProxylessNAS).
 
-    Fixed parts: stem conv, a first MBConv block (expand 1, kernel 3), the final 1x1 expand conv,
-    global pooling, the feature-mix 1x1 conv and the classifier. Elastic parts: per block kernel
-    size and expand ratio, per stage depth, and the input resolution.
+    Fixed parts: stem conv, a first MBConv block (expand 1, kernel 3), the final 1x1 expand conv
+    (BN + ``head_act``), global pooling, the feature-mix 1x1 conv (no BN, ``head_act``; absent
+    when ``feature_width`` is 0, as in ProxylessNAS) and the classifier. Elastic parts: per block
+    kernel size and expand ratio, per stage depth, and the input resolution.
     """
 
     name: str
@@ -76,6 +96,8 @@ class SearchSpace:
     channel_divisor: int = 8
     bn_eps: float = 1e-5
     bn_momentum: float = 0.1
+    family: str = "mbconv"
+    head_act: str = "hswish"
     description: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -96,16 +118,19 @@ class SearchSpace:
             raise SpaceError(f"space {self.name!r}: depths must be >= 1, got {self.depths}")
         if min(self.expand_ratios) < 1:
             raise SpaceError(f"space {self.name!r}: expand ratios must be >= 1")
-        if self.stem_act not in ACTIVATIONS or self.first_block_act not in ACTIVATIONS:
+        if self.family not in FAMILIES:
+            raise SpaceError(f"space {self.name!r}: family {self.family!r} is not one of {FAMILIES}")
+        if any(act not in ACTIVATIONS for act in (self.stem_act, self.first_block_act, self.head_act)):
             raise SpaceError(f"space {self.name!r}: activations must be one of {ACTIVATIONS}")
         if self.stem_stride not in (1, 2):
             raise SpaceError(f"space {self.name!r}: stem stride must be 1 or 2")
         if min(self.resolutions) < 8:
             raise SpaceError(f"space {self.name!r}: resolutions must be >= 8 px")
-        for attr in ("in_channels", "num_classes", "stem_width", "first_block_width",
-                     "final_expand_width", "feature_width"):
+        for attr in ("in_channels", "num_classes", "stem_width", "first_block_width", "final_expand_width"):
             if int(getattr(self, attr)) <= 0:
                 raise SpaceError(f"space {self.name!r}: {attr} must be positive")
+        if int(self.feature_width) < 0:
+            raise SpaceError(f"space {self.name!r}: feature_width must be positive, or 0 for no feature-mix conv")
 
     # ----------------------------------------------------------------------------- shape facts
     @property
@@ -114,11 +139,17 @@ class SearchSpace:
 
     @property
     def max_depth(self) -> int:
-        return max(self.depths)
+        return max(max(self.stage_depths(i)) for i in range(self.num_stages))
+
+    def stage_depths(self, stage: int) -> tuple[int, ...]:
+        """Depth choices of one stage: its own ``depths`` or the space's."""
+        own = self.stages[stage].depths
+        return self.depths if own is None else own
 
     @property
     def num_block_slots(self) -> int:
-        """Elastic block slots: ``num_stages * max_depth`` (inactive slots are ignored)."""
+        """Elastic block slots: ``num_stages * max_depth`` (inactive slots are ignored; a stage whose
+        depth choices stop below ``max_depth`` has slots that are never active)."""
         return self.num_stages * self.max_depth
 
     @property
@@ -137,8 +168,11 @@ class SearchSpace:
 
     # ----------------------------------------------------------------------------- identity
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["stages"] = [asdict(s) for s in self.stages]
+        data = _without_later_defaults(asdict(self), _LATER_DEFAULTS)
+        data["stages"] = [_without_later_defaults(asdict(s), _LATER_STAGE_DEFAULTS) for s in self.stages]
+        for st in data["stages"]:
+            if "depths" in st:
+                st["depths"] = list(st["depths"])
         for attr in ("resolutions", "kernel_sizes", "expand_ratios", "depths"):
             data[attr] = list(data[attr])
         return data
@@ -165,6 +199,11 @@ class SearchSpace:
                 f"{what} was built for a different search space (fingerprint {fingerprint}, "
                 f"space {self.name!r} is {self.fingerprint()}). Rebuild it for this space, "
                 f"or pass the space it was made for.")
+
+
+def _without_later_defaults(data: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """``data`` less the later-added fields that hold their defaults (see ``_LATER_DEFAULTS``)."""
+    return {k: v for k, v in data.items() if not (k in defaults and v == defaults[k])}
 
 
 # --------------------------------------------------------------------------------- registry
@@ -262,4 +301,31 @@ FMNIST_MBV3 = register_space(SearchSpace(
     feature_width=512,
     resolutions=(20, 24, 28, 32),
     dropout=0.1,
+))
+
+OFA_PROXYLESS_W13 = register_space(SearchSpace(
+    name="ofa-proxyless-w1.3",
+    description="The published once-for-all ProxylessNAS ImageNet supernet (ofa_proxyless_d234_e346_k357_w1.3): "
+                "MBConv without SE, ReLU6 everywhere, one-block last stage, feature-mix conv before pooling.",
+    in_channels=3,
+    num_classes=1000,
+    stem_width=40,
+    stem_stride=2,
+    stem_act="relu6",
+    first_block_width=24,
+    first_block_act="relu6",
+    stages=(
+        StageSpec(32, 2, False, "relu6"),
+        StageSpec(56, 2, False, "relu6"),
+        StageSpec(104, 2, False, "relu6"),
+        StageSpec(128, 1, False, "relu6"),
+        StageSpec(248, 2, False, "relu6"),
+        StageSpec(416, 1, False, "relu6", depths=(1,)),
+    ),
+    final_expand_width=1664,
+    feature_width=0,
+    head_act="relu6",
+    resolutions=tuple(range(128, 225, 4)),
+    dropout=0.1,
+    bn_eps=1e-3,
 ))

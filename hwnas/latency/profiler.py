@@ -432,9 +432,9 @@ class Profiler:
 
     def _get_supernet(self) -> Any:
         if self._supernet is None:
-            from hwnas.supernet.network import ElasticMobileNetV3
+            from hwnas.supernet.network import build_supernet
 
-            self._supernet = ElasticMobileNetV3(self.space).eval()
+            self._supernet = build_supernet(self.space).eval()
         return self._supernet
 
     def _bar(self, items: list, desc: str, total: int, initial: int) -> Any:

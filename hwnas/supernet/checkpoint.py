@@ -52,7 +52,7 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
 
 def load_supernet(path: str | Path, space: SearchSpace | str | None = None, map_location: str = "cpu"):
     """Load a supernet saved by :func:`save_supernet`. Returns ``(net, extra_metadata)``."""
-    from hwnas.supernet.network import ElasticMobileNetV3
+    from hwnas.supernet.network import build_supernet
 
     path = Path(path)
     if not path.is_file():
@@ -69,7 +69,7 @@ def load_supernet(path: str | Path, space: SearchSpace | str | None = None, map_
             space.check_fingerprint(stored.fingerprint(), f"checkpoint {path}")
         except HwnasError:
             space = stored
-    net = ElasticMobileNetV3(space)
+    net = build_supernet(space)
     from safetensors.torch import load as st_load
 
     state = st_load(path.read_bytes())

@@ -1,6 +1,6 @@
-"""Published once-for-all (OFA) MobileNetV3 checkpoints -> :class:`ElasticMobileNetV3`.
+"""Published once-for-all (OFA) MobileNetV3 and ProxylessNAS checkpoints -> the hwnas supernet.
 
-The released supernet ``ofa_mbv3_d234_e346_k357_w1.0`` is a torch pickle holding
+The released supernets (``ofa_mbv3_d234_e346_k357_w1.0``, ``ofa_proxyless_d234_e346_k357_w1.3``) are torch pickles holding
 ``{"state_dict": ...}`` (sometimes the bare state dict). Its key names changed over OFA's
 history: older files call the block ``blocks.N.mobile_inverted_conv``, newer ones
 ``blocks.N.conv``; the dynamic layers nest their torch modules (``bn.bn.weight``,
@@ -21,7 +21,7 @@ from torch import Tensor
 
 from hwnas.errors import HwnasError
 from hwnas.space import SearchSpace, get_space
-from hwnas.supernet.network import ElasticMobileNetV3
+from hwnas.supernet.network import ElasticMobileNetV3, build_supernet
 from hwnas.torch_file import read_tensor_pickle
 
 OFA_SPACE = "ofa-mbv3-w1.0"
@@ -43,6 +43,14 @@ def normalize_ofa_key(key: str) -> str:
         key = key[len("module."):]
     for pattern, replacement in _KEY_RULES:
         key = pattern.sub(replacement, key)
+    return key
+
+
+def head_key(space: SearchSpace, key: str) -> str:
+    """A normalised key in ``space``'s module names: OFA's ProxylessNAS calls its one pre-pool head
+    conv ``feature_mix_layer``, which is the ``final_expand_layer`` of a space without feature mix."""
+    if space.feature_width == 0 and key.startswith("feature_mix_layer."):
+        return "final_expand_layer." + key[len("feature_mix_layer."):]
     return key
 
 
@@ -72,8 +80,8 @@ def load_ofa_supernet(path: str | Path, space: SearchSpace | str = OFA_SPACE) ->
     one message listing what is missing, unexpected or mis-shaped.
     """
     space = get_space(space)
-    state = load_ofa_state_dict(path)
-    net = ElasticMobileNetV3(space)
+    state = {head_key(space, k): v for k, v in load_ofa_state_dict(path).items()}
+    net = build_supernet(space)
     expected = net.state_dict()
     _fill_batch_counters(state, expected)
     check_ofa_state_dict(state, expected, source=str(path), space=space)
@@ -94,8 +102,9 @@ def check_ofa_state_dict(state: dict[str, Tensor], expected: dict[str, Tensor], 
     if hint:
         lines.append(hint)
     if not any(k in expected for k in state if not k.endswith("num_batches_tracked")):
-        lines.append("none of its keys name a MobileNetV3 supernet layer: this is not an OFA MobileNetV3 "
-                     "checkpoint (ProxylessNAS / ResNet supernets and static subnets are not supported)")
+        lines.append(f"none of its keys name a layer of the {space.name!r} supernet: this is not an OFA "
+                     "MobileNetV3 checkpoint, nor a ProxylessNAS one (ResNet supernets and static subnets are not "
+                     "supported)")
     if missing:
         lines.append(f"missing {len(missing)} keys: {_listing(missing)}")
     if unexpected:
@@ -107,7 +116,8 @@ def check_ofa_state_dict(state: dict[str, Tensor], expected: dict[str, Tensor], 
         lines.append(f"{len(mismatched)} shape mismatches: " + "; ".join(shown) + more)
     lines.append("Use the once-for-all file that matches the space: ofa_mbv3_d234_e346_k357_w1.0 with space "
                  "'ofa-mbv3-w1.0', ofa_mbv3_d234_e346_k357_w1.2 with space 'ofa-mbv3-w1.2' (kernel 3/5/7, "
-                 "expand 3/4/6, depth 2/3/4), or register a search space that matches the file.")
+                 "expand 3/4/6, depth 2/3/4), ofa_proxyless_d234_e346_k357_w1.3 with space 'ofa-proxyless-w1.3', "
+                 "or register a search space that matches the file.")
     raise HwnasError("\n  ".join(lines))
 
 
