@@ -9,15 +9,19 @@ Small resolutions and batch 1 keep them quick on a busy CPU.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from hwnas.arch import Architecture
+from hwnas.cli import main
 from hwnas.complexity import macs_and_params
 from hwnas.encoding import GeneLayout
 from hwnas.errors import HwnasError
+from hwnas.export.onnx_export import read_metadata
 from hwnas.space import get_space
 from hwnas.supernet.ofa_checkpoint import load_ofa_supernet
 from ofa_stub import require_ofa  # tests/ is on sys.path
@@ -95,3 +99,17 @@ def test_mobilenet_v3_file_is_refused_for_the_proxyless_space(tmp_path):
                                    depth_list=[2, 3, 4]).state_dict()}, path)
     with pytest.raises(HwnasError, match="does not match the 'ofa-proxyless-w1.3' supernet"):
         load_ofa_supernet(path, SPACE)
+
+
+def test_cli_exports_a_subnet_from_the_published_weights(ofa_net, tmp_path, capsys):
+    """``hwnas export --supernet ofa-proxyless-w1.3 --weights FILE``: ONNX within the export's parity check."""
+    weights = tmp_path / "ofa_proxyless_d234_e346_k357_w1.3.pth"
+    torch.save({"state_dict": ofa_net.state_dict()}, weights)
+    arch = parity_architectures(seed=7)[2]
+    (tmp_path / "arch.json").write_text(json.dumps(arch.to_ofa_dict()))
+    out = tmp_path / "proxyless.onnx"
+    assert main(["export", "--arch", str(tmp_path / "arch.json"), "--supernet", SPACE, "--weights", str(weights),
+                 "--out", str(out), "--calib-images", "0", "--eval-images", "0", "--parity-images", "2",
+                 "--no-progress"]) == 0
+    meta = read_metadata(out)
+    assert Architecture.from_dict(meta["architecture"]) == arch and meta["space"] == SPACE

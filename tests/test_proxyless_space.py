@@ -124,3 +124,24 @@ def test_spaces_command_lists_the_preset(capsys):
     assert cli_main(["spaces"]) == 0
     out = capsys.readouterr().out
     assert "ofa-proxyless-w1.3" in out and SPACE.fingerprint() in out
+
+
+def test_cli_searches_the_space_for_latency_and_macs(tmp_path, monkeypatch):
+    """``hwnas search --space ofa-proxyless-w1.3 --objectives latency,macs`` with a table (synthetic
+    entries at 128 px: the search, not the numbers, is under test)."""
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(3)
+    entries = {e.key: {"median_ms": float(rng.uniform(0.05, 1.0))} for e in enumerate_entries(SPACE, [128])}
+    table = LatencyTable(SPACE, entries, meta={"device": {"name": "synthetic"}}, resolutions=[128])
+    path = table.save(tmp_path / "proxyless.json")
+    out = tmp_path / "run"
+    assert cli_main(["search", "--space", SPACE.name, "--device", str(path), "--objectives", "latency,macs",
+                     "--budget-ms", "40", "--evaluations", "200", "--population", "16", "--out", str(out),
+                     "--no-progress"]) == 0
+    front = json.loads((out / "front.json").read_text())
+    assert front
+    for record in front:
+        arch = Architecture.from_dict(record["arch"], SPACE)
+        assert arch.depth[5] == 1 and arch.resolution == 128

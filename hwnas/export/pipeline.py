@@ -87,7 +87,7 @@ def load_source(supernet: str, settings: ExportSettings, base: Path | None = Non
     if supernet in OFA_SUPERNETS:
         if settings.weights is None:
             raise ConfigError(f"--supernet {supernet} needs the published weights file: pass --weights PATH "
-                              f"(ofa_mbv3_d234_e346_k357_{supernet.rsplit('-', 1)[1]} from the once-for-all "
+                              f"({OFA_SUPERNETS[supernet]} from the once-for-all "
                               "release); hwnas never downloads weights")
         from hwnas.supernet.ofa_checkpoint import load_ofa_supernet
 
