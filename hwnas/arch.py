@@ -122,8 +122,10 @@ class Architecture:
             if len(resolution) != 1:
                 raise ArchitectureError(f"resolution must be one value, got {resolution}")
             resolution = resolution[0]
-        arch = cls(tuple(data[keys["kernel"]]), tuple(data[keys["expand"]]),
-                   tuple(data[keys["depth"]]), resolution)
+        kernel, expand, depth = (list(data[keys[k]]) for k in ("kernel", "expand", "depth"))
+        if space is not None and "ks" in data:
+            kernel, expand, depth = _from_ofa_blocks(get_space(space), kernel, expand, depth)
+        arch = cls(tuple(kernel), tuple(expand), tuple(depth), resolution)
         return arch.validate(space) if space is not None else arch
 
     @classmethod
@@ -140,6 +142,27 @@ class Architecture:
         if not path.is_file():
             raise ArchitectureError(f"architecture file {path} does not exist")
         return cls.from_json(path.read_text(), space)
+
+
+def _from_ofa_blocks(space: SearchSpace, kernel: list, expand: list, depth: list) -> tuple[list, list, list]:
+    """once-for-all's per-block lists -> per-slot lists, where a stage has fewer blocks than ``max_depth``.
+
+    OFA lists one entry per *built* block (21 for ProxylessNAS, whose last stage is one block, where
+    the slot grid has 24) and clamps a stage's depth to its block count; this does the same. Lists
+    that already have one entry per slot pass through unchanged.
+    """
+    blocks = [max(space.stage_depths(i)) for i in range(space.num_stages)]
+    if len(kernel) != sum(blocks) or len(expand) != sum(blocks) or len(kernel) == space.num_block_slots:
+        return kernel, expand, depth
+    kernel_slots, expand_slots, start = [], [], 0
+    for n in blocks:
+        pad = space.max_depth - n
+        kernel_slots += kernel[start:start + n] + [min(space.kernel_sizes)] * pad
+        expand_slots += expand[start:start + n] + [min(space.expand_ratios)] * pad
+        start += n
+    if len(depth) == space.num_stages:
+        depth = [min(int(d), n) if len(space.stage_depths(i)) == 1 else d for i, (d, n) in enumerate(zip(depth, blocks))]
+    return kernel_slots, expand_slots, depth
 
 
 # --------------------------------------------------------------------------------- sampling

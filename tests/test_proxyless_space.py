@@ -145,3 +145,15 @@ def test_cli_searches_the_space_for_latency_and_macs(tmp_path, monkeypatch):
     for record in front:
         arch = Architecture.from_dict(record["arch"], SPACE)
         assert arch.depth[5] == 1 and arch.resolution == 128
+
+
+def test_once_for_all_arch_dicts_with_one_entry_per_block_are_read():
+    """OFA's own dicts list 21 blocks (the grid has 24 slots) and any depth for the one-block stage."""
+    arch = sample_architecture(SPACE, 11).canonical(SPACE)
+    real = range(21)  # the last stage's one block is slot 20; slots 21-23 never run
+    ofa = {"ks": [arch.kernel[s] for s in real], "e": [arch.expand[s] for s in real],
+           "d": list(arch.depth[:5]) + [4], "r": [arch.resolution]}
+    assert Architecture.from_dict(ofa, SPACE) == arch
+    assert Architecture.from_dict(arch.to_ofa_dict(), SPACE) == arch  # the per-slot form still reads
+    with pytest.raises(ArchitectureError, match="kernel list has 21 entries"):
+        Architecture.from_dict(ofa).validate(SPACE)  # without the space the lists cannot be placed
