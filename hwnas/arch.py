@@ -19,7 +19,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from hwnas.errors import ArchitectureError
-from hwnas.space import SearchSpace, get_space
+from hwnas.space import SearchSpace, get_space, require_family
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,7 @@ class Architecture:
     def validate(self, space: SearchSpace | str) -> "Architecture":
         """Raise :class:`ArchitectureError` naming the first value outside ``space``; return self."""
         space = get_space(space)
+        require_family(space, "mbconv", "an MBConv architecture (kernel/expand/depth)")
         slots = space.num_block_slots
         if len(self.kernel) != slots:
             raise ArchitectureError(

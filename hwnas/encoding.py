@@ -19,7 +19,7 @@ import numpy as np
 
 from hwnas.arch import Architecture
 from hwnas.errors import ArchitectureError
-from hwnas.space import SearchSpace, get_space
+from hwnas.space import SearchSpace, get_space, require_family
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,7 @@ class GeneLayout:
 
     def __init__(self, space: SearchSpace | str) -> None:
         self.space = get_space(space)
+        require_family(self.space, "mbconv", "gene encoding (search, latency tables, accuracy predictors)")
         s = self.space
         self.num_slots = s.num_block_slots
         self.num_stages = s.num_stages

@@ -21,7 +21,7 @@ ACTIVATIONS = ("relu", "relu6", "hswish")
 # A family is a kind of network with one supernet builder (hwnas.supernet.network.build_supernet);
 # everything that differs between the spaces of one family is data in the space (widths, strides,
 # per-stage SE / activation / depth choices, the head's widths and activation).
-FAMILIES = ("mbconv",)
+FAMILIES = ("mbconv", "resnet")
 # Fields added after artifacts were shipped: left out of to_dict() (and so of the fingerprint)
 # while they hold these defaults, so every existing table, predictor and checkpoint keeps its
 # fingerprint.
@@ -118,8 +118,9 @@ class SearchSpace:
             raise SpaceError(f"space {self.name!r}: depths must be >= 1, got {self.depths}")
         if min(self.expand_ratios) < 1:
             raise SpaceError(f"space {self.name!r}: expand ratios must be >= 1")
-        if self.family not in FAMILIES:
-            raise SpaceError(f"space {self.name!r}: family {self.family!r} is not one of {FAMILIES}")
+        if self.family != "mbconv":
+            raise SpaceError(f"space {self.name!r}: a SearchSpace is of the 'mbconv' family; "
+                             f"{self.family!r} spaces have their own description (ResNetSpace for 'resnet')")
         if any(act not in ACTIVATIONS for act in (self.stem_act, self.first_block_act, self.head_act)):
             raise SpaceError(f"space {self.name!r}: activations must be one of {ACTIVATIONS}")
         if self.stem_stride not in (1, 2):
@@ -206,11 +207,135 @@ def _without_later_defaults(data: dict[str, Any], defaults: dict[str, Any]) -> d
     return {k: v for k, v in data.items() if not (k in defaults and v == defaults[k])}
 
 
+@dataclass(frozen=True)
+class ResNetSpace:
+    """once-for-all's elastic ResNet (the ``resnet`` family): bottleneck blocks, no kernel choice.
+
+    Fixed parts: the input stem (3x3 conv stride 2, a 3x3 conv with identity shortcut that depth
+    ``d[0]`` can skip, a 3x3 conv), 3x3 max pooling, global pooling and the classifier. Elastic
+    parts: per stage ``base_depths[i] + d`` blocks (``d`` from ``depths``), per block the expand
+    ratio (hidden width = that share of the block's output width), per stage and for the two stem
+    convs a width multiplier, and the input resolution. A stage's first block downsamples its
+    shortcut by average pooling and a 1x1 conv (``avgpool_conv`` in once-for-all).
+    """
+
+    name: str
+    in_channels: int
+    num_classes: int
+    stem_width: int
+    stage_widths: tuple[int, ...]
+    stage_strides: tuple[int, ...]
+    base_depths: tuple[int, ...]
+    resolutions: tuple[int, ...]
+    depths: tuple[int, ...] = (0, 1, 2)
+    expand_ratios: tuple[float, ...] = (0.2, 0.25, 0.35)
+    width_mults: tuple[float, ...] = (0.65, 0.8, 1.0)
+    dropout: float = 0.0
+    channel_divisor: int = 8
+    bn_eps: float = 1e-5
+    bn_momentum: float = 0.1
+    family: str = "resnet"
+    description: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        for attr, kind in (("stage_widths", int), ("stage_strides", int), ("base_depths", int),
+                           ("resolutions", int), ("depths", int), ("expand_ratios", float), ("width_mults", float)):
+            values = tuple(kind(v) for v in getattr(self, attr))
+            if not values:
+                raise SpaceError(f"space {self.name!r}: {attr} must not be empty")
+            if attr not in ("stage_widths", "stage_strides", "base_depths"):
+                if len(set(values)) != len(values):
+                    raise SpaceError(f"space {self.name!r}: {attr} has duplicates: {values}")
+                values = tuple(sorted(values))
+            object.__setattr__(self, attr, values)
+        if self.family != "resnet":
+            raise SpaceError(f"space {self.name!r}: a ResNetSpace is of the 'resnet' family, not {self.family!r}")
+        if not len(self.stage_widths) == len(self.stage_strides) == len(self.base_depths):
+            raise SpaceError(f"space {self.name!r}: stage_widths, stage_strides and base_depths need one entry per stage")
+        if any(s not in (1, 2) for s in self.stage_strides):
+            raise SpaceError(f"space {self.name!r}: stage strides must be 1 or 2, got {self.stage_strides}")
+        if min(self.depths) < 0 or min(self.base_depths) < 1:
+            raise SpaceError(f"space {self.name!r}: extra depths must be >= 0 and base depths >= 1")
+        if min(self.expand_ratios) <= 0 or min(self.width_mults) <= 0:
+            raise SpaceError(f"space {self.name!r}: expand ratios and width multipliers must be positive")
+        if min(self.resolutions) < 32:
+            raise SpaceError(f"space {self.name!r}: resolutions must be >= 32 px (stem, pooling and 3 strided stages)")
+
+    # ----------------------------------------------------------------------------- shape facts
+    @property
+    def num_stages(self) -> int:
+        return len(self.stage_widths)
+
+    @property
+    def stage_max_blocks(self) -> tuple[int, ...]:
+        return tuple(b + max(self.depths) for b in self.base_depths)
+
+    @property
+    def num_blocks(self) -> int:
+        """Blocks the supernet holds (one expand ratio each; once-for-all's ``e`` list)."""
+        return sum(self.stage_max_blocks)
+
+    @property
+    def num_width_choices(self) -> int:
+        """Width genes: the two stem convs, then one per stage (once-for-all's ``w`` list)."""
+        return 2 + self.num_stages
+
+    def width(self, base: int, mult_index: int) -> int:
+        return make_divisible(base * self.width_mults[mult_index], self.channel_divisor)
+
+    def stem_widths(self, w0: int, w1: int) -> tuple[int, int]:
+        """(first two stem convs' width, the last stem conv's width) for width choices ``w0``, ``w1``."""
+        return (make_divisible(self.width(self.stem_width, w0) // 2, self.channel_divisor),
+                self.width(self.stem_width, w1))
+
+    def stage_width(self, stage: int, mult_index: int) -> int:
+        return self.width(self.stage_widths[stage], mult_index)
+
+    def mid_channels(self, out_channels: int, expand: float) -> int:
+        """Hidden width of a bottleneck block, exactly as once-for-all computes it."""
+        return make_divisible(round(out_channels * expand), self.channel_divisor)
+
+    # ----------------------------------------------------------------------------- identity
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for attr in ("stage_widths", "stage_strides", "base_depths", "resolutions", "depths", "expand_ratios",
+                     "width_mults"):
+            data[attr] = list(data[attr])
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ResNetSpace":
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise SpaceError(f"malformed search-space description: {exc}") from None
+
+    fingerprint = SearchSpace.fingerprint
+    check_fingerprint = SearchSpace.check_fingerprint
+
+
+AnySpace = SearchSpace | ResNetSpace
+
+
+def require_family(space: AnySpace, family: str, what: str) -> None:
+    """Refuse, naming the space and family, a step that is not built for ``space``'s family yet."""
+    if space.family != family:
+        raise SpaceError(f"{what} is not available for space {space.name!r} ({space.family} family) yet; "
+                         f"it works for {family}-family spaces: "
+                         f"{', '.join(n for n in list_spaces() if _REGISTRY[n].family == family)}")
+
+
+def space_from_dict(data: dict[str, Any]) -> AnySpace:
+    """A stored space description of either family (``family`` is absent from mbconv dicts)."""
+    kind = ResNetSpace if data.get("family") == "resnet" else SearchSpace
+    return kind.from_dict(data)
+
+
 # --------------------------------------------------------------------------------- registry
-_REGISTRY: dict[str, SearchSpace] = {}
+_REGISTRY: dict[str, AnySpace] = {}
 
 
-def register_space(space: SearchSpace, *, overwrite: bool = False) -> SearchSpace:
+def register_space(space: AnySpace, *, overwrite: bool = False) -> AnySpace:
     if space.name in _REGISTRY and not overwrite:
         raise SpaceError(f"a search space named {space.name!r} is already registered")
     _REGISTRY[space.name] = space
@@ -221,9 +346,10 @@ def list_spaces() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def get_space(name: "str | SearchSpace") -> SearchSpace:
-    """Look up a preset by name (a ``SearchSpace`` is passed through)."""
-    if isinstance(name, SearchSpace):
+def get_space(name: "str | AnySpace") -> SearchSpace:
+    """Look up a preset by name (a space is passed through). Typed as the mbconv ``SearchSpace`` that
+    most steps need; they call :func:`require_family` where a ``ResNetSpace`` could arrive."""
+    if isinstance(name, (SearchSpace, ResNetSpace)):
         return name
     try:
         return _REGISTRY[name]
@@ -328,4 +454,17 @@ OFA_PROXYLESS_W13 = register_space(SearchSpace(
     resolutions=tuple(range(128, 225, 4)),
     dropout=0.1,
     bn_eps=1e-3,
+))
+
+OFA_RESNET50 = register_space(ResNetSpace(
+    name="ofa-resnet50",
+    description="The published once-for-all ResNet50 ImageNet supernet (ofa_resnet50): elastic depth 0/1/2 per "
+                "stage, expand ratio 0.2/0.25/0.35 per block, width multiplier 0.65/0.8/1.0.",
+    in_channels=3,
+    num_classes=1000,
+    stem_width=64,
+    stage_widths=(256, 512, 1024, 2048),
+    stage_strides=(1, 2, 2, 2),
+    base_depths=(2, 2, 4, 2),
+    resolutions=tuple(range(128, 225, 4)),
 ))

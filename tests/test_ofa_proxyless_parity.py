@@ -26,8 +26,8 @@ from hwnas.space import get_space
 from hwnas.supernet.ofa_checkpoint import load_ofa_supernet
 from ofa_stub import require_ofa  # tests/ is on sys.path
 import test_ofa_parity as mbv3_parity  # noqa: E402 (its protocol, reused)
-from test_ofa_parity import (N_RANDOM_SUBNETS, assert_key_styles_load_the_same_weights, parity_failures, randomize,
-                             write_ofa_files)
+from test_ofa_parity import (N_RANDOM_SUBNETS, assert_key_styles_load_the_same_weights, load_key_styles,
+                             parity_failures, randomize)
 
 torch.set_num_threads(1)
 
@@ -44,8 +44,7 @@ def ofa_net() -> nn.Module:
 
 @pytest.fixture(scope="module")
 def loaded(ofa_net: nn.Module, tmp_path_factory: pytest.TempPathFactory) -> dict[str, nn.Module]:
-    files = write_ofa_files(ofa_net, tmp_path_factory.mktemp("ofa_proxyless"))
-    return {style: load_ofa_supernet(path, SPACE) for style, path in files.items()}
+    return load_key_styles(ofa_net, tmp_path_factory.mktemp("ofa_proxyless"), SPACE)
 
 
 def parity_architectures(seed: int = 0) -> list[Architecture]:

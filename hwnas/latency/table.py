@@ -29,7 +29,7 @@ from hwnas.encoding import GeneLayout
 from hwnas.errors import ArchitectureError, ConfigError, MeasurementError
 from hwnas.plan import (BlockSpec, block_plan, conv_out, elastic_block_spec, final_size, first_block_spec,
                         stage_input_sizes, stem_output_size)
-from hwnas.space import SearchSpace, get_space
+from hwnas.space import SearchSpace, get_space, require_family
 
 TABLE_FORMAT = "hwnas-latency-table"
 TABLE_VERSION = 1
@@ -69,6 +69,7 @@ class TableEntry:
 def enumerate_entries(space: SearchSpace | str, resolutions: Sequence[int] | None = None) -> list[TableEntry]:
     """Every distinct block configuration the space can produce at ``resolutions`` (default: all), deduped."""
     space = get_space(space)
+    require_family(space, "mbconv", "a latency table")
     resolutions = check_resolutions(space, resolutions)
     entries: dict[str, TableEntry] = {}
 

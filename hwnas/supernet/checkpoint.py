@@ -15,7 +15,7 @@ from safetensors import SafetensorError
 
 from hwnas.atomic_io import atomic_write_bytes
 from hwnas.errors import HwnasError
-from hwnas.space import SearchSpace, get_space
+from hwnas.space import SearchSpace, get_space, space_from_dict
 
 if TYPE_CHECKING:  # torch loads on first save/load, not to read metadata (`hwnas search` needs no torch)
     import torch
@@ -59,7 +59,7 @@ def load_supernet(path: str | Path, space: SearchSpace | str | None = None, map_
         raise HwnasError(f"supernet checkpoint {path} does not exist; train one with `hwnas train` "
                          "or use the shipped default (checkpoints/fmnist-mbv3.safetensors)")
     meta = read_metadata(path)
-    stored = SearchSpace.from_dict(json.loads(meta["space"]))
+    stored = space_from_dict(json.loads(meta["space"]))
     if space is not None:
         space = get_space(space)
         space.check_fingerprint(stored.fingerprint(), f"checkpoint {path}")
