@@ -122,8 +122,9 @@ def test_profile_a_proxyless_shaped_space_end_to_end(tmp_path):
 
 def test_spaces_command_lists_the_preset(capsys):
     assert cli_main(["spaces"]) == 0
-    out = capsys.readouterr().out
-    assert "ofa-proxyless-w1.3" in out and SPACE.fingerprint() in out
+    rows = {line.split()[0]: line.split()[1:3] for line in capsys.readouterr().out.splitlines()}
+    assert rows["ofa-proxyless-w1.3"] == ["mbconv", SPACE.fingerprint()]
+    assert rows["ofa-resnet50"][0] == "resnet" and rows["fmnist-mbv3"][0] == "mbconv"
 
 
 def test_cli_searches_the_space_for_latency_and_macs(tmp_path, monkeypatch):
