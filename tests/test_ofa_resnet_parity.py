@@ -10,6 +10,8 @@ that the steps not built for this family yet say so.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -19,7 +21,7 @@ from hwnas.arch import Architecture
 from hwnas.cli import main
 from hwnas.encoding import GeneLayout
 from hwnas.errors import ArchitectureError, SpaceError
-from hwnas.export.onnx_export import check_parity, export_subnet
+from hwnas.export.onnx_export import check_parity, export_subnet, read_metadata
 from hwnas.resnet_arch import (ResNetArchitecture, largest_resnet_architecture, resnet_macs_and_params,
                                sample_resnet_architecture, smallest_resnet_architecture)
 from hwnas.space import get_space
@@ -123,3 +125,17 @@ def test_steps_not_built_for_the_family_say_so(capsys):
     assert "resnet family" in capsys.readouterr().err
     assert main(["spaces"]) == 0
     assert SPACE in capsys.readouterr().out
+
+
+def test_cli_exports_a_subnet_from_the_published_weights(ofa_net, tmp_path):
+    """``hwnas export --arch A --supernet ofa-resnet50 --weights FILE`` with once-for-all's d/e/w dict."""
+    weights = tmp_path / "ofa_resnet50.pth"
+    torch.save({"state_dict": ofa_net.state_dict()}, weights)
+    arch = parity_architectures(seed=8)[2]
+    (tmp_path / "arch.json").write_text(json.dumps(arch.to_ofa_dict()))
+    out = tmp_path / "resnet.onnx"
+    assert main(["export", "--arch", str(tmp_path / "arch.json"), "--supernet", SPACE, "--weights", str(weights),
+                 "--out", str(out), "--calib-images", "0", "--eval-images", "0", "--parity-images", "2",
+                 "--no-progress"]) == 0
+    meta = read_metadata(out)
+    assert ResNetArchitecture.from_dict(meta["architecture"], SPACE) == arch and meta["space"] == SPACE

@@ -207,9 +207,9 @@ def export_one(source: Source, arch: Any, path: Path, name: str, measurers: dict
     An :class:`HwnasError` while exporting or verifying marks the model failed (the file removed);
     the caller carries on with the next model.
     """
-    from hwnas.complexity import macs_and_params
     from hwnas.export.onnx_export import check_parity, export_subnet, model_metadata, onnx_accuracy
     from hwnas.export.report import ModelFile, ModelResult
+    from hwnas.families import macs_and_params
     from hwnas.supernet.calibration import recalibrate_bn
 
     space, data = source.net.space, source.dataset
