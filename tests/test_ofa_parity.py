@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import re
 import sys
 
@@ -101,6 +102,20 @@ def write_ofa_files(ofa_net: nn.Module, folder) -> dict[str, str]:
 def load_key_styles(ofa_net: nn.Module, folder, space: str = OFA_SPACE) -> dict[str, nn.Module]:
     """Our supernet for ``space`` loaded from OFA's weights saved in each key style."""
     return {style: load_ofa_supernet(path, space) for style, path in write_ofa_files(ofa_net, folder).items()}
+
+
+def cli_export_from_weights(ofa_net: nn.Module, folder, space: str, arch) -> dict:
+    """``hwnas export --arch A --supernet SPACE --weights FILE`` (no images: parity on random inputs) with
+    OFA's weights and ``arch`` in OFA's dict form; returns the exported model's metadata."""
+    from hwnas.cli import main
+    from hwnas.export.onnx_export import read_metadata
+
+    weights, arch_file, out = folder / "ofa_weights.pth", folder / "arch.json", folder / "model.onnx"
+    torch.save({"state_dict": ofa_net.state_dict()}, weights)
+    arch_file.write_text(json.dumps(arch.to_ofa_dict()))
+    assert main(["export", "--arch", str(arch_file), "--supernet", space, "--weights", str(weights), "--out",
+                 str(out), "--calib-images", "0", "--eval-images", "0", "--parity-images", "2", "--no-progress"]) == 0
+    return read_metadata(out)
 
 
 @pytest.fixture(scope="module")

@@ -9,25 +9,21 @@ Small resolutions and batch 1 keep them quick on a busy CPU.
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from hwnas.arch import Architecture
-from hwnas.cli import main
 from hwnas.complexity import macs_and_params
 from hwnas.encoding import GeneLayout
 from hwnas.errors import HwnasError
-from hwnas.export.onnx_export import read_metadata
 from hwnas.space import get_space
 from hwnas.supernet.ofa_checkpoint import load_ofa_supernet
 from ofa_stub import require_ofa  # tests/ is on sys.path
 import test_ofa_parity as mbv3_parity  # noqa: E402 (its protocol, reused)
-from test_ofa_parity import (N_RANDOM_SUBNETS, assert_key_styles_load_the_same_weights, load_key_styles,
-                             parity_failures, randomize)
+from test_ofa_parity import (N_RANDOM_SUBNETS, assert_key_styles_load_the_same_weights, cli_export_from_weights,
+                             load_key_styles, parity_failures, randomize)
 
 torch.set_num_threads(1)
 
@@ -100,15 +96,8 @@ def test_mobilenet_v3_file_is_refused_for_the_proxyless_space(tmp_path):
         load_ofa_supernet(path, SPACE)
 
 
-def test_cli_exports_a_subnet_from_the_published_weights(ofa_net, tmp_path, capsys):
+def test_cli_exports_a_subnet_from_the_published_weights(ofa_net, tmp_path):
     """``hwnas export --supernet ofa-proxyless-w1.3 --weights FILE``: ONNX within the export's parity check."""
-    weights = tmp_path / "ofa_proxyless_d234_e346_k357_w1.3.pth"
-    torch.save({"state_dict": ofa_net.state_dict()}, weights)
     arch = parity_architectures(seed=7)[2]
-    (tmp_path / "arch.json").write_text(json.dumps(arch.to_ofa_dict()))
-    out = tmp_path / "proxyless.onnx"
-    assert main(["export", "--arch", str(tmp_path / "arch.json"), "--supernet", SPACE, "--weights", str(weights),
-                 "--out", str(out), "--calib-images", "0", "--eval-images", "0", "--parity-images", "2",
-                 "--no-progress"]) == 0
-    meta = read_metadata(out)
+    meta = cli_export_from_weights(ofa_net, tmp_path, SPACE, arch)
     assert Architecture.from_dict(meta["architecture"]) == arch and meta["space"] == SPACE

@@ -10,8 +10,6 @@ that the steps not built for this family yet say so.
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
@@ -21,13 +19,13 @@ from hwnas.arch import Architecture
 from hwnas.cli import main
 from hwnas.encoding import GeneLayout
 from hwnas.errors import ArchitectureError, SpaceError
-from hwnas.export.onnx_export import check_parity, export_subnet, read_metadata
+from hwnas.export.onnx_export import check_parity, export_subnet
 from hwnas.resnet_arch import (ResNetArchitecture, largest_resnet_architecture, resnet_macs_and_params,
                                sample_resnet_architecture, smallest_resnet_architecture)
 from hwnas.space import get_space
 from ofa_stub import require_ofa  # tests/ is on sys.path
-from test_ofa_parity import (N_RANDOM_SUBNETS, assert_key_styles_load_the_same_weights, load_key_styles,
-                             parity_failures, randomize)
+from test_ofa_parity import (N_RANDOM_SUBNETS, assert_key_styles_load_the_same_weights, cli_export_from_weights,
+                             load_key_styles, parity_failures, randomize)
 
 torch.set_num_threads(1)
 
@@ -129,13 +127,6 @@ def test_steps_not_built_for_the_family_say_so(capsys):
 
 def test_cli_exports_a_subnet_from_the_published_weights(ofa_net, tmp_path):
     """``hwnas export --arch A --supernet ofa-resnet50 --weights FILE`` with once-for-all's d/e/w dict."""
-    weights = tmp_path / "ofa_resnet50.pth"
-    torch.save({"state_dict": ofa_net.state_dict()}, weights)
     arch = parity_architectures(seed=8)[2]
-    (tmp_path / "arch.json").write_text(json.dumps(arch.to_ofa_dict()))
-    out = tmp_path / "resnet.onnx"
-    assert main(["export", "--arch", str(tmp_path / "arch.json"), "--supernet", SPACE, "--weights", str(weights),
-                 "--out", str(out), "--calib-images", "0", "--eval-images", "0", "--parity-images", "2",
-                 "--no-progress"]) == 0
-    meta = read_metadata(out)
+    meta = cli_export_from_weights(ofa_net, tmp_path, SPACE, arch)
     assert ResNetArchitecture.from_dict(meta["architecture"], SPACE) == arch and meta["space"] == SPACE
