@@ -28,7 +28,7 @@ def slot_sum(layout: GeneLayout, genes: np.ndarray, slot_table: np.ndarray, per_
 
 @numba.njit(cache=True, nogil=True)
 def _slot_sum(genes, slot_table, per_resolution, active_by_depth, n_slots, n_stages, out):  # pragma: no cover
-    max_depth = active_by_depth.shape[1]
+    max_depth = active_by_depth.shape[2]
     for row in range(genes.shape[0]):
         g = genes[row]
         r = g[2 * n_slots + n_stages]
@@ -36,7 +36,7 @@ def _slot_sum(genes, slot_table, per_resolution, active_by_depth, n_slots, n_sta
         for stage in range(n_stages):
             depth = g[2 * n_slots + stage]
             for pos in range(max_depth):
-                if active_by_depth[depth, pos]:
+                if active_by_depth[stage, depth, pos]:
                     slot = stage * max_depth + pos
                     total += slot_table[slot, g[slot], g[n_slots + slot], r]
         out[row] = total

@@ -2,7 +2,10 @@
 
 Layout follows once-for-all: ``kernel`` and ``expand`` hold one value per block *slot*
 (``num_stages * max_depth``), ``depth`` one value per stage, and a slot beyond its stage's depth
-is inactive (its values are kept but ignore by every consumer). hwnas's JSON form and OFA's dict
+is inactive (its values are kept but ignore by every consumer). A stage whose depth choices stop
+below ``max_depth`` (ProxylessNAS's one-block last stage) has slots that are never active; OFA's
+own lists end at its last real block, which ``set_active_subnet`` reaches first, so the trailing
+never-active slots are ignored there too. hwnas's JSON form and OFA's dict
 form (``ks``, ``e``, ``d`` and ``r`` or ``image_size``) are both accepted.
 """
 
@@ -16,7 +19,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from hwnas.errors import ArchitectureError
-from hwnas.space import SearchSpace, get_space
+from hwnas.space import SearchSpace, get_space, require_family
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,7 @@ class Architecture:
     def validate(self, space: SearchSpace | str) -> "Architecture":
         """Raise :class:`ArchitectureError` naming the first value outside ``space``; return self."""
         space = get_space(space)
+        require_family(space, "mbconv", "an MBConv architecture (kernel/expand/depth)")
         slots = space.num_block_slots
         if len(self.kernel) != slots:
             raise ArchitectureError(
@@ -59,8 +63,8 @@ class Architecture:
             if e not in space.expand_ratios:
                 raise ArchitectureError(f"expand[{i}] = {e} is not allowed; choose from {space.expand_ratios}")
         for i, d in enumerate(self.depth):
-            if d not in space.depths:
-                raise ArchitectureError(f"depth[{i}] = {d} is not allowed; choose from {space.depths}")
+            if d not in space.stage_depths(i):
+                raise ArchitectureError(f"depth[{i}] = {d} is not allowed; choose from {space.stage_depths(i)}")
         if self.resolution not in space.resolutions:
             raise ArchitectureError(
                 f"resolution {self.resolution} is not allowed; choose from {space.resolutions}")
@@ -119,8 +123,10 @@ class Architecture:
             if len(resolution) != 1:
                 raise ArchitectureError(f"resolution must be one value, got {resolution}")
             resolution = resolution[0]
-        arch = cls(tuple(data[keys["kernel"]]), tuple(data[keys["expand"]]),
-                   tuple(data[keys["depth"]]), resolution)
+        kernel, expand, depth = (list(data[keys[k]]) for k in ("kernel", "expand", "depth"))
+        if space is not None and "ks" in data:
+            kernel, expand, depth = _from_ofa_blocks(get_space(space), kernel, expand, depth)
+        arch = cls(tuple(kernel), tuple(expand), tuple(depth), resolution)
         return arch.validate(space) if space is not None else arch
 
     @classmethod
@@ -139,6 +145,27 @@ class Architecture:
         return cls.from_json(path.read_text(), space)
 
 
+def _from_ofa_blocks(space: SearchSpace, kernel: list, expand: list, depth: list) -> tuple[list, list, list]:
+    """once-for-all's per-block lists -> per-slot lists, where a stage has fewer blocks than ``max_depth``.
+
+    OFA lists one entry per *built* block (21 for ProxylessNAS, whose last stage is one block, where
+    the slot grid has 24) and clamps a stage's depth to its block count; this does the same. Lists
+    that already have one entry per slot pass through unchanged.
+    """
+    blocks = [max(space.stage_depths(i)) for i in range(space.num_stages)]
+    if len(kernel) != sum(blocks) or len(expand) != sum(blocks) or len(kernel) == space.num_block_slots:
+        return kernel, expand, depth
+    kernel_slots, expand_slots, start = [], [], 0
+    for n in blocks:
+        pad = space.max_depth - n
+        kernel_slots += kernel[start:start + n] + [min(space.kernel_sizes)] * pad
+        expand_slots += expand[start:start + n] + [min(space.expand_ratios)] * pad
+        start += n
+    if len(depth) == space.num_stages:
+        depth = [min(int(d), n) if len(space.stage_depths(i)) == 1 else d for i, (d, n) in enumerate(zip(depth, blocks))]
+    return kernel_slots, expand_slots, depth
+
+
 # --------------------------------------------------------------------------------- sampling
 def sample_architecture(space: SearchSpace | str, rng: np.random.Generator | int | None = None,
                         resolution: int | None = None) -> Architecture:
@@ -149,16 +176,24 @@ def sample_architecture(space: SearchSpace | str, rng: np.random.Generator | int
     return Architecture(
         kernel=tuple(int(v) for v in rng.choice(space.kernel_sizes, n)),
         expand=tuple(int(v) for v in rng.choice(space.expand_ratios, n)),
-        depth=tuple(int(v) for v in rng.choice(space.depths, space.num_stages)),
+        depth=_sample_depths(space, rng),
         resolution=int(rng.choice(space.resolutions)) if resolution is None else int(resolution),
     )
+
+
+def _sample_depths(space: SearchSpace, rng: np.random.Generator) -> tuple[int, ...]:
+    """One depth per stage; stages sharing the space's choices draw together (the stream OFA-style
+    spaces have always used, so seeded samples of existing spaces stay the same)."""
+    if all(st.depths is None for st in space.stages):
+        return tuple(int(v) for v in rng.choice(space.depths, space.num_stages))
+    return tuple(int(rng.choice(space.stage_depths(i))) for i in range(space.num_stages))
 
 
 def largest_architecture(space: SearchSpace | str, resolution: int | None = None) -> Architecture:
     space = get_space(space)
     n = space.num_block_slots
     return Architecture((space.max_kernel,) * n, (max(space.expand_ratios),) * n,
-                        (space.max_depth,) * space.num_stages,
+                        tuple(max(space.stage_depths(i)) for i in range(space.num_stages)),
                         max(space.resolutions) if resolution is None else resolution)
 
 
@@ -166,5 +201,5 @@ def smallest_architecture(space: SearchSpace | str, resolution: int | None = Non
     space = get_space(space)
     n = space.num_block_slots
     return Architecture((min(space.kernel_sizes),) * n, (min(space.expand_ratios),) * n,
-                        (min(space.depths),) * space.num_stages,
+                        tuple(min(space.stage_depths(i)) for i in range(space.num_stages)),
                         min(space.resolutions) if resolution is None else resolution)

@@ -52,10 +52,11 @@ def fixed_cost(space: SearchSpace, resolution: int) -> tuple[int, int]:
     last, size = space.stages[-1].width, final_size(space, resolution)
     macs += size * size * last * space.final_expand_width
     params += last * space.final_expand_width + 2 * space.final_expand_width
-    macs += space.final_expand_width * space.feature_width
+    macs += space.final_expand_width * space.feature_width  # 0 without a feature-mix conv
     params += space.final_expand_width * space.feature_width
-    macs += space.feature_width * space.num_classes
-    params += space.feature_width * space.num_classes + space.num_classes
+    features = space.feature_width or space.final_expand_width
+    macs += features * space.num_classes
+    params += features * space.num_classes + space.num_classes
     return macs, params
 
 
@@ -71,7 +72,7 @@ class ComplexityCounter:
         for r_idx, res in enumerate(space.resolutions):
             sizes = stage_input_sizes(space, res)
             for stage in range(space.num_stages):
-                for index in range(space.max_depth):
+                for index in range(max(space.stage_depths(stage))):  # slots never active cost 0
                     slot = stage * space.max_depth + index
                     size = sizes[stage] if index == 0 else conv_out(sizes[stage], space.stages[stage].stride)
                     for k_idx, k in enumerate(space.kernel_sizes):

@@ -5,7 +5,8 @@ shape ``(n, num_genes)`` holding *choice indices*, never on Python objects, so t
 population of 100k candidates is a handful of array operations.
 
 Gene order: ``kernel[slot] * S``, ``expand[slot] * S``, ``depth[stage] * K``, ``resolution``
-(S block slots, K stages). :class:`GeneLayout` converts between genes, value arrays and
+(S block slots, K stages). A stage's depth gene indexes *its* depth choices
+(:meth:`~hwnas.space.SearchSpace.stage_depths`), so its cardinality can differ between stages. :class:`GeneLayout` converts between genes, value arrays and
 :class:`~hwnas.arch.Architecture` objects.
 """
 
@@ -18,7 +19,7 @@ import numpy as np
 
 from hwnas.arch import Architecture
 from hwnas.errors import ArchitectureError
-from hwnas.space import SearchSpace, get_space
+from hwnas.space import SearchSpace, get_space, require_family
 
 
 @dataclass(frozen=True)
@@ -37,12 +38,18 @@ class GeneLayout:
 
     def __init__(self, space: SearchSpace | str) -> None:
         self.space = get_space(space)
+        require_family(self.space, "mbconv", "gene encoding (search, latency tables, accuracy predictors)")
         s = self.space
         self.num_slots = s.num_block_slots
         self.num_stages = s.num_stages
         self.kernel_values = np.asarray(s.kernel_sizes, dtype=np.int64)
         self.expand_values = np.asarray(s.expand_ratios, dtype=np.int64)
-        self.depth_values = np.asarray(s.depths, dtype=np.int64)
+        self.depth_values = np.asarray(s.depths, dtype=np.int64)  # the space's default choices
+        # per stage: depth choice index -> depth (padded with the stage's largest choice)
+        stage_choices = [s.stage_depths(i) for i in range(s.num_stages)]
+        width = max(len(c) for c in stage_choices)
+        self.stage_depth_values = np.array([list(c) + [c[-1]] * (width - len(c)) for c in stage_choices],
+                                           dtype=np.int64)
         self.resolution_values = np.asarray(s.resolutions, dtype=np.int64)
         self.kernel_genes = slice(0, self.num_slots)
         self.expand_genes = slice(self.num_slots, 2 * self.num_slots)
@@ -51,12 +58,12 @@ class GeneLayout:
         self.num_genes = self.resolution_gene + 1
         self.cardinalities = np.array(
             [len(s.kernel_sizes)] * self.num_slots + [len(s.expand_ratios)] * self.num_slots
-            + [len(s.depths)] * self.num_stages + [len(s.resolutions)], dtype=np.int64)
+            + [len(c) for c in stage_choices] + [len(s.resolutions)], dtype=np.int64)
         # slot -> (stage, position) for the depth mask
         self.slot_stage = np.repeat(np.arange(self.num_stages), s.max_depth)
         self.slot_position = np.tile(np.arange(s.max_depth), self.num_stages)
-        # depth index -> which of a stage's slots are active: one gather gives the whole mask
-        self.active_by_depth = np.arange(s.max_depth)[None, :] < self.depth_values[:, None]
+        # [stage, depth index, position]: is the slot active? One gather gives the whole mask
+        self.active_by_depth = np.arange(s.max_depth)[None, None, :] < self.stage_depth_values[:, :, None]
         self._upper_u8 = self.cardinalities.astype(np.uint8)
 
     # ----------------------------------------------------------------------------- conversions
@@ -68,14 +75,14 @@ class GeneLayout:
         lookup = [
             {v: i for i, v in enumerate(self.space.kernel_sizes)},
             {v: i for i, v in enumerate(self.space.expand_ratios)},
-            {v: i for i, v in enumerate(self.space.depths)},
+            [{v: i for i, v in enumerate(self.space.stage_depths(st))} for st in range(self.num_stages)],
             {v: i for i, v in enumerate(self.space.resolutions)},
         ]
         for row, arch in enumerate(archs):
             arch.validate(self.space)
             genes[row, self.kernel_genes] = [lookup[0][k] for k in arch.kernel]
             genes[row, self.expand_genes] = [lookup[1][e] for e in arch.expand]
-            genes[row, self.depth_genes] = [lookup[2][d] for d in arch.depth]
+            genes[row, self.depth_genes] = [lookup[2][st][d] for st, d in enumerate(arch.depth)]
             genes[row, self.resolution_gene] = lookup[3][arch.resolution]
         return genes
 
@@ -97,7 +104,12 @@ class GeneLayout:
 
     def active(self, genes: np.ndarray) -> np.ndarray:
         """``(n, slots)`` bool: slot lies within its stage's depth (genes must be checked)."""
-        return self.active_by_depth[genes[:, self.depth_genes]].reshape(len(genes), self.num_slots)
+        stages = np.arange(self.num_stages)[None, :]
+        return self.active_by_depth[stages, genes[:, self.depth_genes]].reshape(len(genes), self.num_slots)
+
+    def depths(self, genes: np.ndarray) -> np.ndarray:
+        """``(n, stages)`` depth of each stage (genes must be checked)."""
+        return self.stage_depth_values[np.arange(self.num_stages)[None, :], genes[:, self.depth_genes]]
 
     def values(self, genes: np.ndarray, validate: bool = True) -> ArchArrays:
         """Genes -> value arrays (kernel sizes, expand ratios, depths, resolutions, active mask).
@@ -109,7 +121,7 @@ class GeneLayout:
         return ArchArrays(
             kernel=self.kernel_values[genes[:, self.kernel_genes]],
             expand=self.expand_values[genes[:, self.expand_genes]],
-            depth=self.depth_values[genes[:, self.depth_genes]],
+            depth=self.depths(genes),
             resolution=self.resolution_values[genes[:, self.resolution_gene]],
             active=self.active(genes),
         )

@@ -1,4 +1,4 @@
-"""Search spaces as data: a named preset fully describes an elastic MobileNetV3 supernet.
+"""Search spaces as data: a named preset fully describes an elastic supernet.
 
 Everything downstream (supernet construction, FLOPs, latency-table keys, predictor encodings)
 is derived from a :class:`SearchSpace`, and its :meth:`SearchSpace.fingerprint` is stamped into
@@ -17,7 +17,16 @@ from typing import Any
 
 from hwnas.errors import SpaceError
 
-ACTIVATIONS = ("relu", "hswish")
+ACTIVATIONS = ("relu", "relu6", "hswish")
+# A family is a kind of network with one supernet builder (hwnas.supernet.network.build_supernet);
+# everything that differs between the spaces of one family is data in the space (widths, strides,
+# per-stage SE / activation / depth choices, the head's widths and activation).
+FAMILIES = ("mbconv", "resnet")
+# Fields added after artifacts were shipped: left out of to_dict() (and so of the fingerprint)
+# while they hold these defaults, so every existing table, predictor and checkpoint keeps its
+# fingerprint.
+_LATER_DEFAULTS: dict[str, Any] = {"family": "mbconv", "head_act": "hswish"}
+_LATER_STAGE_DEFAULTS: dict[str, Any] = {"depths": None}
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
@@ -31,14 +40,24 @@ def make_divisible(value: float, divisor: int = 8, min_value: int | None = None)
 
 @dataclass(frozen=True)
 class StageSpec:
-    """One elastic stage: ``width`` output channels, first-block ``stride``, SE and activation."""
+    """One elastic stage: ``width`` output channels, first-block ``stride``, SE and activation.
+
+    ``depths`` overrides the space's depth choices for this stage (ProxylessNAS's last stage is
+    always one block); ``None`` means the space's ``depths``.
+    """
 
     width: int
     stride: int
     se: bool
     act: str
+    depths: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
+        if self.depths is not None:
+            depths = tuple(sorted(int(d) for d in self.depths))
+            if not depths or min(depths) < 1 or len(set(depths)) != len(depths):
+                raise SpaceError(f"stage depths must be distinct values >= 1, got {self.depths}")
+            object.__setattr__(self, "depths", depths)
         if self.width <= 0:
             raise SpaceError(f"stage width must be positive, got {self.width}")
         if self.stride not in (1, 2):
@@ -49,11 +68,12 @@ class StageSpec:
 
 @dataclass(frozen=True)
 class SearchSpace:
-    """An OFA-style elastic MobileNetV3 space.
+    """An OFA-style elastic space of the ``mbconv`` family (MobileNetV3, ProxylessNAS).
 
-    Fixed parts: stem conv, a first MBConv block (expand 1, kernel 3), the final 1x1 expand conv,
-    global pooling, the feature-mix 1x1 conv and the classifier. Elastic parts: per block kernel
-    size and expand ratio, per stage depth, and the input resolution.
+    Fixed parts: stem conv, a first MBConv block (expand 1, kernel 3), the final 1x1 expand conv
+    (BN + ``head_act``), global pooling, the feature-mix 1x1 conv (no BN, ``head_act``; absent
+    when ``feature_width`` is 0, as in ProxylessNAS) and the classifier. Elastic parts: per block
+    kernel size and expand ratio, per stage depth, and the input resolution.
     """
 
     name: str
@@ -76,6 +96,8 @@ class SearchSpace:
     channel_divisor: int = 8
     bn_eps: float = 1e-5
     bn_momentum: float = 0.1
+    family: str = "mbconv"
+    head_act: str = "hswish"
     description: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -96,16 +118,20 @@ class SearchSpace:
             raise SpaceError(f"space {self.name!r}: depths must be >= 1, got {self.depths}")
         if min(self.expand_ratios) < 1:
             raise SpaceError(f"space {self.name!r}: expand ratios must be >= 1")
-        if self.stem_act not in ACTIVATIONS or self.first_block_act not in ACTIVATIONS:
+        if self.family != "mbconv":
+            raise SpaceError(f"space {self.name!r}: a SearchSpace is of the 'mbconv' family; "
+                             f"{self.family!r} spaces have their own description (ResNetSpace for 'resnet')")
+        if any(act not in ACTIVATIONS for act in (self.stem_act, self.first_block_act, self.head_act)):
             raise SpaceError(f"space {self.name!r}: activations must be one of {ACTIVATIONS}")
         if self.stem_stride not in (1, 2):
             raise SpaceError(f"space {self.name!r}: stem stride must be 1 or 2")
         if min(self.resolutions) < 8:
             raise SpaceError(f"space {self.name!r}: resolutions must be >= 8 px")
-        for attr in ("in_channels", "num_classes", "stem_width", "first_block_width",
-                     "final_expand_width", "feature_width"):
+        for attr in ("in_channels", "num_classes", "stem_width", "first_block_width", "final_expand_width"):
             if int(getattr(self, attr)) <= 0:
                 raise SpaceError(f"space {self.name!r}: {attr} must be positive")
+        if int(self.feature_width) < 0:
+            raise SpaceError(f"space {self.name!r}: feature_width must be positive, or 0 for no feature-mix conv")
 
     # ----------------------------------------------------------------------------- shape facts
     @property
@@ -114,11 +140,17 @@ class SearchSpace:
 
     @property
     def max_depth(self) -> int:
-        return max(self.depths)
+        return max(max(self.stage_depths(i)) for i in range(self.num_stages))
+
+    def stage_depths(self, stage: int) -> tuple[int, ...]:
+        """Depth choices of one stage: its own ``depths`` or the space's."""
+        own = self.stages[stage].depths
+        return self.depths if own is None else own
 
     @property
     def num_block_slots(self) -> int:
-        """Elastic block slots: ``num_stages * max_depth`` (inactive slots are ignored)."""
+        """Elastic block slots: ``num_stages * max_depth`` (inactive slots are ignored; a stage whose
+        depth choices stop below ``max_depth`` has slots that are never active)."""
         return self.num_stages * self.max_depth
 
     @property
@@ -137,8 +169,11 @@ class SearchSpace:
 
     # ----------------------------------------------------------------------------- identity
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["stages"] = [asdict(s) for s in self.stages]
+        data = _without_later_defaults(asdict(self), _LATER_DEFAULTS)
+        data["stages"] = [_without_later_defaults(asdict(s), _LATER_STAGE_DEFAULTS) for s in self.stages]
+        for st in data["stages"]:
+            if "depths" in st:
+                st["depths"] = list(st["depths"])
         for attr in ("resolutions", "kernel_sizes", "expand_ratios", "depths"):
             data[attr] = list(data[attr])
         return data
@@ -167,11 +202,140 @@ class SearchSpace:
                 f"or pass the space it was made for.")
 
 
+def _without_later_defaults(data: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """``data`` less the later-added fields that hold their defaults (see ``_LATER_DEFAULTS``)."""
+    return {k: v for k, v in data.items() if not (k in defaults and v == defaults[k])}
+
+
+@dataclass(frozen=True)
+class ResNetSpace:
+    """once-for-all's elastic ResNet (the ``resnet`` family): bottleneck blocks, no kernel choice.
+
+    Fixed parts: the input stem (3x3 conv stride 2, a 3x3 conv with identity shortcut that depth
+    ``d[0]`` can skip, a 3x3 conv), 3x3 max pooling, global pooling and the classifier. Elastic
+    parts: per stage ``base_depths[i] + d`` blocks (``d`` from ``depths``), per block the expand
+    ratio (hidden width = that share of the block's output width), per stage and for the two stem
+    convs a width multiplier, and the input resolution. A stage's first block downsamples its
+    shortcut by average pooling and a 1x1 conv (``avgpool_conv`` in once-for-all).
+    """
+
+    name: str
+    in_channels: int
+    num_classes: int
+    stem_width: int
+    stage_widths: tuple[int, ...]
+    stage_strides: tuple[int, ...]
+    base_depths: tuple[int, ...]
+    resolutions: tuple[int, ...]
+    depths: tuple[int, ...] = (0, 1, 2)
+    expand_ratios: tuple[float, ...] = (0.2, 0.25, 0.35)
+    width_mults: tuple[float, ...] = (0.65, 0.8, 1.0)
+    dropout: float = 0.0
+    channel_divisor: int = 8
+    bn_eps: float = 1e-5
+    bn_momentum: float = 0.1
+    family: str = "resnet"
+    description: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        for attr, kind in (("stage_widths", int), ("stage_strides", int), ("base_depths", int),
+                           ("resolutions", int), ("depths", int), ("expand_ratios", float), ("width_mults", float)):
+            values = tuple(kind(v) for v in getattr(self, attr))
+            if not values:
+                raise SpaceError(f"space {self.name!r}: {attr} must not be empty")
+            if attr not in ("stage_widths", "stage_strides", "base_depths"):
+                if len(set(values)) != len(values):
+                    raise SpaceError(f"space {self.name!r}: {attr} has duplicates: {values}")
+                values = tuple(sorted(values))
+            object.__setattr__(self, attr, values)
+        if self.family != "resnet":
+            raise SpaceError(f"space {self.name!r}: a ResNetSpace is of the 'resnet' family, not {self.family!r}")
+        if not len(self.stage_widths) == len(self.stage_strides) == len(self.base_depths):
+            raise SpaceError(f"space {self.name!r}: stage_widths, stage_strides and base_depths need one entry per stage")
+        if any(s not in (1, 2) for s in self.stage_strides):
+            raise SpaceError(f"space {self.name!r}: stage strides must be 1 or 2, got {self.stage_strides}")
+        if min(self.depths) < 0 or min(self.base_depths) < 1:
+            raise SpaceError(f"space {self.name!r}: extra depths must be >= 0 and base depths >= 1")
+        if min(self.expand_ratios) <= 0 or min(self.width_mults) <= 0:
+            raise SpaceError(f"space {self.name!r}: expand ratios and width multipliers must be positive")
+        if min(self.resolutions) < 32:
+            raise SpaceError(f"space {self.name!r}: resolutions must be >= 32 px (stem, pooling and 3 strided stages)")
+
+    # ----------------------------------------------------------------------------- shape facts
+    @property
+    def num_stages(self) -> int:
+        return len(self.stage_widths)
+
+    @property
+    def stage_max_blocks(self) -> tuple[int, ...]:
+        return tuple(b + max(self.depths) for b in self.base_depths)
+
+    @property
+    def num_blocks(self) -> int:
+        """Blocks the supernet holds (one expand ratio each; once-for-all's ``e`` list)."""
+        return sum(self.stage_max_blocks)
+
+    @property
+    def num_width_choices(self) -> int:
+        """Width genes: the two stem convs, then one per stage (once-for-all's ``w`` list)."""
+        return 2 + self.num_stages
+
+    def width(self, base: int, mult_index: int) -> int:
+        return make_divisible(base * self.width_mults[mult_index], self.channel_divisor)
+
+    def stem_widths(self, w0: int, w1: int) -> tuple[int, int]:
+        """(first two stem convs' width, the last stem conv's width) for width choices ``w0``, ``w1``."""
+        return (make_divisible(self.width(self.stem_width, w0) // 2, self.channel_divisor),
+                self.width(self.stem_width, w1))
+
+    def stage_width(self, stage: int, mult_index: int) -> int:
+        return self.width(self.stage_widths[stage], mult_index)
+
+    def mid_channels(self, out_channels: int, expand: float) -> int:
+        """Hidden width of a bottleneck block, exactly as once-for-all computes it."""
+        return make_divisible(round(out_channels * expand), self.channel_divisor)
+
+    # ----------------------------------------------------------------------------- identity
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for attr in ("stage_widths", "stage_strides", "base_depths", "resolutions", "depths", "expand_ratios",
+                     "width_mults"):
+            data[attr] = list(data[attr])
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ResNetSpace":
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise SpaceError(f"malformed search-space description: {exc}") from None
+
+    fingerprint = SearchSpace.fingerprint
+    check_fingerprint = SearchSpace.check_fingerprint
+
+
+AnySpace = SearchSpace | ResNetSpace
+
+
+def require_family(space: AnySpace, family: str, what: str) -> None:
+    """Refuse, naming the space and family, a step that is not built for ``space``'s family yet."""
+    if space.family != family:
+        raise SpaceError(f"{what} is not available for space {space.name!r} ({space.family} family) yet; "
+                         f"it works for {family}-family spaces: "
+                         f"{', '.join(n for n in list_spaces() if _REGISTRY[n].family == family)}")
+
+
+def space_from_dict(data: dict[str, Any]) -> AnySpace:
+    """A stored space description of either family (``family`` is absent from mbconv dicts)."""
+    kind = ResNetSpace if data.get("family") == "resnet" else SearchSpace
+    return kind.from_dict(data)
+
+
 # --------------------------------------------------------------------------------- registry
-_REGISTRY: dict[str, SearchSpace] = {}
+_REGISTRY: dict[str, AnySpace] = {}
 
 
-def register_space(space: SearchSpace, *, overwrite: bool = False) -> SearchSpace:
+def register_space(space: AnySpace, *, overwrite: bool = False) -> AnySpace:
     if space.name in _REGISTRY and not overwrite:
         raise SpaceError(f"a search space named {space.name!r} is already registered")
     _REGISTRY[space.name] = space
@@ -182,9 +346,10 @@ def list_spaces() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def get_space(name: "str | SearchSpace") -> SearchSpace:
-    """Look up a preset by name (a ``SearchSpace`` is passed through)."""
-    if isinstance(name, SearchSpace):
+def get_space(name: "str | AnySpace") -> SearchSpace:
+    """Look up a preset by name (a space is passed through). Typed as the mbconv ``SearchSpace`` that
+    most steps need; they call :func:`require_family` where a ``ResNetSpace`` could arrive."""
+    if isinstance(name, (SearchSpace, ResNetSpace)):
         return name
     try:
         return _REGISTRY[name]
@@ -262,4 +427,44 @@ FMNIST_MBV3 = register_space(SearchSpace(
     feature_width=512,
     resolutions=(20, 24, 28, 32),
     dropout=0.1,
+))
+
+OFA_PROXYLESS_W13 = register_space(SearchSpace(
+    name="ofa-proxyless-w1.3",
+    description="The published once-for-all ProxylessNAS ImageNet supernet (ofa_proxyless_d234_e346_k357_w1.3): "
+                "MBConv without SE, ReLU6 everywhere, one-block last stage, feature-mix conv before pooling.",
+    in_channels=3,
+    num_classes=1000,
+    stem_width=40,
+    stem_stride=2,
+    stem_act="relu6",
+    first_block_width=24,
+    first_block_act="relu6",
+    stages=(
+        StageSpec(32, 2, False, "relu6"),
+        StageSpec(56, 2, False, "relu6"),
+        StageSpec(104, 2, False, "relu6"),
+        StageSpec(128, 1, False, "relu6"),
+        StageSpec(248, 2, False, "relu6"),
+        StageSpec(416, 1, False, "relu6", depths=(1,)),
+    ),
+    final_expand_width=1664,
+    feature_width=0,
+    head_act="relu6",
+    resolutions=tuple(range(128, 225, 4)),
+    dropout=0.1,
+    bn_eps=1e-3,
+))
+
+OFA_RESNET50 = register_space(ResNetSpace(
+    name="ofa-resnet50",
+    description="The published once-for-all ResNet50 ImageNet supernet (ofa_resnet50): elastic depth 0/1/2 per "
+                "stage, expand ratio 0.2/0.25/0.35 per block, width multiplier 0.65/0.8/1.0.",
+    in_channels=3,
+    num_classes=1000,
+    stem_width=64,
+    stage_widths=(256, 512, 1024, 2048),
+    stage_strides=(1, 2, 2, 2),
+    base_depths=(2, 2, 4, 2),
+    resolutions=tuple(range(128, 225, 4)),
 ))

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
+import re
 import sys
 
 import numpy as np
@@ -22,7 +24,9 @@ from torch import nn
 
 from hwnas.arch import Architecture, largest_architecture, sample_architecture, smallest_architecture
 from hwnas.errors import HwnasError
-from hwnas.supernet.ofa_checkpoint import OFA_SPACE, load_ofa_state_dict, load_ofa_supernet, normalize_ofa_key
+from hwnas.space import get_space
+from hwnas.supernet.ofa_checkpoint import (OFA_SPACE, head_key, load_ofa_state_dict, load_ofa_supernet,
+                                           normalize_ofa_key)
 from ofa_stub import require_ofa  # tests/ is on sys.path
 
 torch.set_num_threads(1)
@@ -88,10 +92,30 @@ def write_ofa_files(ofa_net: nn.Module, folder) -> dict[str, str]:
     nested, old = folder / "ofa_nested.pth", folder / "ofa_old_flat.pth"
     torch.save({"state_dict": state}, nested)  # as OFA saves it today: blocks.N.conv, bn.bn, conv.conv
     old_state = {f"module.{old_flat_key(k)}": v for k, v in state.items()}  # bare, DataParallel prefix
-    assert any(".mobile_inverted_conv." in k for k in old_state)
-    assert not any(".bn.bn." in k or ".conv.conv." in k for k in old_state)
+    mbconv = any(re.match(r"blocks\.\d+\.conv\.", k) for k in state)  # not ResNet's conv1/conv2/conv3
+    assert any(".mobile_inverted_conv." in k for k in old_state) or not mbconv
+    assert not any(".bn.bn." in k or ".conv.conv.conv." in k or ".linear.linear." in k for k in old_state)
     torch.save(old_state, old)
     return {"nested": str(nested), "old_flat": str(old)}
+
+
+def load_key_styles(ofa_net: nn.Module, folder, space: str = OFA_SPACE) -> dict[str, nn.Module]:
+    """Our supernet for ``space`` loaded from OFA's weights saved in each key style."""
+    return {style: load_ofa_supernet(path, space) for style, path in write_ofa_files(ofa_net, folder).items()}
+
+
+def cli_export_from_weights(ofa_net: nn.Module, folder, space: str, arch) -> dict:
+    """``hwnas export --arch A --supernet SPACE --weights FILE`` (no images: parity on random inputs) with
+    OFA's weights and ``arch`` in OFA's dict form; returns the exported model's metadata."""
+    from hwnas.cli import main
+    from hwnas.export.onnx_export import read_metadata
+
+    weights, arch_file, out = folder / "ofa_weights.pth", folder / "arch.json", folder / "model.onnx"
+    torch.save({"state_dict": ofa_net.state_dict()}, weights)
+    arch_file.write_text(json.dumps(arch.to_ofa_dict()))
+    assert main(["export", "--arch", str(arch_file), "--supernet", space, "--weights", str(weights), "--out",
+                 str(out), "--calib-images", "0", "--eval-images", "0", "--parity-images", "2", "--no-progress"]) == 0
+    return read_metadata(out)
 
 
 @pytest.fixture(scope="module")
@@ -99,12 +123,12 @@ def loaded(ofa_files: dict[str, str]) -> dict[str, nn.Module]:
     return {style: load_ofa_supernet(path) for style, path in ofa_files.items()}
 
 
-def parity_architectures(seed: int = 0) -> list[Architecture]:
+def parity_architectures(seed: int = 0, space: str = OFA_SPACE, largest_resolution: int = 224) -> list[Architecture]:
     """Largest at 224 px, smallest at 128 px, and random subnets at 128..160 px (2 shared cores)."""
     rng = np.random.default_rng(seed)
-    archs = [largest_architecture(OFA_SPACE, 224), smallest_architecture(OFA_SPACE, 128)]
+    archs = [largest_architecture(space, largest_resolution), smallest_architecture(space, 128)]
     for _ in range(N_RANDOM_SUBNETS):
-        archs.append(sample_architecture(OFA_SPACE, rng, resolution=int(rng.choice(range(128, 161, 4)))))
+        archs.append(sample_architecture(space, rng, resolution=int(rng.choice(range(128, 161, 4)))))
     return archs
 
 
@@ -113,15 +137,17 @@ def ofa_forward(ofa_model: nn.Module, arch: Architecture, x: torch.Tensor) -> to
     return ofa_model(x)
 
 
-def parity_outputs(ofa_net: nn.Module, loaded: dict[str, nn.Module]):
-    """Per subnet of :func:`parity_architectures`: ``(index, arch, x, OFA's output, {what: ours})``.
+def parity_outputs(ofa_net: nn.Module, loaded: dict[str, nn.Module], archs: list[Architecture] | None = None,
+                   batch: int = 2, forward=ofa_forward):
+    """Per subnet of ``archs`` (default :func:`parity_architectures`): ``(index, arch, x, OFA's output,
+    {what: ours})``.
 
     ``what`` is the supernet loaded from each key style and, for every other subnet, a statically
     extracted subnet (slow to build). experiments/ofa_parity.py records the same comparison."""
     g = torch.Generator().manual_seed(1)
-    for i, arch in enumerate(parity_architectures()):
-        x = torch.randn(2, 3, arch.resolution, arch.resolution, generator=g)
-        expected = ofa_forward(ofa_net, arch, x)
+    for i, arch in enumerate(parity_architectures() if archs is None else archs):
+        x = torch.randn(batch, 3, arch.resolution, arch.resolution, generator=g)
+        expected = forward(ofa_net, arch, x)
         outputs = {}
         for style, net in loaded.items():
             net.set_active(arch)
@@ -132,9 +158,11 @@ def parity_outputs(ofa_net: nn.Module, loaded: dict[str, nn.Module]):
         yield i, arch, x, expected, outputs
 
 
-# ----------------------------------------------------------------------------------- parity
-def test_both_key_styles_load_the_same_weights(ofa_net, loaded):
-    reference = {normalize_ofa_key(k): v for k, v in ofa_net.state_dict().items()}
+def assert_key_styles_load_the_same_weights(ofa_net: nn.Module, loaded: dict[str, nn.Module],
+                                            space: str = OFA_SPACE) -> None:
+    """Every tensor of OFA's network lands, unchanged, under its normalised name in each loaded supernet."""
+    space = get_space(space)
+    reference = {head_key(space, normalize_ofa_key(k)): v for k, v in ofa_net.state_dict().items()}
     for style, net in loaded.items():
         ours = net.state_dict()
         assert set(ours) == set(reference), style
@@ -143,19 +171,31 @@ def test_both_key_styles_load_the_same_weights(ofa_net, loaded):
 
 
 @torch.no_grad()
-def test_subnets_match_ofa_outputs(ofa_net, loaded):
+def parity_failures(ofa_net: nn.Module, loaded: dict[str, nn.Module], archs: list[Architecture],
+                    batch: int, forward=ofa_forward) -> list[str]:
+    """One line per output of ours that differs from OFA's by more than ``TOL`` (``archs[0]`` must be
+    another network than ``archs[2]``: that the subnet matters is checked on them)."""
     failures = []
-    archs = parity_architectures()
-    assert len(archs) >= N_RANDOM_SUBNETS and 224 in {a.resolution for a in archs}
-    for i, arch, x, expected, outputs in parity_outputs(ofa_net, loaded):
-        assert expected.shape == (2, 1000) and expected.abs().max() > 0.5  # logits are not trivially small
+    for i, arch, x, expected, outputs in parity_outputs(ofa_net, loaded, archs, batch, forward):
+        assert expected.shape == (batch, 1000) and expected.abs().max() > 0.5  # logits are not trivially small
         for what, y in outputs.items():
             diff = (y - expected).abs().max().item()
             if not diff <= TOL:
                 failures.append(f"{what} {arch.to_dict()}: max |diff| {diff:.3g}")
         if i == 2:  # the subnet really matters at this tolerance (the test can fail)
-            ofa_net.set_active_subnet(ks=7, e=6, d=4)
-            assert (ofa_net(x) - expected).abs().max() > 1000 * TOL
+            assert (forward(ofa_net, archs[0], x) - expected).abs().max() > 1000 * TOL
+    return failures
+
+
+# ----------------------------------------------------------------------------------- parity
+def test_both_key_styles_load_the_same_weights(ofa_net, loaded):
+    assert_key_styles_load_the_same_weights(ofa_net, loaded)
+
+
+def test_subnets_match_ofa_outputs(ofa_net, loaded):
+    archs = parity_architectures()
+    assert len(archs) >= N_RANDOM_SUBNETS and 224 in {a.resolution for a in archs}
+    failures = parity_failures(ofa_net, loaded, archs, batch=2)
     assert not failures, "outputs differ from once-for-all:\n" + "\n".join(failures)
 
 

@@ -17,3 +17,18 @@ def tiny_space(name: str = "tiny-lut-test", kernels: tuple[int, ...] = (3, 5)) -
 
 # overhead + stem + first block + 2 stages x 2 positions x 2 kernels x 2 expands + head
 TINY_ENTRIES = 1 + 1 + 1 + 16 + 1
+
+
+def tiny_proxyless_space(name: str = "tiny-proxyless-test") -> SearchSpace:
+    """ProxylessNAS's shape in miniature: ReLU6, no SE, a one-block last stage, no feature-mix conv."""
+    space = SearchSpace(
+        name=name, in_channels=1, num_classes=4, stem_width=8, stem_stride=2, stem_act="relu6",
+        first_block_width=8, first_block_act="relu6",
+        stages=(StageSpec(8, 2, False, "relu6"), StageSpec(16, 1, False, "relu6", depths=(1,))),
+        final_expand_width=32, feature_width=0, head_act="relu6", resolutions=(16,), kernel_sizes=(3, 5),
+        expand_ratios=(3, 4), depths=(1, 2), dropout=0.0, bn_eps=1e-3)
+    return get_space(name) if name in list_spaces() else register_space(space)
+
+
+# overhead + stem + first block + (2 positions + 1 position) x 2 kernels x 2 expands + head
+TINY_PROXYLESS_ENTRIES = 1 + 1 + 1 + 12 + 1

@@ -39,6 +39,7 @@ import numba
 import numpy as np
 
 from hwnas.additive import slot_sum
+from hwnas.complexity import fixed_cost
 from hwnas.encoding import GeneLayout
 from hwnas.errors import ConfigError
 from hwnas.space import SearchSpace, get_space
@@ -130,7 +131,6 @@ class ComplexityTables:
         for s, st in enumerate(space.stages):
             stage_in[:, s] = size
             size = _conv_out(size, st.stride)
-        final = size
         stride = np.array([space.stages[s].stride if p == 0 else 1 for s, p in zip(stage, pos)])
         in_size = np.where(pos[None, :] == 0, stage_in[:, stage],
                            _conv_out(stage_in[:, stage], np.array([space.stages[s].stride for s in stage])))
@@ -141,14 +141,9 @@ class ComplexityTables:
         mid = np.array([[space.mid_channels(int(c), e) for e in space.expand_ratios] for c in in_ch])
         se = np.array([[space.se_channels(int(m)) if space.stages[s].se else 0 for m in row]
                        for s, row in zip(stage, mid)])
-        c0, w0, w1 = space.in_channels, space.stem_width, space.first_block_width
-        fe, fw, nc, last = space.final_expand_width, space.feature_width, space.num_classes, space.stages[-1].width
-        fixed_macs = (stem ** 2 * (w0 * c0 * 9 + w0 * 9 + w0 * w1)   # stem conv, first dw + project
-                      + final ** 2 * last * fe + fe * fw + fw * nc)   # final expand, feature mix, classifier
-        fixed_params = (w0 * c0 * 9 + 2 * w0 + w0 * 9 + 2 * w0 + w0 * w1 + 2 * w1
-                        + last * fe + 2 * fe + fe * fw + fw * nc + nc)
-        return cls(layout, in_size, out_size, in_ch, out_ch, mid, se, fixed_macs.astype(np.int64),
-                   int(fixed_params))
+        fixed = [fixed_cost(space, r) for r in space.resolutions]  # stem, first block, head
+        fixed_macs = np.array([m for m, _ in fixed], dtype=np.int64)
+        return cls(layout, in_size, out_size, in_ch, out_ch, mid, se, fixed_macs, int(fixed[0][1]))
 
     @cached_property
     def _slot_tables(self) -> tuple[np.ndarray, np.ndarray]:
@@ -244,7 +239,7 @@ class FeatureEncoder:
         lay, n = self.layout, len(genes)
         out = np.empty((n, self.num_features), dtype=np.float32)
         _encode_rows(genes, lay.num_slots, lay.num_stages, self.space.max_depth, self._kernel_f32,
-                     self._expand_f32, lay.depth_values, lay.resolution_values, lay.active_by_depth,
+                     self._expand_f32, lay.stage_depth_values, lay.resolution_values, lay.active_by_depth,
                      self.encoding != "masked", out)
         if self.tables is not None:
             base = 2 * lay.num_slots + 3 * lay.num_stages + 1  # after the stage sums
@@ -260,7 +255,7 @@ class FeatureEncoder:
         """Per-stage MACs, per-stage params, resolution x per-stage depth (see the module doc)."""
         K, lay = self.layout.num_stages, self.layout
         stage_macs, stage_params = self.tables.stage_macs_params(genes)
-        depth = lay.depth_values[genes[:, lay.depth_genes]]
+        depth = lay.depths(genes)
         out[:, :K] = stage_macs
         out[:, K:2 * K] = stage_params
         out[:, 2 * K:] = lay.resolution_values[genes[:, lay.resolution_gene]][:, None] * depth
@@ -286,7 +281,7 @@ def _encode_rows(genes, S, K, max_depth, kernel_values, expand_values, depth_val
             sum_ek2, sum_e = np.float32(0), np.float32(0)
             for pos in range(max_depth):
                 slot = stage * max_depth + pos
-                if active_by_depth[d, pos]:
+                if active_by_depth[stage, d, pos]:
                     kv, ev = kernel_values[g[slot]], expand_values[g[S + slot]]
                     sum_ek2 += ev * kv * kv
                     sum_e += ev
@@ -294,7 +289,7 @@ def _encode_rows(genes, S, K, max_depth, kernel_values, expand_values, depth_val
                     kv, ev = np.float32(0), np.float32(0)
                 out[row, slot] = kv
                 out[row, S + slot] = ev
-            out[row, 2 * S + stage] = depth_values[d]
+            out[row, 2 * S + stage] = depth_values[stage, d]
             if stage_sums:
                 out[row, 2 * S + K + 1 + stage] = sum_ek2
                 out[row, 2 * S + 2 * K + 1 + stage] = sum_e

@@ -1,4 +1,4 @@
-"""``hwnas spaces``: list the registered search-space presets."""
+"""``hwnas spaces``: list the registered search-space presets (name, family, fingerprint, description)."""
 
 from __future__ import annotations
 
@@ -22,5 +22,5 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(space.to_dict()))
         else:
-            print(f"{name:18s} {space.fingerprint()}  {space.description}")
+            print(f"{name:18s} {space.family:7s} {space.fingerprint()}  {space.description}")
     return 0

@@ -87,7 +87,7 @@ def load_source(supernet: str, settings: ExportSettings, base: Path | None = Non
     if supernet in OFA_SUPERNETS:
         if settings.weights is None:
             raise ConfigError(f"--supernet {supernet} needs the published weights file: pass --weights PATH "
-                              f"(ofa_mbv3_d234_e346_k357_{supernet.rsplit('-', 1)[1]} from the once-for-all "
+                              f"({OFA_SUPERNETS[supernet]} from the once-for-all "
                               "release); hwnas never downloads weights")
         from hwnas.supernet.ofa_checkpoint import load_ofa_supernet
 
@@ -207,9 +207,9 @@ def export_one(source: Source, arch: Any, path: Path, name: str, measurers: dict
     An :class:`HwnasError` while exporting or verifying marks the model failed (the file removed);
     the caller carries on with the next model.
     """
-    from hwnas.complexity import macs_and_params
     from hwnas.export.onnx_export import check_parity, export_subnet, model_metadata, onnx_accuracy
     from hwnas.export.report import ModelFile, ModelResult
+    from hwnas.families import macs_and_params
     from hwnas.supernet.calibration import recalibrate_bn
 
     space, data = source.net.space, source.dataset

@@ -19,8 +19,9 @@ MIN_OPSET = 17
 DYNAMO_MIN_OPSET = 18
 EXPORTERS = ("torchscript", "dynamo")
 OFA_SUPERNET = "ofa-mbv3-w1.0"
-#: Spaces whose published once-for-all weights ``--supernet NAME --weights FILE`` loads.
-OFA_SUPERNETS = ("ofa-mbv3-w1.0", "ofa-mbv3-w1.2")
+#: Spaces whose published once-for-all weights ``--supernet NAME --weights FILE`` loads, and that file's name.
+OFA_SUPERNETS = {"ofa-mbv3-w1.0": "ofa_mbv3_d234_e346_k357_w1.0", "ofa-mbv3-w1.2": "ofa_mbv3_d234_e346_k357_w1.2",
+                 "ofa-proxyless-w1.3": "ofa_proxyless_d234_e346_k357_w1.3", "ofa-resnet50": "ofa_resnet50"}
 #: Test images whose accuracy an export measures by default: a CPU evaluates them in reasonable time, not hours.
 DEFAULT_EVAL_IMAGES = 1000
 PICK_HELP = "all | budget (the search's own picks, from picks.json) | N (N models spread along the front by latency)"

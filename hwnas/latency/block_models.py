@@ -39,9 +39,7 @@ def stem_module(space: SearchSpace) -> nn.Module:
 
 def head_module(space: SearchSpace) -> nn.Module:
     """Final 1x1 expand + pool + feature mix + classifier, input = the last stage's feature map."""
-    head = Head(space.stages[-1].width, space.final_expand_width, space.feature_width,
-                space.num_classes, space.dropout)
-    return _randomize_bn(head).eval()
+    return _randomize_bn(Head.for_space(space)).eval()
 
 
 def overhead_module() -> nn.Module:
@@ -55,10 +53,10 @@ def overhead_module() -> nn.Module:
 
 def reference_graph(space: SearchSpace, arch: Architecture, batch_size: int) -> tuple[bytes, tuple[int, ...]]:
     """The reference subnet as ONNX (random weights: latency does not depend on their values)."""
-    from hwnas.supernet.network import ElasticMobileNetV3
+    from hwnas.supernet.network import build_supernet
 
     torch.manual_seed(0)
-    subnet = ElasticMobileNetV3(space).extract(arch).eval()
+    subnet = build_supernet(space).extract(arch).eval()
     shape = (batch_size, space.in_channels, arch.resolution, arch.resolution)
     return export_onnx(subnet, shape), shape
 

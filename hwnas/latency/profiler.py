@@ -41,7 +41,7 @@ from hwnas.latency.table import (LatencyTable, TableEntry, check_resolutions, en
                                  fit_correction, precision_speed_ratios, reference_architecture, table_path)
 from hwnas.metrics import prediction_agreement
 from hwnas.paths import TABLE_PRECISIONS, TABLES_DIR
-from hwnas.space import SearchSpace, get_space
+from hwnas.space import SearchSpace, get_space, require_family
 
 DEFAULT_CALIBRATE = 60
 DEFAULT_VALIDATE = 50
@@ -119,6 +119,7 @@ class Profiler:
                  out_dir: str | Path = TABLES_DIR, options: ProfileOptions | None = None,
                  measurer: Measurer | None = None, progress: bool = True) -> None:
         self.space = get_space(space)
+        require_family(self.space, "mbconv", "latency profiling")
         self.options = options or ProfileOptions()
         profile = load_device_profile(profile)
         if self.options.fast:
@@ -407,9 +408,9 @@ class Profiler:
 
     def _get_supernet(self) -> Any:
         if self._supernet is None:
-            from hwnas.supernet.network import ElasticMobileNetV3
+            from hwnas.supernet.network import build_supernet
 
-            self._supernet = ElasticMobileNetV3(self.space).eval()
+            self._supernet = build_supernet(self.space).eval()
         return self._supernet
 
     def _bar(self, items: list, desc: str, total: int, initial: int) -> Any:

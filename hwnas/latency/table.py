@@ -29,7 +29,7 @@ from hwnas.encoding import GeneLayout
 from hwnas.errors import ArchitectureError, ConfigError, MeasurementError
 from hwnas.plan import (BlockSpec, block_plan, conv_out, elastic_block_spec, final_size, first_block_spec,
                         stage_input_sizes, stem_output_size)
-from hwnas.space import SearchSpace, get_space
+from hwnas.space import SearchSpace, get_space, require_family
 
 TABLE_FORMAT = "hwnas-latency-table"
 TABLE_VERSION = 1
@@ -69,6 +69,7 @@ class TableEntry:
 def enumerate_entries(space: SearchSpace | str, resolutions: Sequence[int] | None = None) -> list[TableEntry]:
     """Every distinct block configuration the space can produce at ``resolutions`` (default: all), deduped."""
     space = get_space(space)
+    require_family(space, "mbconv", "a latency table")
     resolutions = check_resolutions(space, resolutions)
     entries: dict[str, TableEntry] = {}
 
@@ -82,7 +83,7 @@ def enumerate_entries(space: SearchSpace | str, resolutions: Sequence[int] | Non
         first = first_block_spec(space)
         add(TableEntry(block_key(first, size), "block", (first.in_channels, size, size), first))
         for stage, size in enumerate(stage_input_sizes(space, r)):
-            for index in range(space.max_depth):
+            for index in range(max(space.stage_depths(stage))):
                 in_size = size if index == 0 else conv_out(size, space.stages[stage].stride)
                 for k in space.kernel_sizes:
                     for e in space.expand_ratios:
@@ -308,6 +309,7 @@ class LatencyTable:
         s = self.space
         R = len(s.resolutions)
         self.slot_ms = np.full((s.num_block_slots, len(s.kernel_sizes), len(s.expand_ratios), R), np.nan)
+        self.slot_ms[~self.layout.active_by_depth.any(axis=1).ravel()] = 0.0  # slots no depth choice reaches
         self.stem_ms, self.first_ms, self.head_ms = (np.full(R, np.nan) for _ in range(3))
         self.profiled = np.zeros(R, dtype=bool)
         first = first_block_spec(s)
@@ -319,7 +321,7 @@ class LatencyTable:
             self.head_ms[ri] = self._ms(head_key(r))
             self.first_ms[ri] = self._ms(block_key(first, stem_output_size(s, r)))
             for stage, size in enumerate(stage_input_sizes(s, r)):
-                for index in range(s.max_depth):
+                for index in range(max(s.stage_depths(stage))):
                     in_size = size if index == 0 else conv_out(size, s.stages[stage].stride)
                     slot = stage * s.max_depth + index
                     for ki, k in enumerate(s.kernel_sizes):
@@ -370,8 +372,7 @@ class LatencyTable:
         idx += genes[:, L.expand_genes] * dtype(nr)
         idx += res_idx[:, None]
         idx += self._slot_base
-        depth = L.depth_values[genes[:, L.depth_genes]]
-        active = L.slot_position < depth[:, L.slot_stage]
+        active = L.active(genes)
         return idx, active, res_idx
 
     def predict_genes(self, genes: np.ndarray, calibrated: bool = True) -> np.ndarray:
@@ -435,7 +436,7 @@ class LatencyTable:
             choice = flat.argmin(axis=1)
             slot_best = flat[np.arange(s.num_block_slots), choice].reshape(s.num_stages, s.max_depth)
             cum = np.cumsum(slot_best, axis=1)
-            depth_cost = cum[:, np.asarray(s.depths) - 1]  # (stages, depth choices)
+            depth_cost = np.take_along_axis(cum, L.stage_depth_values - 1, axis=1)  # (stages, depth choices)
             depth_choice = depth_cost.argmin(axis=1)
             total = per_res[ri] + depth_cost[np.arange(s.num_stages), depth_choice].sum()
             if total < best_total:

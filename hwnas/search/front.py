@@ -143,9 +143,9 @@ def _read_list(path: Path, what: str) -> list[Any]:
 
 
 def load_arch_file(path: Path, space: Any, index: int | None = None) -> Any:
-    """An :class:`~hwnas.arch.Architecture` from a file: hwnas's or once-for-all's JSON form, a record
+    """An architecture of ``space``'s family from a file: hwnas's or once-for-all's JSON form, a record
     (front.json / picks.json entry), or a list of records with ``index`` choosing one."""
-    from hwnas.arch import Architecture
+    from hwnas.families import architecture_from_dict
 
     data = read_json(path, "architecture file", "check the --arch path and the file", ArchitectureError)
     if isinstance(data, list):
@@ -156,7 +156,7 @@ def load_arch_file(path: Path, space: Any, index: int | None = None) -> Any:
     if isinstance(data, dict) and isinstance(data.get("arch"), dict):
         data = data["arch"]  # a front.json / picks.json record
     try:
-        return Architecture.from_dict(data, space)
+        return architecture_from_dict(data, space)
     except ArchitectureError as exc:
         raise ArchitectureError(f"architecture file {path}: {exc}") from None
 

@@ -277,7 +277,7 @@ def _breed(parents, entrants, cross, swap, mutate, crossover_prob, swap_prob, mu
     """
     n, G = mutate.shape
     n_pop = parents.shape[0]
-    max_depth = active_by_depth.shape[1]
+    max_depth = active_by_depth.shape[2]
     out = np.empty((n, G), dtype=np.int8)
     for pair in range((n + 1) // 2):
         a = n_pop
@@ -302,7 +302,7 @@ def _breed(parents, entrants, cross, swap, mutate, crossover_prob, swap_prob, mu
         for stage in range(n_stages):
             depth = out[child, 2 * n_slots + stage]
             for pos in range(max_depth):
-                if not active_by_depth[depth, pos]:
+                if not active_by_depth[stage, depth, pos]:
                     out[child, stage * max_depth + pos] = 0
                     out[child, n_slots + stage * max_depth + pos] = 0
     return out

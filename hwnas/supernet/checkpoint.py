@@ -15,7 +15,7 @@ from safetensors import SafetensorError
 
 from hwnas.atomic_io import atomic_write_bytes
 from hwnas.errors import HwnasError
-from hwnas.space import SearchSpace, get_space
+from hwnas.space import SearchSpace, get_space, space_from_dict
 
 if TYPE_CHECKING:  # torch loads on first save/load, not to read metadata (`hwnas search` needs no torch)
     import torch
@@ -52,14 +52,14 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
 
 def load_supernet(path: str | Path, space: SearchSpace | str | None = None, map_location: str = "cpu"):
     """Load a supernet saved by :func:`save_supernet`. Returns ``(net, extra_metadata)``."""
-    from hwnas.supernet.network import ElasticMobileNetV3
+    from hwnas.supernet.network import build_supernet
 
     path = Path(path)
     if not path.is_file():
         raise HwnasError(f"supernet checkpoint {path} does not exist; train one with `hwnas train` "
                          "or use the shipped default (checkpoints/fmnist-mbv3.safetensors)")
     meta = read_metadata(path)
-    stored = SearchSpace.from_dict(json.loads(meta["space"]))
+    stored = space_from_dict(json.loads(meta["space"]))
     if space is not None:
         space = get_space(space)
         space.check_fingerprint(stored.fingerprint(), f"checkpoint {path}")
@@ -69,7 +69,7 @@ def load_supernet(path: str | Path, space: SearchSpace | str | None = None, map_
             space.check_fingerprint(stored.fingerprint(), f"checkpoint {path}")
         except HwnasError:
             space = stored
-    net = ElasticMobileNetV3(space)
+    net = build_supernet(space)
     from safetensors.torch import load as st_load
 
     state = st_load(path.read_bytes())

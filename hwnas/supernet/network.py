@@ -1,4 +1,9 @@
-"""The once-for-all MobileNetV3 supernet and subnet extraction."""
+"""The once-for-all supernets of the ``mbconv`` family (MobileNetV3, ProxylessNAS) and subnet extraction.
+
+The ``resnet`` family's supernet is :class:`hwnas.supernet.resnet.ElasticResNet`.
+
+:func:`build_supernet` is the one place that maps a space's ``family`` to its network class.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from torch import nn
 from hwnas.arch import Architecture, largest_architecture, sample_architecture, smallest_architecture
 from hwnas.space import SearchSpace, get_space
 from hwnas.supernet.elastic import DynamicMBConv, first_block, stem
+from hwnas.supernet.resnet import ElasticResNet
 from hwnas.supernet.static import Head, SubnetMobileNetV3
 
 
@@ -30,16 +36,16 @@ class ElasticMobileNetV3(nn.Module):
         blocks: list[nn.Module] = [_Residual(first_block(space))]
         self.stage_blocks: list[list[int]] = []
         in_ch = space.first_block_width
-        for st in space.stages:
+        for stage, st in enumerate(space.stages):
             ids = []
-            for i in range(space.max_depth):
+            for i in range(max(space.stage_depths(stage))):
                 ids.append(len(blocks))
                 blocks.append(_Residual(DynamicMBConv(space, in_ch, st.width, st.stride if i == 0 else 1,
                                                       st.act, st.se)))
                 in_ch = st.width
             self.stage_blocks.append(ids)
         self.blocks = nn.ModuleList(blocks)
-        head = Head(in_ch, space.final_expand_width, space.feature_width, space.num_classes, space.dropout)
+        head = Head.for_space(space)
         self.final_expand_layer = head.final_expand_layer
         self.feature_mix_layer = head.feature_mix_layer
         self.classifier = nn.Sequential()
@@ -92,7 +98,8 @@ class ElasticMobileNetV3(nn.Module):
                 x = self.blocks[block_id](x)
         x = self.final_expand_layer(x)
         x = x.mean(dim=(2, 3), keepdim=True)
-        x = self.feature_mix_layer(x)
+        if self.feature_mix_layer is not None:
+            x = self.feature_mix_layer(x)
         return self.classifier(torch.flatten(x, 1))
 
     # ----------------------------------------------------------------------------- extraction
@@ -104,8 +111,7 @@ class ElasticMobileNetV3(nn.Module):
         for stage, index, slot in arch.active_blocks():
             layer: DynamicMBConv = self.blocks[self.stage_blocks[stage][index]].conv
             blocks.append(layer.export(arch.kernel[slot], arch.expand[slot]))
-        head = Head(self.space.stages[-1].width, self.space.final_expand_width, self.space.feature_width,
-                    self.space.num_classes, self.space.dropout)
+        head = Head.for_space(self.space)
         head.final_expand_layer = copy.deepcopy(self.final_expand_layer)
         head.feature_mix_layer = copy.deepcopy(self.feature_mix_layer)
         head.classifier = copy.deepcopy(self.classifier.linear)
@@ -130,3 +136,13 @@ class _Residual(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(x)
+
+
+# family -> supernet class; a new family adds its builder here (see README, "Adding a search space")
+SUPERNET_CLASSES: dict[str, type[nn.Module]] = {"mbconv": ElasticMobileNetV3, "resnet": ElasticResNet}
+
+
+def build_supernet(space: SearchSpace | str) -> nn.Module:
+    """The elastic supernet of ``space``, built by its family's network class."""
+    space = get_space(space)
+    return SUPERNET_CLASSES[space.family](space)

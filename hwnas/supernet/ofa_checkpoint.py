@@ -1,6 +1,7 @@
-"""Published once-for-all (OFA) MobileNetV3 checkpoints -> :class:`ElasticMobileNetV3`.
+"""Published once-for-all (OFA) MobileNetV3, ProxylessNAS and ResNet50 checkpoints -> the hwnas supernet.
 
-The released supernet ``ofa_mbv3_d234_e346_k357_w1.0`` is a torch pickle holding
+The released supernets (``ofa_mbv3_d234_e346_k357_w1.0``, ``ofa_proxyless_d234_e346_k357_w1.3``,
+``ofa_resnet50``) are torch pickles holding
 ``{"state_dict": ...}`` (sometimes the bare state dict). Its key names changed over OFA's
 history: older files call the block ``blocks.N.mobile_inverted_conv``, newer ones
 ``blocks.N.conv``; the dynamic layers nest their torch modules (``bn.bn.weight``,
@@ -15,13 +16,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Collection
 
 import torch
 from torch import Tensor
 
 from hwnas.errors import HwnasError
 from hwnas.space import SearchSpace, get_space
-from hwnas.supernet.network import ElasticMobileNetV3
+from hwnas.supernet.network import ElasticMobileNetV3, build_supernet
+from hwnas.supernet.resnet import ElasticResNet
 from hwnas.torch_file import read_tensor_pickle
 
 OFA_SPACE = "ofa-mbv3-w1.0"
@@ -37,17 +40,32 @@ _MAX_LISTED = 8
 _REDOWNLOAD = "download the OFA supernet file again"
 
 
-def normalize_ofa_key(key: str) -> str:
-    """Map any OFA key spelling (old/new block name, nested/flat layers) to this package's name."""
+def normalize_ofa_key(key: str, known: Collection[str] = ()) -> str:
+    """Map any OFA key spelling (old/new block name, nested/flat layers) to this package's name.
+
+    A key already in ``known`` (the network's own names) is kept: ResNet's stem residual conv is
+    ``input_stem.1.conv.conv.weight`` when flat, which the nested->flat rules would shorten again.
+    """
     if key.startswith("module."):  # saved from DataParallel / DistributedDataParallel
         key = key[len("module."):]
+    if key in known:
+        return key
     for pattern, replacement in _KEY_RULES:
         key = pattern.sub(replacement, key)
     return key
 
 
-def load_ofa_state_dict(path: str | Path) -> dict[str, Tensor]:
-    """Read an OFA checkpoint (torch pickle or safetensors) into a dict with our key names."""
+def head_key(space: SearchSpace, key: str) -> str:
+    """A normalised key in ``space``'s module names: OFA's ProxylessNAS calls its one pre-pool head
+    conv ``feature_mix_layer``, which is the ``final_expand_layer`` of a space without feature mix."""
+    if space.family == "mbconv" and space.feature_width == 0 and key.startswith("feature_mix_layer."):
+        return "final_expand_layer." + key[len("feature_mix_layer."):]
+    return key
+
+
+def load_ofa_state_dict(path: str | Path, known: Collection[str] = ()) -> dict[str, Tensor]:
+    """Read an OFA checkpoint (torch pickle or safetensors) into a dict with our key names
+    (``known``: the network's own names, kept as they are; see :func:`normalize_ofa_key`)."""
     path = Path(path)
     if not path.is_file():
         raise HwnasError(f"OFA checkpoint {path} does not exist; download "
@@ -57,7 +75,7 @@ def load_ofa_state_dict(path: str | Path) -> dict[str, Tensor]:
     state = _unwrap(raw, path)
     normalised: dict[str, Tensor] = {}
     for key, value in state.items():
-        new_key = normalize_ofa_key(key)
+        new_key = normalize_ofa_key(key, known)
         if new_key in normalised:
             raise HwnasError(f"OFA checkpoint {path} holds two tensors for {new_key!r} "
                              "(nested and flat spellings of the same weight); keep one spelling and re-save it")
@@ -65,16 +83,16 @@ def load_ofa_state_dict(path: str | Path) -> dict[str, Tensor]:
     return normalised
 
 
-def load_ofa_supernet(path: str | Path, space: SearchSpace | str = OFA_SPACE) -> ElasticMobileNetV3:
-    """An :class:`ElasticMobileNetV3` for ``space`` holding the published OFA weights, in eval mode.
+def load_ofa_supernet(path: str | Path, space: SearchSpace | str = OFA_SPACE) -> ElasticMobileNetV3 | ElasticResNet:
+    """The supernet of ``space``'s family (:func:`build_supernet`) holding the published OFA weights, in eval mode.
 
     Every key and shape must match (no partial loads): a file for another width or space fails with
     one message listing what is missing, unexpected or mis-shaped.
     """
     space = get_space(space)
-    state = load_ofa_state_dict(path)
-    net = ElasticMobileNetV3(space)
+    net = build_supernet(space)
     expected = net.state_dict()
+    state = {head_key(space, k): v for k, v in load_ofa_state_dict(path, expected).items()}
     _fill_batch_counters(state, expected)
     check_ofa_state_dict(state, expected, source=str(path), space=space)
     net.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
@@ -94,8 +112,9 @@ def check_ofa_state_dict(state: dict[str, Tensor], expected: dict[str, Tensor], 
     if hint:
         lines.append(hint)
     if not any(k in expected for k in state if not k.endswith("num_batches_tracked")):
-        lines.append("none of its keys name a MobileNetV3 supernet layer: this is not an OFA MobileNetV3 "
-                     "checkpoint (ProxylessNAS / ResNet supernets and static subnets are not supported)")
+        lines.append(f"none of its keys name a layer of the {space.name!r} supernet: this is not an OFA "
+                     "MobileNetV3 checkpoint, nor a ProxylessNAS one (ResNet supernets and static subnets are not "
+                     "supported)")
     if missing:
         lines.append(f"missing {len(missing)} keys: {_listing(missing)}")
     if unexpected:
@@ -107,7 +126,8 @@ def check_ofa_state_dict(state: dict[str, Tensor], expected: dict[str, Tensor], 
         lines.append(f"{len(mismatched)} shape mismatches: " + "; ".join(shown) + more)
     lines.append("Use the once-for-all file that matches the space: ofa_mbv3_d234_e346_k357_w1.0 with space "
                  "'ofa-mbv3-w1.0', ofa_mbv3_d234_e346_k357_w1.2 with space 'ofa-mbv3-w1.2' (kernel 3/5/7, "
-                 "expand 3/4/6, depth 2/3/4), or register a search space that matches the file.")
+                 "expand 3/4/6, depth 2/3/4), ofa_proxyless_d234_e346_k357_w1.3 with space 'ofa-proxyless-w1.3', "
+                 "or register a search space that matches the file.")
     raise HwnasError("\n  ".join(lines))
 
 
@@ -156,7 +176,7 @@ def _fill_batch_counters(state: dict[str, Tensor], expected: dict[str, Tensor]) 
 
 def _width_hint(state: dict[str, Tensor], space: SearchSpace) -> str:
     weight = state.get("final_expand_layer.conv.weight")
-    if weight is None or weight.ndim != 4 or weight.shape[0] == space.final_expand_width:
+    if space.family != "mbconv" or weight is None or weight.ndim != 4 or weight.shape[0] == space.final_expand_width:
         return ""
     ratio = weight.shape[0] / space.final_expand_width
     return (f"its final expand layer has {weight.shape[0]} channels where space {space.name!r} has "

@@ -16,9 +16,11 @@ from hwnas.plan import BlockSpec
 
 
 def activation(name: str) -> nn.Module:
-    """OFA's 'relu' is plain ReLU; 'hswish' is x * relu6(x + 3) / 6 (= nn.Hardswish)."""
+    """OFA's 'relu' is plain ReLU, 'relu6' is min(max(x, 0), 6); 'hswish' is x * relu6(x + 3) / 6 (= nn.Hardswish)."""
     if name == "relu":
         return nn.ReLU(inplace=True)
+    if name == "relu6":
+        return nn.ReLU6(inplace=True)
     if name == "hswish":
         return nn.Hardswish()
     raise ValueError(f"unknown activation {name!r}")
@@ -86,20 +88,34 @@ class MBConvBlock(nn.Module):
 
 
 class Head(nn.Module):
-    """Final 1x1 expand + BN + h-swish, global pool, feature-mix 1x1 (no BN) + h-swish, classifier."""
+    """Final 1x1 expand + BN + act, global pool, feature-mix 1x1 (no BN) + act, classifier.
+
+    MobileNetV3 uses h-swish and both convs; ProxylessNAS (``feature_width`` 0) has only the
+    pre-pool conv (ReLU6), which once-for-all calls its feature-mix layer.
+    """
 
     def __init__(self, in_channels: int, expand_width: int, feature_width: int, num_classes: int,
-                 dropout: float) -> None:
+                 dropout: float, act: str = "hswish") -> None:
         super().__init__()
-        self.final_expand_layer = ConvBNAct(in_channels, expand_width, 1, act="hswish")
-        self.feature_mix_layer = ConvBNAct(expand_width, feature_width, 1, act="hswish", use_bn=False)
+        self.final_expand_layer = ConvBNAct(in_channels, expand_width, 1, act=act)
+        if feature_width:
+            self.feature_mix_layer = ConvBNAct(expand_width, feature_width, 1, act=act, use_bn=False)
+        else:
+            self.feature_mix_layer = None
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        self.classifier = nn.Linear(feature_width, num_classes)
+        self.classifier = nn.Linear(feature_width or expand_width, num_classes)
+
+    @classmethod
+    def for_space(cls, space) -> "Head":
+        """The head of a subnet of ``space`` (its input is the last stage's output)."""
+        return cls(space.stages[-1].width, space.final_expand_width, space.feature_width,
+                   space.num_classes, space.dropout, space.head_act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.final_expand_layer(x)
         x = x.mean(dim=(2, 3), keepdim=True)
-        x = self.feature_mix_layer(x)
+        if self.feature_mix_layer is not None:
+            x = self.feature_mix_layer(x)
         x = torch.flatten(x, 1)
         return self.classifier(self.dropout(x))
 
