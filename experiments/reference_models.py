@@ -9,7 +9,8 @@ the same number of epochs for both. They are scored on the official 10,000-image
 timed on a device profile (default ``cpu-1thread``) with hwnas's interleaved ONNX Runtime protocol
 (``hwnas.latency.measure.time_models``), exported as ``hwnas export`` exports subnets and run at batch 1.
 
-Run: ``python experiments/reference_models.py --epochs 15`` -> ``experiments/results/reference_models.json``
+Trained weights are kept under ``--workdir`` (runs/reference_models/), so a rerun re-times without
+retraining. Run: ``python experiments/reference_models.py --epochs 15`` -> ``experiments/results/reference_models.json``
 (the quickstart's Pareto plot marks the points of that file). Nothing else heavy may run meanwhile:
 the latency half is a timing measurement.
 """
@@ -62,6 +63,21 @@ def train(model: nn.Module, dataset, epochs: int, batch_size: int = 256, lr: flo
     return time.perf_counter() - started
 
 
+def trained(model: nn.Module, name: str, dataset, args: argparse.Namespace) -> float:
+    """Train ``model`` (or load the weights an earlier run with the same settings saved); its training seconds."""
+    saved = args.workdir / f"{name}-e{args.epochs}-s{args.max_steps_per_epoch}.pt"
+    if saved.is_file():
+        blob = torch.load(saved, weights_only=True)
+        model.load_state_dict(blob["state_dict"])
+        return float(blob["train_seconds"])
+    seconds = train(model, dataset, args.epochs, max_steps=args.max_steps_per_epoch)
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    partial = saved.with_suffix(".tmp")
+    torch.save({"state_dict": model.state_dict(), "train_seconds": seconds}, partial)
+    partial.replace(saved)
+    return seconds
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=15)
@@ -69,6 +85,8 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2, help="torch threads for training")
     parser.add_argument("--max-steps-per-epoch", type=int, default=0, help="smoke runs only")
     parser.add_argument("--out", type=Path, default=RESULT)
+    parser.add_argument("--workdir", type=Path, default=Path("runs/reference_models"),
+                        help="trained weights are kept here: a rerun with the same settings only re-times")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     dataset = load_dataset("fashion-mnist", val_size=5000, seed=0)
@@ -77,7 +95,7 @@ def main() -> int:
     for name, build in ARCHITECTURES.items():
         torch.manual_seed(0)
         model = build(dataset.num_classes)
-        seconds = train(model, dataset, args.epochs, max_steps=args.max_steps_per_epoch)
+        seconds = trained(model, name, dataset, args)
         model.eval()
         test_acc, _ = evaluate(model, dataset.test, 28, dataset.mean, dataset.std)
         val_acc, _ = evaluate(model, dataset.val, 28, dataset.mean, dataset.std)
