@@ -12,13 +12,13 @@ from hwnas.errors import ConfigError
 EXAMPLES = """
 examples:
   # the embedded default: Fashion-MNIST, fmnist-mbv3 space, on the GPU if there is one
-  hwnas train --out runs/train-fmnist --epochs 6
+  hwnas train --out runs/train-fmnist
   # continue an interrupted run exactly where it stopped
-  hwnas train --out runs/train-fmnist --epochs 6 --resume
+  hwnas train --out runs/train-fmnist --resume
   # your own images (one folder per class), 4 GPUs
   torchrun --nproc_per_node 4 -m hwnas.cli train --data ~/my_images --space fmnist-mbv3 --out runs/mine
   # a standalone baseline: one subnet alone, from scratch, with the same code and data pipeline
-  hwnas train --out runs/standalone-largest --epochs 6 --fixed-arch my_arch.json
+  hwnas train --out runs/standalone-largest --epochs 15 --fixed-arch my_arch.json
   # a smoke run on the CPU: a few batches per epoch
   hwnas train --out /tmp/smoke --epochs 1 --max-steps-per-epoch 5 --device cpu
 """
