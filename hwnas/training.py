@@ -115,6 +115,9 @@ class TrainState:
     global_step: int = 0
     sorted_channels: bool = False
     history: list[dict[str, Any]] = field(default_factory=list)
+    # Wall time spent training, summed over every resumed part: the train log's elapsed_s must
+    # count the whole run, not the time since the last --resume.
+    elapsed_s: float = 0.0
 
 
 def _device(name: str) -> torch.device:
@@ -324,7 +327,7 @@ class SupernetTrainer:
         warmup_steps = int(cfg.warmup_epochs * self.steps_per_epoch)
         bar = tqdm(total=self.total_steps, initial=self.state.global_step, desc="train supernet",
                    disable=not progress or self.rank != 0, dynamic_ncols=True)
-        started = time.time()
+        started = time.time() - self.state.elapsed_s
         while self.state.epoch < cfg.epochs:
             order = torch.randperm(len(self.train_labels), generator=self._epoch_gen()).to(self.device)
             self.net.train()
@@ -350,11 +353,13 @@ class SupernetTrainer:
                 bar.set_postfix(epoch=self.state.epoch, loss=f"{stats['loss']:.3f}", acc=f"{stats['acc']:.3f}",
                                 phase="sandwich" if elastic else "warmup")
                 if self.state.global_step % cfg.checkpoint_every == 0:
+                    self.state.elapsed_s = time.time() - started
                     self.save_state()
             self.state.epoch += 1
             self.state.step_in_epoch = 0
             record = self.epoch_report()
-            record["elapsed_s"] = round(time.time() - started, 1)
+            self.state.elapsed_s = time.time() - started
+            record["elapsed_s"] = round(self.state.elapsed_s, 1)
             self.state.history.append(record)
             if self.rank == 0:
                 append_jsonl(self.out_dir / "train_log.jsonl", record)

@@ -1,6 +1,7 @@
 """Supernet training: a few CPU steps, checkpoints, exact resume, BN recalibration."""
 
 import functools
+import json
 
 import pytest
 import torch
@@ -49,7 +50,13 @@ def test_train_writes_checkpoint_log_and_resumes_exactly(tmp_path, ema_decay):
         trained = SupernetTrainer(config(), tmp_path / "a", dataset=data)
         trained.load_state()
         assert not torch.equal(trained.net.classifier.linear.weight, trained.ema.module.classifier.linear.weight)
+    paused = SupernetTrainer(config(), tmp_path / "b", dataset=data)
+    paused.load_state()
+    time_before_interruption = paused.state.elapsed_s
+    assert time_before_interruption > 0
     SupernetTrainer(config(), tmp_path / "b", dataset=data).run(resume=True, progress=False)
+    last_record = json.loads((tmp_path / "b" / "train_log.jsonl").read_text().splitlines()[-1])
+    assert last_record["elapsed_s"] >= round(time_before_interruption, 1)  # the whole run, not since --resume
 
     net_a, _ = load_supernet(tmp_path / "a" / "supernet.safetensors")
     net_b, _ = load_supernet(tmp_path / "b" / "supernet.safetensors")
