@@ -166,7 +166,8 @@ class DeviceTable:
 def device_tables(space: Any, devices: Sequence[str], tables: dict[str, str] | None,
                   base: Path | None) -> dict[str, DeviceTable]:
     """Device -> the protocol and speed reference of its table (the run's table, else the one
-    ``hwnas profile`` writes by default); devices without a table get the default protocol."""
+    ``hwnas profile`` writes by default); devices without a table get the default protocol. The
+    speed reference comes from an FP32 table only: an INT8 table's was timed as a quantised graph."""
     from hwnas.latency.device import load_device_profile
     from hwnas.latency.measure import TimingProtocol
     from hwnas.latency.table import LatencyTable
@@ -182,10 +183,13 @@ def device_tables(space: Any, devices: Sequence[str], tables: dict[str, str] | N
         out[device] = DeviceTable(TimingProtocol(), None)
         for candidate in ([resolve_path(path, base)] if path else []) + [default_table_path(slug, space.name)]:
             try:
-                meta = LatencyTable.load(candidate, space).meta
+                table = LatencyTable.load(candidate, space)
             except HwnasError:
                 continue
-            reference = meta.get("reference")
+            meta, reference = table.meta, table.meta.get("reference")
+            if table.precision != "fp32":  # its reference was timed quantised; export times the FP32 reference
+                out[device] = DeviceTable(TimingProtocol.of_table(meta), None)
+                continue  # the device's FP32 table, if there is one, has the reference export can time
             out[device] = DeviceTable(TimingProtocol.of_table(meta),
                                       {**reference, "table": str(candidate)} if reference else None)
             break
