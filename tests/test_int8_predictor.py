@@ -89,3 +89,17 @@ def test_overlap_matches_networks_not_records():
     archs = collection_architectures(SPACE, 6)
     records = [{"arch": a.to_dict()} for a in archs]
     assert overlap(records, records[2:4], SPACE).tolist() == [False, False, True, True, False, False]
+
+
+def test_fit_predictor_on_int8_labels_writes_an_int8_predictor(tmp_path):
+    from hwnas.cli import main
+
+    _write(tmp_path, 30, int8=True)
+    out = tmp_path / "int8_xgb.json"
+    assert main(["fit-predictor", "--data", str(tmp_path / DATASET_FILE), "--target", "accuracy_int8", "--trials",
+                 "0", "--threads", "1", "--out", str(out), "--no-progress"]) == 0
+    assert read_predictor_file(out).precision == "int8"
+    fp32 = tmp_path / "fp32_xgb.json"
+    assert main(["fit-predictor", "--data", str(tmp_path / DATASET_FILE), "--trials", "0", "--threads", "1",
+                 "--out", str(fp32), "--no-progress"]) == 0
+    assert read_predictor_file(fp32).precision == "fp32"
