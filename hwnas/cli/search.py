@@ -90,15 +90,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from hwnas.atomic_io import atomic_write_json
+    from hwnas.errors import ConfigError
     from hwnas.run_folder import prepare_run_dir, run_logger
     from hwnas.search import runner
-
     from hwnas.search.precisions import parse_precisions
 
     precisions = parse_precisions(args.precision)
     if args.validate_front > 0 and precisions != ("fp32",):
-        from hwnas.errors import ConfigError
-
         raise ConfigError("--validate-front measures FP32 models; check INT8 models with `hwnas export RUN_DIR "
                           "--measure DEVICE`, which quantises them and reports predicted vs measured")
     space, _ = runner.resolve_space(args.supernet, args.space)
