@@ -24,22 +24,30 @@ PREDICTOR_FILE = "accuracy_xgb.json"
 TABLE_PRECISIONS = ("fp32", "int8")
 
 
-def predictor_dir(space_name: str) -> Path:
-    """``predictors/<space>/``: the accuracy data set and fitted predictors of a space."""
-    return PREDICTORS_DIR / space_name
+def predictor_dir(space_name: str, precision: str = "fp32") -> Path:
+    """``predictors/<space>/``: the accuracy data set and fitted predictors of a space; its INT8
+    (quantised-model) data set and predictor live in ``predictors/<space>/int8/``."""
+    check_precision(precision)
+    return PREDICTORS_DIR / space_name if precision == "fp32" else PREDICTORS_DIR / space_name / precision
 
 
-def default_predictor_path(space_name: str) -> Path:
-    """``predictors/<space>/accuracy_xgb.json``: what ``hwnas fit-predictor`` writes and search reads."""
-    return predictor_dir(space_name) / PREDICTOR_FILE
+def default_predictor_path(space_name: str, precision: str = "fp32") -> Path:
+    """``predictors/<space>[/int8]/accuracy_xgb.json``: what ``hwnas fit-predictor`` writes and search reads."""
+    return predictor_dir(space_name, precision) / PREDICTOR_FILE
+
+
+def check_precision(precision: str) -> str:
+    """``precision`` if it is one hwnas deploys at (FP32 or ONNX Runtime static INT8), else a ConfigError."""
+    if precision not in TABLE_PRECISIONS:
+        raise ConfigError(f"precision {precision!r} is not one of {', '.join(TABLE_PRECISIONS)}; "
+                          "pass --precision fp32 or --precision int8")
+    return precision
 
 
 def table_stem(space_name: str, precision: str = "fp32") -> str:
     """``<space>`` for FP32 tables (the layout every existing table has), ``<space>.int8`` for INT8 ones,
     so both precisions of a device live side by side; the table, its report and checkpoint share it."""
-    if precision not in TABLE_PRECISIONS:
-        raise ConfigError(f"table precision {precision!r} is not one of {', '.join(TABLE_PRECISIONS)}; "
-                          "pass --precision fp32 or --precision int8")
+    check_precision(precision)
     return space_name if precision == "fp32" else f"{space_name}.{precision}"
 
 

@@ -57,7 +57,8 @@ def test_run_folder_contents_and_front_shape(env):
     assert len(front) >= 3
     counter = ComplexityCounter(SPACE)
     for rec in front:
-        assert set(rec) == {"format", "arch", "predicted", "macs", "params"} and rec["format"] == 2
+        assert set(rec) == {"format", "arch", "precision", "predicted", "macs", "params"} and rec["format"] == 3
+        assert rec["precision"] == "fp32"
         assert set(rec["arch"]) == {"kernel", "expand", "depth", "resolution"}
         assert set(rec["predicted"]) == {"accuracy", "latency_ms"}
         assert set(rec["predicted"]["latency_ms"]) == {"dev-a"}
@@ -213,7 +214,7 @@ def test_predict_json(env, capsys):
     assert main(["predict", "--arch", str(path), "--space", SPACE, "--predictor", env["predictor"],
                  "--device", env["a"], "--device", env["b"], "--json"]) == 0
     rec = json.loads(capsys.readouterr().out)
-    assert set(rec) == {"format", "arch", "predicted", "macs", "params"}
+    assert set(rec) == {"format", "arch", "precision", "predicted", "macs", "params"} and rec["precision"] == "fp32"
     assert rec["arch"] == arch.to_dict()
     assert rec["predicted"]["accuracy"] == pytest.approx(float(FakePredictor(SPACE).predict(genes)[0]))
     assert rec["predicted"]["latency_ms"]["dev-b"] == pytest.approx(
@@ -387,3 +388,72 @@ def test_validation_summary_uses_the_shared_agreement_keys():
     assert summary["latency_ms[d]"]["within10_pct"] == 100 and summary["accuracy"]["kendall_tau"] == 1.0
     text = runner.format_validation({"models": models, "summary": summary})
     assert "latency_ms[d]: MAPE" in text and "within +-10%" in text
+
+
+# --------------------------------------------------------------------------------- INT8 (issue 21)
+@pytest.fixture
+def int8_env(env):
+    """cpu-1thread with an FP32 and a faster INT8 table; an INT8 predictor file at the default path."""
+    env["make_table"]("cpu-1thread", 1.0, 0.05)
+    env["make_table"]("cpu-1thread", 0.55, 0.05, precision="int8")
+    int8 = env["tmp"] / "predictors" / SPACE / "int8" / "accuracy_xgb.json"
+    int8.parent.mkdir(parents=True)
+    int8.write_text(json.dumps({"precision": "int8"}))
+    return env
+
+
+def _precision_args(env, out: str, precision: str, *extra: str) -> list[str]:
+    return ["search", "--space", SPACE, "--device", "cpu-1thread", "--budget-ms", "0.6", "1.2", "2.4",
+            "--evaluations", "600", "--seed", "3", "--precision", precision, "--out", str(env["tmp"] / out),
+            "--no-progress", "--no-plot", *extra]
+
+
+def test_int8_search_scores_with_the_int8_table_and_predictor(int8_env):
+    env = int8_env
+    assert main(_precision_args(env, "q", "int8", "--predictor", str(env["tmp"] / "predictors" / SPACE / "int8" /
+                                                                    "accuracy_xgb.json"))) == 0
+    front = json.loads((env["tmp"] / "q" / "front.json").read_text())
+    assert front and all(r["precision"] == "int8" and r["format"] == 3 for r in front)
+    genes = LAYOUT.encode([runner.Architecture.from_dict(r["arch"], SPACE) for r in front])
+    int8_table = FakeTable(SPACE, 0.55, 0.05)
+    np.testing.assert_allclose([r["predicted"]["latency_ms"]["cpu-1thread"] for r in front],
+                               int8_table.predict_genes(genes), rtol=1e-9)
+    np.testing.assert_allclose([r["predicted"]["accuracy"] for r in front],
+                               FakePredictor(SPACE, {"precision": "int8"}).predict(genes), rtol=1e-9)
+    config = json.loads((env["tmp"] / "q" / "config.json").read_text())
+    assert config["precision"] == "int8" and config["latency_tables"]["cpu-1thread"].endswith(f"{SPACE}.int8.json")
+
+
+def test_int8_search_refuses_fp32_predictor_or_missing_int8_table(int8_env, capsys):
+    env = int8_env
+    assert main(_precision_args(env, "bad", "int8", "--predictor", env["predictor"])) != 0
+    assert "is for FP32 models but this search is --precision int8" in capsys.readouterr().err
+    (env["tmp"] / "latency_tables" / "cpu-1thread" / f"{SPACE}.int8.json").unlink()
+    assert main(_precision_args(env, "bad2", "int8")) != 0
+    assert "--precision int8` first" in capsys.readouterr().err
+    assert not (env["tmp"] / "bad").exists() and not (env["tmp"] / "bad2").exists()
+
+
+def test_both_precisions_keep_the_best_model_per_budget(int8_env):
+    from hwnas.search.front import read_front, read_picks
+
+    env = int8_env
+    assert main(_precision_args(env, "both", "fp32,int8", "--predictor", env["predictor"])) == 0
+    out = env["tmp"] / "both"
+    runs = {p: (read_front(out / p / "front.json"), read_picks(out / p / "picks.json")) for p in ("fp32", "int8")}
+    front, picks = read_front(out / "front.json"), read_picks(out / "picks.json")
+    union = runs["fp32"][0] + runs["int8"][0]
+    assert all(any(r == u for u in union) for r in front)  # merged from the precisions' fronts
+
+    def dominates(a, b):
+        pa, pb = (a.accuracy, -a.latency_ms["cpu-1thread"]), (b.accuracy, -b.latency_ms["cpu-1thread"])
+        return all(x >= y for x, y in zip(pa, pb)) and pa != pb
+
+    assert not any(dominates(u, r) for r in front for u in union)  # nothing in either run beats a kept one
+    assert len({r.precision for r in front}) == 2  # the faster INT8 table wins somewhere, FP32's accuracy elsewhere
+    for i, pick in enumerate(picks):
+        best = max(runs[p][1][i].record.accuracy for p in runs)
+        assert pick.record.accuracy == best and pick.budget_ms == runs["fp32"][1][i].budget_ms
+    config = json.loads((out / "config.json").read_text())
+    assert config["precision"] == "fp32,int8" and set(config["precisions"]) == {"fp32", "int8"}
+    assert "precision" in (out / "front.csv").read_text().splitlines()[0]

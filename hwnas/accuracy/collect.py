@@ -19,6 +19,14 @@ batches of 1000, BN folded, on images prepared once and features of the shared s
 block computed once per resolution (:class:`SubnetEvaluator`); experiments/collect_speed.py
 measures subnets/s against the plain whole-network path.
 
+INT8 (``precision="int8"``, ``hwnas collect --precision int8``): each subnet, BN-recalibrated exactly
+as for its FP32 label, is also exported to ONNX (BN folded, dynamic batch), statically quantised by
+the one quantiser of :mod:`hwnas.export.quantize` (QDQ, per-channel) with ranges from one fixed set
+of training images (the same for every subnet), and evaluated with ONNX Runtime, one call per batch,
+on the FP32 label's validation images. The record keeps both labels (``accuracy`` and
+``accuracy_int8``); the meta file records the precision, so FP32 and INT8 data sets never mix.
+By default an INT8 data set lives in ``predictors/<space>/int8/``.
+
 Distributed: under ``torchrun`` rank r measures architectures ``r::world`` into
 ``dataset.rank{r}.jsonl``; rank 0 merges the shards into ``dataset.jsonl`` at the end.
 """
@@ -38,6 +46,7 @@ from hwnas.arch import Architecture, largest_architecture, smallest_architecture
 from hwnas.atomic_io import append_jsonl, atomic_write_json, atomic_write_text, read_jsonl
 from hwnas.encoding import GeneLayout
 from hwnas.errors import ConfigError, DataError
+from hwnas.paths import check_precision
 from hwnas.space import SearchSpace, get_space
 
 DATASET_FILE = "dataset.jsonl"
@@ -47,6 +56,8 @@ FORMAT = "hwnas-accuracy-dataset-v1"
 #: and the label's two validation halves (read by :mod:`hwnas.accuracy.label_noise`).
 REPEAT_FIELD = "accuracy_2"
 HALF_FIELDS = ("accuracy_half1", "accuracy_half2")
+#: Fields of an INT8 collection: the quantised model's accuracy and loss beside the FP32 ones.
+INT8_FIELD, INT8_LOSS_FIELD = "accuracy_int8", "loss_int8"
 T = TypeVar("T")
 
 
@@ -70,6 +81,8 @@ class CollectConfig:
     dataset: str | None = None      # default: the data set the supernet was trained on
     val_size: int | None = None     # default: the supernet's hold-out size (same validation split)
     data_seed: int | None = None    # default: the supernet's training seed (same validation split)
+    precision: str = "fp32"         # "int8": also quantise each subnet and record accuracy_int8
+    int8_calib_images: int = 300    # fixed training images for INT8 activation ranges (as hwnas export's)
 
     def __post_init__(self) -> None:
         if self.n < 1:
@@ -81,6 +94,12 @@ class CollectConfig:
                               f"got {self.proxy_images}")
         if self.batch_size < 1:
             raise ConfigError("--batch-size must be positive")
+        check_precision(self.precision)
+        if self.int8_calib_images < 1:
+            raise ConfigError(f"--int8-calib-images must be a positive image count, got {self.int8_calib_images}")
+        if self.precision == "int8" and self.repeat_calibration:
+            raise ConfigError("--repeat-calibration measures the FP32 label's noise; run it without "
+                              "--precision int8 (into its own --out)")
 
 
 # --------------------------------------------------------------------------------- architectures
@@ -177,7 +196,22 @@ def _protocol(config: CollectConfig, sha256: str, space: SearchSpace, data: dict
             "space_fingerprint": space.fingerprint(), **data,
             "val_images": config.val_images, "calib_images": config.calib_images,
             "calib_seed": config.calib_seed,
-            **({"proxy_images": config.proxy_images} if config.proxy_images else {})}
+            **({"proxy_images": config.proxy_images} if config.proxy_images else {}),
+            **(_int8_protocol(config) if config.precision == "int8" else {})}
+
+
+def _int8_protocol(config: CollectConfig) -> dict[str, Any]:
+    """What makes INT8 labels comparable: the quantiser's settings and its calibration images.
+    (An FP32 data set's meta has no ``precision`` key, so those written before INT8 still match.)"""
+    from hwnas.export.quantize import precision_label
+
+    return {"precision": "int8", "quantization": precision_label(), "int8_calib_images": config.int8_calib_images,
+            "int8_calib_seed": int8_calib_seed(config)}
+
+
+def int8_calib_seed(config: CollectConfig) -> int:
+    """Seed of the INT8 calibration subset: another draw than the BN calibration's, as in ``hwnas export``."""
+    return config.calib_seed + 1
 
 
 def check_or_write_meta(out_dir: Path, meta: dict[str, Any], supernet: str) -> None:
@@ -213,6 +247,11 @@ class SubnetEvaluator:
     depend on the calibration images alone). Each subnet then recalibrates only its own layers on
     the cached features, each calibration batch normalised by its own statistics exactly as in a
     whole-network recalibration, and is evaluated with BN folded into the convolutions.
+
+    With ``precision="int8"`` the same recalibrated subnet (the shared layers given the cached
+    statistics) is exported, quantised with ranges from one fixed calibration set and evaluated by
+    ONNX Runtime (:meth:`int8_labels`); the calibration and validation images are prepared once per
+    resolution as numpy batches for that too.
     """
 
     def __init__(self, net: Any, dataset: Any, config: CollectConfig, device: Any) -> None:
@@ -225,6 +264,10 @@ class SubnetEvaluator:
                       for i in range(2 if config.repeat_calibration else 1)]
         self._features: dict[tuple[int, int], Any] = {}
         self._proxy: dict[int, list[tuple[Any, Any]]] = {}  # per resolution, from the first calibration set
+        self._prefix_state: dict[int, dict[str, Any]] = {}  # per resolution: the shared layers' recalibrated BN
+        self._onnx_inputs: dict[int, tuple[list[Any], list[tuple[Any, Any]]]] = {}  # per resolution (INT8)
+        self.int8_calib = (calibration_subset(dataset.train, config.int8_calib_images, seed=int8_calib_seed(config))
+                           if config.precision == "int8" else None)
 
     def _shared_features(self, resolution: int, calib_index: int) -> tuple[list[Any], list[tuple[Any, Any]]]:
         """Calibration batches and validation batches after the stem and the first block."""
@@ -260,6 +303,8 @@ class SubnetEvaluator:
             if cfg.proxy_images and calib is self.calib[0]:  # training images only: no validation image used
                 proxy_split = calibration_subset(calib, cfg.proxy_images, seed=cfg.calib_seed)
                 self._proxy[resolution] = [(prefix(x), y) for x, y in prepared(proxy_split, cfg.batch_size)]
+        if calib is self.calib[0]:  # what a whole exported subnet's shared layers hold (INT8 labels)
+            self._prefix_state[resolution] = {k: v.detach().clone() for k, v in prefix.state_dict().items()}
         return calib_out, val_out
 
     def measure(self, arch: Architecture) -> dict[str, Any]:
@@ -290,8 +335,51 @@ class SubnetEvaluator:
                 if i == 0 and self.config.proxy_images:  # training-free signal a predictor may use
                     record["proxy_loss"] = round(evaluate_on(folded, self._proxy[res])[1], 6)
                 record[f"accuracy{suffix}"], record[f"loss{suffix}"] = round(acc, 6), round(loss, 6)
+        if self.config.precision == "int8":  # rest holds the first calibration's statistics (no repeat)
+            acc, loss = self.int8_labels(sub, arch)
+            record[INT8_FIELD], record[INT8_LOSS_FIELD] = round(acc, 6), round(loss, 6)
         record.update(macs=macs, params=params, seconds=round(time.perf_counter() - start, 3))
         return record
+
+    def deployable_onnx(self, sub: Any, arch: Architecture) -> bytes:
+        """The FP32 ONNX model (BN folded, dynamic batch) of ``sub`` whose own layers were just
+        recalibrated: the shared stem and first block get the cached statistics, so the model is
+        exactly the network the FP32 label measured."""
+        import torch
+        from torch import nn
+
+        from hwnas.export.bn_fold import fold_batchnorm
+        from hwnas.export.onnx_export import to_onnx
+
+        self._shared_features(arch.resolution, 0)
+        nn.Sequential(sub.first_conv, sub.blocks[0]).load_state_dict(self._prefix_state[arch.resolution])
+        folded = fold_batchnorm(sub).cpu().to(memory_format=torch.contiguous_format)
+        shape = (self.net.space.in_channels, arch.resolution, arch.resolution)
+        return to_onnx(folded, shape).SerializeToString()
+
+    def int8_labels(self, sub: Any, arch: Architecture) -> tuple[float, float]:
+        """Accuracy and loss of ``sub`` statically quantised (the one ORT quantiser, fixed calibration
+        images), evaluated by ONNX Runtime on the FP32 label's validation images."""
+        from hwnas.export.onnx_export import onnx_evaluate_on
+        from hwnas.export.quantize import quantize_graph
+
+        calib, val = self._int8_inputs(arch.resolution)
+        int8 = quantize_graph(self.deployable_onnx(sub, arch), calib, name=f"subnet {arch.to_json()}",
+                              fix="collect this subnet at --precision fp32, or report the failing architecture")
+        return onnx_evaluate_on(int8, val, self.config.threads)
+
+    def _int8_inputs(self, resolution: int) -> tuple[list[Any], list[tuple[Any, Any]]]:
+        """INT8 calibration batches and validation ``(x, y)`` batches as numpy, once per resolution."""
+        if resolution not in self._onnx_inputs:
+            from hwnas.export.quantize import calibration_batches
+            from hwnas.supernet.calibration import iterate
+
+            ds = self.dataset
+            calib = calibration_batches(self.int8_calib, resolution, ds.mean, ds.std)
+            val = [(x.numpy(), y.numpy()) for x, y in iterate(self.val, resolution, ds.mean, ds.std,
+                                                                  self.config.batch_size)]
+            self._onnx_inputs[resolution] = calib, val
+        return self._onnx_inputs[resolution]
 
 
 def split_halves(batches: Sequence[tuple[Any, Any]]) -> tuple[list[tuple[Any, Any]], list[tuple[Any, Any]]]:
@@ -343,10 +431,10 @@ def _dataset_options(config: CollectConfig, extra: dict[str, Any]) -> dict[str, 
             "data_seed": config.data_seed if config.data_seed is not None else train.get("seed", 0)}
 
 
-def default_out(space: SearchSpace) -> Path:
+def default_out(space: SearchSpace, precision: str = "fp32") -> Path:
     from hwnas.paths import predictor_dir
 
-    return predictor_dir(space.name)
+    return predictor_dir(space.name, precision)
 
 
 def collect(config: CollectConfig, *, dataset: Any = None, progress: bool = True,
@@ -365,7 +453,7 @@ def collect(config: CollectConfig, *, dataset: Any = None, progress: bool = True
     net, extra = load_supernet(config.supernet)
     net = net.to(device).eval()
     space = net.space
-    out_dir = Path(config.out) if config.out else default_out(space)
+    out_dir = Path(config.out) if config.out else default_out(space, config.precision)
     data = _dataset_options(config, extra)
     meta = _protocol(config, file_sha256(config.supernet), space, data)
     if rank == 0:
@@ -389,13 +477,17 @@ def collect(config: CollectConfig, *, dataset: Any = None, progress: bool = True
     todo = [a for a in planned if arch_key(a, space) not in done]
     evaluator = SubnetEvaluator(net, dataset, config, device)
     layout = GeneLayout(space)
+    started = time.perf_counter()
     seconds = _run(todo, evaluator, layout, target, progress and rank == 0)
+    wall = time.perf_counter() - started
     _barrier(world)
     merged = merge_shards(out_dir, space) if world > 1 and rank == 0 else 0
     total = len(read_records(main)) if rank == 0 else None
     return {"out": str(main), "measured": len(todo), "skipped": len(planned) - len(todo),
             "total_records": total, "merged": merged,
             "seconds_per_subnet": float(np.mean(seconds)) if seconds else None,
+            "subnets_per_second": len(seconds) / wall if seconds and wall > 0 else None,
+            "precision": config.precision,
             "device": str(device), "config": asdict(config)}
 
 
@@ -410,7 +502,9 @@ def _run(todo: Iterable[Architecture], evaluator: SubnetEvaluator, layout: GeneL
         rec = evaluator.measure(arch)
         append_jsonl(target, {"arch": arch.to_dict(), "genes": layout.encode(arch)[0].tolist(), **rec})
         seconds.append(rec["seconds"])
-        bar.set_postfix(acc=f"{rec['accuracy']:.4f}", s_per_subnet=f"{rec['seconds']:.2f}")
+        bar.set_postfix(acc=f"{rec['accuracy']:.4f}",
+                        **({"int8": f"{rec[INT8_FIELD]:.4f}"} if INT8_FIELD in rec else {}),
+                        s_per_subnet=f"{rec['seconds']:.2f}")
     return seconds
 
 

@@ -37,6 +37,12 @@ class PredictorFile:
     space: SearchSpace
     encoder: FeatureEncoder
 
+    @property
+    def precision(self) -> str:
+        """The deployed precision whose accuracy it predicts: ``int8`` for an INT8 predictor
+        (experiments/int8_predictor.py), ``fp32`` for every other (older files say nothing)."""
+        return str(self.meta.get("precision", "fp32"))
+
 
 def read_predictor_file(path: str | Path, space: SearchSpace | str | None = None) -> PredictorFile:
     """Read and check ``path`` and its sidecar; refuse a predictor of another space or feature version."""

@@ -60,14 +60,15 @@ def ranking_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
     }
 
 
-def check_training_data(layout: GeneLayout, genes: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+def check_training_data(layout: GeneLayout, genes: Any, y: Any, bounded: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Validated ``(genes, y)``; ``bounded`` labels must be accuracy fractions in [0, 1]."""
     genes = as_genes(layout, genes)
     y = np.asarray(y, dtype=np.float64).reshape(-1)
     if len(y) != len(genes):
         raise DataError(f"{len(genes)} architectures but {len(y)} accuracies; they must pair up one to one")
     if not np.isfinite(y).all():
         raise DataError("accuracies contain NaN or infinite values; drop those records and refit")
-    if y.min() < 0 or y.max() > 1:
+    if bounded and (y.min() < 0 or y.max() > 1):
         raise DataError(f"accuracies must be fractions in [0, 1], got a range {y.min():g}..{y.max():g}; "
                         "divide percentages by 100")
     return genes, y
@@ -78,12 +79,15 @@ class AccuracyPredictor(RegressorMixin, BaseEstimator):
 
     ``n_trials`` Optuna trials of ``cv_folds``-fold CV choose the hyper-parameters (0 trials: use
     ``params`` or XGBoost-friendly defaults); boosting rounds are early-stopped in CV (at most
-    ``max_rounds``). ``predict`` returns accuracy fractions in [0, 1].
+    ``max_rounds``). ``predict`` returns accuracy fractions in [0, 1]. ``bounded=False`` accepts a
+    signed target (an INT8 model's accuracy drop, :mod:`hwnas.accuracy.int8_predictor`); such a
+    model is a part of a predictor, read through its booster, not through ``predict``.
     """
 
     def __init__(self, space: SearchSpace | str = "fmnist-mbv3", encoding: str = "full", n_trials: int = 30,
                  cv_folds: int = 5, seed: int = 0, params: dict[str, Any] | None = None,
-                 n_jobs: int | None = None, progress: bool = False, max_rounds: int = MAX_ROUNDS) -> None:
+                 n_jobs: int | None = None, progress: bool = False, max_rounds: int = MAX_ROUNDS,
+                 bounded: bool = True) -> None:
         self.space = space
         self.encoding = encoding
         self.n_trials = n_trials
@@ -93,6 +97,7 @@ class AccuracyPredictor(RegressorMixin, BaseEstimator):
         self.n_jobs = n_jobs
         self.progress = progress
         self.max_rounds = max_rounds
+        self.bounded = bounded
 
     # ----------------------------------------------------------------------------- helpers
     @property
@@ -154,7 +159,7 @@ class AccuracyPredictor(RegressorMixin, BaseEstimator):
         import xgboost as xgb
 
         layout = self.encoder_.layout
-        genes, y = check_training_data(layout, genes, y)
+        genes, y = check_training_data(layout, genes, y, self.bounded)
         if len(y) < max(self.cv_folds, 4):
             raise DataError(f"need at least {max(self.cv_folds, 4)} measured subnets to fit a predictor, "
                             f"got {len(y)}; collect more with `hwnas collect`")

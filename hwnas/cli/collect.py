@@ -11,6 +11,9 @@ examples:
   # also a second BN calibration per subnet (accuracy_2) to measure the noise ceiling
   hwnas collect --supernet checkpoints/fmnist-mbv3.safetensors --n 300 --repeat-calibration \\
       --out predictors/fmnist-mbv3-repeat/
+  # INT8 labels too: each subnet statically quantised (ONNX Runtime QDQ, per-channel) with ranges from
+  # one fixed set of 300 training images, into predictors/fmnist-mbv3/int8/dataset.jsonl
+  hwnas collect --supernet checkpoints/fmnist-mbv3.safetensors --n 300 --precision int8
   # 4 GPUs: each rank measures every 4th subnet, rank 0 merges the shards at the end (spell out
   # --num-subnets here: torchrun's own parser mistakes --n for an abbreviation of its options)
   torchrun --nproc_per_node 4 -m hwnas.cli collect --supernet checkpoints/fmnist-mbv3.safetensors --num-subnets 3000
@@ -41,6 +44,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--proxy-images", type=int, default=d.proxy_images,
                    help="record proxy_loss: the subnet's loss on this many of its calibration (training) images "
                         "after BN recalibration, a zero-cost proxy candidate (default 0 = off)")
+    p.add_argument("--precision", choices=("fp32", "int8"), default=d.precision,
+                   help="int8: also quantise each subnet (ONNX Runtime static QDQ, per-channel) and record its "
+                        "accuracy_int8 beside the FP32 accuracy (default out predictors/<space>/int8/)")
+    p.add_argument("--int8-calib-images", type=int, default=d.int8_calib_images,
+                   help="fixed training images (the same for every subnet) for the INT8 activation ranges "
+                        f"(default {d.int8_calib_images})")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"(default {d.batch_size})")
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:1 (default auto)")
     p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads, 0 = default")
@@ -59,12 +68,15 @@ def run(args: argparse.Namespace) -> int:
                            calib_seed=args.calib_seed,
                            repeat_calibration=args.repeat_calibration, batch_size=args.batch_size,
                            device=args.device, threads=args.threads, dataset=args.dataset,
-                           val_size=args.val_size, data_seed=args.data_seed)
+                           val_size=args.val_size, data_seed=args.data_seed, precision=args.precision,
+                           int8_calib_images=args.int8_calib_images)
     summary = collect(config, progress=not args.no_progress)
     if summary["total_records"] is None:  # a non-zero torchrun rank
         return 0
     per = summary["seconds_per_subnet"]
-    print(f"measured {summary['measured']} subnets ({per:.2f} s per subnet on {summary['device']}), "
+    rate = summary["subnets_per_second"]
+    print(f"measured {summary['measured']} {summary['precision'].upper()} subnets ({per:.2f} s per subnet, "
+          f"{rate:.2f} subnets/s on {summary['device']}), "
           f"skipped {summary['skipped']} already present; {summary['total_records']} records in {summary['out']}"
           if per is not None else
           f"nothing to do: all {summary['skipped']} subnets already in {summary['out']} "

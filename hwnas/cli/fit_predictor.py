@@ -24,6 +24,8 @@ examples:
   hwnas fit-predictor --data predictors/fmnist-mbv3/dataset.jsonl
   hwnas fit-predictor --data predictors/fmnist-mbv3/dataset.jsonl --trials 60 --seed 1 \\
       --out predictors/fmnist-mbv3/accuracy_xgb.json
+  # an INT8 predictor on the quantised models' labels (experiments/int8_predictor.py compares it with others)
+  hwnas fit-predictor --data predictors/fmnist-mbv3/int8/dataset.jsonl --target accuracy_int8
 """
 
 
@@ -50,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from hwnas.accuracy.collect import read_accuracy_data
+    from hwnas.accuracy.collect import INT8_FIELD, read_accuracy_data
     from hwnas.accuracy.label_noise import find_ceiling
     from hwnas.accuracy.predictor import AccuracyPredictor
     from hwnas.errors import ConfigError
@@ -81,7 +83,9 @@ def run(args: argparse.Namespace) -> int:
     pred.metrics_ = metrics
     extra = {"data": str(args.data), "target": args.target, "supernet_sha256": data.meta.get("supernet_sha256"),
              "refit_on_all": bool(not args.no_refit and n_test)}
-    pred.save(out, extra={"training_data": extra})
+    # a predictor of the quantised models' accuracy is an INT8 predictor (hwnas search --precision int8)
+    precision = {"precision": "int8"} if args.target == INT8_FIELD else {}
+    pred.save(out, extra={"training_data": extra, **precision})
     line = f"predictor: {out}  (n={n}, CV RMSE {pred.cv_rmse_:.4f}"
     if n_test:
         h = metrics["holdout"]

@@ -29,6 +29,11 @@ Examples:
   hwnas search --device latency_tables/cpu-1thread/fmnist-mbv3.json --budget-ms 2 \\
       --validate-front 5 --out runs/search-checked
 
+  # INT8 deployment: the INT8 table (hwnas profile --precision int8) and INT8 predictor; or both
+  # precisions, keeping the best model per budget (each precision's own run in runs/search-q/fp32|int8/)
+  hwnas search --device cpu-1thread --budget-ms 0.3 --precision int8 --out runs/search-int8
+  hwnas search --device cpu-1thread --budget-ms 0.3 --precision fp32,int8 --out runs/search-q
+
 Outputs in --out: front.json and picks.json (records read by `hwnas export`), front.csv,
 evaluated.npz (every candidate; hwnas.search.evaluated.read_evaluated), config.json, pareto.png,
 log.txt (+ validation.json).
@@ -48,6 +53,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--predictor", type=Path, default=None,
                    help="accuracy predictor: an hwnas one or once-for-all's acc_predictor.pth "
                         "(default predictors/<space>/accuracy_xgb.json; not needed without an accuracy objective)")
+    p.add_argument("--precision", default="fp32",
+                   help="deployment precision: fp32, int8 (ONNX Runtime static quantisation: the devices' "
+                        "<space>.int8.json tables and the INT8 predictor predictors/<space>/int8/accuracy_xgb.json) "
+                        "or fp32,int8 (search both, keep the best per budget; default fp32)")
+    p.add_argument("--int8-predictor", type=Path, default=None,
+                   help="INT8 accuracy predictor when both precisions are searched (default "
+                        "predictors/<space>/int8/accuracy_xgb.json); with --precision int8 alone --predictor does")
     p.add_argument("--device", action="append", required=True, metavar="D",
                    help="device profile name or .yaml (table at latency_tables/<slug>/<space>.json), a "
                         "latency table .json, or a folder of once-for-all's <r>_lookup_table.yaml; repeat "
@@ -78,17 +90,26 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from hwnas.atomic_io import atomic_write_json
+    from hwnas.errors import ConfigError
     from hwnas.run_folder import prepare_run_dir, run_logger
     from hwnas.search import runner
+    from hwnas.search.precisions import parse_precisions
 
+    precisions = parse_precisions(args.precision)
+    if args.validate_front > 0 and precisions != ("fp32",):
+        raise ConfigError("--validate-front measures FP32 models; check INT8 models with `hwnas export RUN_DIR "
+                          "--measure DEVICE`, which quantises them and reports predicted vs measured")
     space, _ = runner.resolve_space(args.supernet, args.space)
     needs_predictor = "accuracy" in runner.parse_objectives(args.objectives)
-    default = runner.default_predictor_path(space) if needs_predictor else None
+    default = runner.default_predictor_path(space, precisions[0]) if needs_predictor else None
     settings = runner.SearchSettings(
-        predictor=args.predictor or default, devices=list(args.device),
+        predictor=args.predictor or (args.int8_predictor if precisions == ("int8",) else None) or default,
+        devices=list(args.device),
         budgets_ms=list(args.budget_ms), supernet=args.supernet, space=args.space, objectives=args.objectives,
         evaluations=args.evaluations, population=args.population, params_cap_m=args.params_cap,
-        macs_cap_m=args.macs_cap, seed=args.seed, budget_mode=args.budget_mode)
+        macs_cap_m=args.macs_cap, seed=args.seed, budget_mode=args.budget_mode, precision=precisions[0])
+    if len(precisions) > 1:
+        return _run_precisions(args, settings, precisions)
     early: list[str] = []
     prepared = runner.prepare_search(settings, log=early.append)  # bad input fails before --out is touched
     out = prepare_run_dir(args.out, args.overwrite)
@@ -114,6 +135,35 @@ def run(args: argparse.Namespace) -> int:
     if not outcome.front:
         print("hwnas search: no candidate met every constraint; raise --budget-ms or the caps "
               "(or use --budget-mode any)", flush=True)
+        return 1
+    return 0
+
+
+def _run_precisions(args: argparse.Namespace, settings, precisions: tuple[str, ...]) -> int:
+    """``--precision fp32,int8``: a search per precision, the best per budget kept (hwnas.search.precisions)."""
+    from hwnas.run_folder import prepare_run_dir, run_logger
+    from hwnas.search import runner
+    from hwnas.search.precisions import execute_all, prepare_all, settings_per_precision, write_multi_run
+
+    given = {"fp32": args.predictor, "int8": args.int8_predictor}
+    early: list[str] = []
+    prepared = prepare_all(settings_per_precision(settings, precisions, given), log=early.append)
+    out = prepare_run_dir(args.out, args.overwrite)
+    log = run_logger(out, "hwnas.search")
+    try:
+        for message in early:
+            log.info(message)
+        outcome = execute_all(prepared, progress=not args.no_progress, log=log.info)
+        write_multi_run(out, outcome, plot=not args.no_plot)
+        log.info(f"Pareto front over {', '.join(precisions)} ({len(outcome.front)} networks):\n"
+                 + runner.format_front(outcome.front, outcome.devices))
+        log.info("Picks (best precision per budget):\n" + runner.format_picks(outcome.picks))
+        log.info(f"wrote {out}/ (front.json, front.csv, picks.json, config.json, log.txt; each precision's run in "
+                 f"{', '.join(f'{p}/' for p in precisions)})")
+    finally:
+        _close(log)
+    if not outcome.front:
+        print("hwnas search: no candidate met every constraint; raise --budget-ms or the caps", flush=True)
         return 1
     return 0
 

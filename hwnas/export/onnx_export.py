@@ -27,7 +27,7 @@ import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 import onnx
@@ -313,8 +313,21 @@ def _batches(split: Split, resolution: int, mean: tuple[float, ...], std: tuple[
 def onnx_accuracy(model: bytes | str | Path, split: Split, resolution: int, mean: tuple[float, ...],
                   std: tuple[float, ...], batch_size: int = 500, threads: int = 0) -> float:
     """Top-1 accuracy (fraction) of an ONNX model on ``split`` with ONNX Runtime, batched."""
+    return onnx_evaluate_on(model, _batches(split, resolution, mean, std, batch_size), threads)[0]
+
+
+def onnx_evaluate_on(model: bytes | str | Path, batches: Iterable[tuple[np.ndarray, np.ndarray]],
+                     threads: int = 0) -> tuple[float, float]:
+    """Top-1 accuracy (fraction) and mean cross-entropy of an ONNX model on prepared ``(x, y)`` numpy
+    batches, one ONNX Runtime call per batch: the ONNX twin of
+    :func:`hwnas.supernet.calibration.evaluate_on`, so both report the same two numbers."""
     session = ort_session(model, threads)
-    correct = 0
-    for x, y in _batches(split, resolution, mean, std, batch_size):
-        correct += int((run_session(session, x).argmax(1) == y).sum())
-    return correct / max(len(split), 1)
+    correct, loss_sum, n = 0, 0.0, 0
+    for x, y in batches:
+        logits = run_session(session, x).astype(np.float64)
+        shifted = logits - logits.max(1, keepdims=True)
+        log_probs = shifted - np.log(np.exp(shifted).sum(1, keepdims=True))
+        loss_sum += float(-log_probs[np.arange(len(y)), y].sum())
+        correct += int((logits.argmax(1) == y).sum())
+        n += len(y)
+    return correct / max(n, 1), loss_sum / max(n, 1)

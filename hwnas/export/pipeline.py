@@ -3,7 +3,8 @@
 For every chosen model: extract the subnet from the supernet, recalibrate its BN statistics on
 training images, fold BN, export to ONNX, check ONNX Runtime against PyTorch on real test images
 (relative error <= 1e-4, else the file is removed and the model marked failed), measure the ONNX
-model's own test accuracy, optionally quantise it to INT8, then time every file on each device
+model's own test accuracy, optionally quantise it to INT8 (always for a model searched at INT8,
+``hwnas search --precision int8``: its predictions are compared with the INT8 file), then time every file on each device
 with the protocol of that device's latency table (:func:`hwnas.latency.measure.time_models`,
 the table's speed reference timed beside them). A run folder gets report.md, report.png and
 summary.json comparing predicted with measured numbers.
@@ -165,7 +166,8 @@ class DeviceTable:
 def device_tables(space: Any, devices: Sequence[str], tables: dict[str, str] | None,
                   base: Path | None) -> dict[str, DeviceTable]:
     """Device -> the protocol and speed reference of its table (the run's table, else the one
-    ``hwnas profile`` writes by default); devices without a table get the default protocol."""
+    ``hwnas profile`` writes by default); devices without a table get the default protocol. The
+    speed reference comes from an FP32 table only: an INT8 table's was timed as a quantised graph."""
     from hwnas.latency.device import load_device_profile
     from hwnas.latency.measure import TimingProtocol
     from hwnas.latency.table import LatencyTable
@@ -181,10 +183,13 @@ def device_tables(space: Any, devices: Sequence[str], tables: dict[str, str] | N
         out[device] = DeviceTable(TimingProtocol(), None)
         for candidate in ([resolve_path(path, base)] if path else []) + [default_table_path(slug, space.name)]:
             try:
-                meta = LatencyTable.load(candidate, space).meta
+                table = LatencyTable.load(candidate, space)
             except HwnasError:
                 continue
-            reference = meta.get("reference")
+            meta, reference = table.meta, table.meta.get("reference")
+            if table.precision != "fp32":  # its reference was timed quantised; export times the FP32 reference
+                out[device] = DeviceTable(TimingProtocol.of_table(meta), None)
+                continue  # the device's FP32 table, if there is one, has the reference export can time
             out[device] = DeviceTable(TimingProtocol.of_table(meta),
                                       {**reference, "table": str(candidate)} if reference else None)
             break
@@ -218,7 +223,7 @@ def export_one(source: Source, arch: Any, path: Path, name: str, measurers: dict
     result = ModelResult(name=name, arch=arch.to_dict(), macs=macs, params=params,
                          predicted_accuracy=predicted.accuracy if predicted else None,
                          predicted_latency_ms=dict(predicted.latency_ms) if predicted else {},
-                         picked_for=list(picked_for))
+                         picked_for=list(picked_for), precision=predicted.precision if predicted else "fp32")
     subnet = source.net.extract(arch).to(settings.torch_device)
     if source.calib is not None:
         recalibrate_bn(subnet, source.calib, arch.resolution, mean, std, device=settings.torch_device)
@@ -241,7 +246,7 @@ def export_one(source: Source, arch: Any, path: Path, name: str, measurers: dict
     result.fp32 = ModelFile(path=str(path), size_bytes=path.stat().st_size, accuracy=accuracy)
     _measure_module(result.fp32, _one_at_a_time(measurers), subnet, space.in_channels, arch.resolution,
                     settings.batch, tables or {})
-    if settings.int8:
+    if settings.int8 or result.precision == "int8":  # a model searched at INT8 is deployed quantised
         try:
             result.int8 = _int8(source, path, arch)
         except HwnasError as exc:  # the verified FP32 model stays; the run still reports the failure
@@ -471,12 +476,14 @@ def _chosen_picks(run: RunFolder, warn: Warn) -> list[Chosen]:
         if pick.record is None:
             warn(f"no evaluated model met {label}; nothing to export for it")
             continue
-        same = next((k for k, c in enumerate(chosen) if c.record.same_arch(pick.record)), None)
+        same = next((k for k, c in enumerate(chosen) if c.record.same_model(pick.record)), None)
         if same is not None:
             chosen[same] = Chosen(chosen[same].name, chosen[same].record, chosen[same].picked_for + (label,))
             continue
-        on_front = next((i for i, r in enumerate(run.front) if r.same_arch(pick.record)), None)
+        on_front = next((i for i, r in enumerate(run.front) if r.same_model(pick.record)), None)
         name = f"front{on_front:03d}" if on_front is not None else f"eval{pick.eval_index or 0:06d}"
+        if on_front is None and pick.record.precision != "fp32":  # eval indices of each precision's own search
+            name += f"-{pick.record.precision}"
         chosen.append(Chosen(name, pick.record, (label,)))
     if not chosen:
         raise ConfigError(f"{run.path / 'picks.json'}: no evaluated model met any budget; rerun the search with "
@@ -512,7 +519,8 @@ def export_run(run_dir: str | Path, settings: ExportSettings, warn: Warn = _stde
         raise ConfigError(f"{run.path / 'config.json'} names no supernet (the search ran on --space "
                           f"{run.config['space']}); pass --supernet PATH, or --supernet {run.config['space']} "
                           "--weights FILE for once-for-all's published weights")
-    source = load_source(str(supernet), settings, base=run.path, warn=warn)
+    int8_chosen = any(c.record.precision == "int8" for c in chosen)  # INT8 calibration images needed
+    source = load_source(str(supernet), settings.replace(int8=settings.int8 or int8_chosen), base=run.path, warn=warn)
     space = source.net.space
     if space.name != run.config["space"]:
         raise ConfigError(f"the supernet is for space {space.name!r} but the run searched "

@@ -52,12 +52,7 @@ class ImageCalibrationReader:
         arg = model.graph.input[0]
         dim0 = arg.type.tensor_type.shape.dim[0]
         batch = dim0.dim_value if dim0.HasField("dim_value") and dim0.dim_value > 0 else CALIBRATION_BATCH
-        images = np.concatenate([x.numpy() for x, _ in iterate(split, resolution, mean, std, 256)])
-        batches = [images[i:i + batch] for i in range(0, len(images) - batch + 1, batch)]
-        if not batches:
-            raise DataError(f"INT8 calibration needs at least {batch} images (the model's batch size), "
-                            f"got {len(images)}; pass more with --calib-images")
-        return cls(batches, arg.name)
+        return cls(calibration_batches(split, resolution, mean, std, batch), arg.name)
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         batch = next(self._iter, None)
@@ -68,6 +63,19 @@ class ImageCalibrationReader:
 
     def __len__(self) -> int:
         return len(self._batches)
+
+
+def calibration_batches(split: Split, resolution: int, mean: tuple[float, ...], std: tuple[float, ...],
+                        batch: int = CALIBRATION_BATCH) -> list[np.ndarray]:
+    """``split``'s images preprocessed for a model at ``resolution``, in full batches of ``batch``
+    (a short last batch is dropped): the calibration inputs of :func:`quantize_graph`. Preparing
+    them once lets a caller quantise many models of one resolution on the same images."""
+    images = np.concatenate([x.numpy() for x, _ in iterate(split, resolution, mean, std, 256)])
+    batches = [images[i:i + batch] for i in range(0, len(images) - batch + 1, batch)]
+    if not batches:
+        raise DataError(f"INT8 calibration needs at least {batch} images (the model's batch size), "
+                        f"got {len(images)}; pass more with --int8-calib-images")
+    return batches
 
 
 def _reader_class() -> type:
@@ -104,17 +112,20 @@ def quantize_int8(fp32_model: str | Path, out_path: str | Path, calibration: Spl
 
 
 def quantize_graph(fp32_onnx: bytes, batches: list[np.ndarray], *, name: str = "graph",
-                   per_channel: bool = True, activation_type: str = "uint8") -> bytes:
+                   per_channel: bool = True, activation_type: str = "uint8",
+                   fix: str = "profile this device at --precision fp32") -> bytes:
     """INT8 (QDQ) bytes of an in-memory FP32 graph, activation ranges taken from ``batches``.
 
     The same quantiser and settings as :func:`quantize_int8`, for graphs whose input is not an image
-    (a latency table's block graphs take feature maps): the caller supplies the calibration inputs.
+    (a latency table's block graphs take feature maps) or whose images are prepared once for many
+    models (``hwnas collect --precision int8``): the caller supplies the calibration inputs.
+    ``fix`` is what a failure message tells the user to do instead.
     """
     _check_activation_type(activation_type)
     model = onnx.load_from_string(fp32_onnx)
     reader = _reader_class()([np.asarray(b, dtype=np.float32) for b in batches], model.graph.input[0].name)
     return _quantize(fp32_onnx, reader, name, per_channel=per_channel, activation_type=activation_type,
-                     reduce_range=False, fix="profile this device at --precision fp32").SerializeToString()
+                     reduce_range=False, fix=fix).SerializeToString()
 
 
 def precision_label(activation_type: str = "uint8", per_channel: bool = True) -> str:

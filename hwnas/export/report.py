@@ -55,6 +55,12 @@ class ModelResult:
     parity: dict[str, float] | None = None
     fp32: ModelFile | None = None
     int8: ModelFile | None = None
+    precision: str = "fp32"  # what the search predicted for: the FP32 file or its INT8 quantisation
+
+    @property
+    def deployed(self) -> ModelFile | None:
+        """The file the search's predictions describe, which the report compares them with."""
+        return self.int8 if self.precision == "int8" else self.fp32
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ModelResult":
@@ -85,7 +91,7 @@ def _points(results: Sequence[ModelResult], device: str, which: str) -> tuple[li
         if which == "predicted":
             lat, acc = r.predicted_latency_ms.get(device), r.predicted_accuracy
         else:
-            f = r.fp32 if which == "fp32" else r.int8
+            f = {"fp32": r.fp32, "int8": r.int8, "deployed": r.deployed}[which]
             lat, acc = (f.latency_ms(device), f.accuracy) if f is not None else (None, None)
         if lat is not None and acc is not None:
             ids.append(i)
@@ -130,10 +136,10 @@ def plot_report(path: str | Path, results: Sequence[ModelResult], devices: Seque
 
 def _plot_device(ax: Any, results: Sequence[ModelResult], device: str) -> None:
     p_ids, pred = _points(results, device, "predicted")
-    m_ids, meas = _points(results, device, "fp32")
+    _, meas = _points(results, device, "fp32")
     _, int8 = _points(results, device, "int8")
     by_model = dict(zip(p_ids, pred))
-    for i, (x, y) in zip(m_ids, meas):  # predicted -> measured, per model
+    for i, (x, y) in zip(*_points(results, device, "deployed")):  # predicted -> measured, per model
         if i in by_model:
             ax.plot([by_model[i][0], x], [by_model[i][1], y], color="0.75", lw=0.8, zorder=1)
     if pred:
@@ -184,25 +190,41 @@ def _error(pred: float | None, meas: float | None) -> str:
 
 
 def latency_agreement(results: Sequence[ModelResult], device: str) -> dict[str, Any] | None:
-    """Predicted vs measured FP32 latency (:func:`hwnas.metrics.prediction_agreement`); with a speed
-    reference also the same numbers at the machine speed of profiling time (``at_profile_speed``)."""
+    """Predicted vs measured latency of each model's deployed file (FP32, or INT8 for a model searched
+    at INT8) (:func:`hwnas.metrics.prediction_agreement`); with a speed reference also the same
+    numbers at the machine speed of profiling time (``at_profile_speed``)."""
     from hwnas.metrics import prediction_agreement
 
     def pairs(measured: Any) -> list[tuple[float, float]]:
         return [(r.predicted_latency_ms[device], measured(r)) for r in results
-                if r.fp32 is not None and device in r.predicted_latency_ms and measured(r) is not None]
+                if r.deployed is not None and device in r.predicted_latency_ms and measured(r) is not None]
 
-    now = pairs(lambda r: r.fp32.latency_ms(device))
+    now = pairs(lambda r: r.deployed.latency_ms(device))
     if not now:
         return None
     out: dict[str, Any] = prediction_agreement(*zip(*now))
-    at_ref = pairs(lambda r: r.fp32.latency_ms_at_profile_speed(device))
+    at_ref = pairs(lambda r: r.deployed.latency_ms_at_profile_speed(device))
     if at_ref:
-        speed = next(r.fp32.latency[device]["speed"] for r in results
-                     if r.fp32 is not None and "speed" in r.fp32.latency.get(device, {}))
+        speed = next(r.deployed.latency[device]["speed"] for r in results
+                     if r.deployed is not None and "speed" in r.deployed.latency.get(device, {}))
         out.update(at_profile_speed=prediction_agreement(*zip(*at_ref)),
                    slowdown_since_profiling=float(speed["slowdown"]))
     return out
+
+
+def accuracy_agreement(results: Sequence[ModelResult]) -> dict[str, Any] | None:
+    """Predicted vs measured (ONNX Runtime, test split) accuracy of each model's deployed file, by the
+    same function as latency (:func:`hwnas.metrics.prediction_agreement`, absolute errors unitless)."""
+    from hwnas.metrics import prediction_agreement
+
+    pairs = [(r.predicted_accuracy, r.deployed.accuracy) for r in results
+             if r.deployed is not None and r.predicted_accuracy is not None and r.deployed.accuracy is not None]
+    if not pairs:
+        return None
+    import numpy as np
+
+    with np.errstate(divide="ignore", invalid="ignore"):  # a model measured at 0 % has no relative error
+        return prediction_agreement(*zip(*pairs), unit="")
 
 
 def render_markdown(results: Sequence[ModelResult], devices: Sequence[str], context: dict[str, Any],
@@ -229,36 +251,46 @@ def render_markdown(results: Sequence[ModelResult], devices: Sequence[str], cont
 
 def _accuracy_table(results: Sequence[ModelResult]) -> list[str]:
     rows = ["## Accuracy and size", "",
-            "| model | res | depth | MMACs | params (M) | FP32 MB | predicted acc | ONNX FP32 acc | INT8 acc "
-            "| INT8 MB | parity (rel) | status |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+            "| model | searched at | res | depth | MMACs | params (M) | FP32 MB | predicted acc | ONNX FP32 acc "
+            "| INT8 acc | INT8 MB | parity (rel) | status |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         fp32, int8 = r.fp32, r.int8
         rows.append(" | ".join([
-            f"| {r.name}", str(r.arch.get("resolution", "")), "-".join(map(str, r.arch.get("depth", []))),
+            f"| {r.name}", r.precision.upper(), str(r.arch.get("resolution", "")),
+            "-".join(map(str, r.arch.get("depth", []))),
             _fmt(r.macs / 1e6, ".1f"), _fmt(r.params / 1e6, ".2f"),
             _fmt(fp32.size_bytes / 1e6 if fp32 else None, ".2f"), _pct(r.predicted_accuracy),
             _pct(fp32.accuracy if fp32 else None), _pct(int8.accuracy if int8 else None),
             _fmt(int8.size_bytes / 1e6 if int8 else None, ".2f"),
             _fmt(r.parity["max_rel"] if r.parity else None, ".1e"), r.status]) + " |")
+    agreement = accuracy_agreement(results)
+    if agreement:
+        tau = agreement["kendall_tau"]
+        rows += ["", f"Predicted vs measured accuracy (each model at the precision it was searched at): mean "
+                     f"absolute error {100 * agreement['mae']:.2f} points over {agreement['n']} models"
+                     + (f", Kendall tau {tau:.2f}" if math.isfinite(tau) else "") + "."]
     return rows
 
 
 def _latency_table(results: Sequence[ModelResult], device: str) -> list[str]:
     rows = [f"## Latency on {device} (ms)", "",
-            "| model | predicted | measured FP32 | p10–p90 | error | at profiling speed | error there | INT8 "
-            "| INT8 speed-up |",
-            "|---|---|---|---|---|---|---|---|---|"]
+            "| model | searched at | predicted | measured | p10–p90 | error | at profiling speed | error there "
+            "| FP32 | INT8 | INT8 speed-up |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         pred = r.predicted_latency_ms.get(device)
-        meas = r.fp32.latency_ms(device) if r.fp32 else None
-        at_ref = r.fp32.latency_ms_at_profile_speed(device) if r.fp32 else None
-        stats = r.fp32.latency.get(device) if r.fp32 else None
+        file = r.deployed
+        meas = file.latency_ms(device) if file else None
+        at_ref = file.latency_ms_at_profile_speed(device) if file else None
+        stats = file.latency.get(device) if file else None
+        f32 = r.fp32.latency_ms(device) if r.fp32 else None
         q = r.int8.latency_ms(device) if r.int8 else None
         spread = f"{stats['p10_ms']:.3f}–{stats['p90_ms']:.3f}" if stats else "–"
-        speedup = f"{meas / q:.2f}x" if meas and q else "–"
-        rows.append(f"| {r.name} | {_fmt(pred, '.3f')} | {_fmt(meas, '.3f')} | {spread} | {_error(pred, meas)} | "
-                    f"{_fmt(at_ref, '.3f')} | {_error(pred, at_ref)} | {_fmt(q, '.3f')} | {speedup} |")
+        speedup = f"{f32 / q:.2f}x" if f32 and q else "–"
+        rows.append(f"| {r.name} | {r.precision.upper()} | {_fmt(pred, '.3f')} | {_fmt(meas, '.3f')} | {spread} | "
+                    f"{_error(pred, meas)} | {_fmt(at_ref, '.3f')} | {_error(pred, at_ref)} | {_fmt(f32, '.3f')} | "
+                    f"{_fmt(q, '.3f')} | {speedup} |")
     agreement = latency_agreement(results, device)
     if agreement:
         tau = agreement["kendall_tau"]
@@ -279,6 +311,7 @@ def _latency_table(results: Sequence[ModelResult], device: str) -> list[str]:
 def summary(results: Sequence[ModelResult], devices: Sequence[str], context: dict[str, Any]) -> dict[str, Any]:
     return {"context": context, "devices": list(devices),
             "latency_agreement": {d: latency_agreement(results, d) for d in devices},
+            "accuracy_agreement": accuracy_agreement(results),
             "models": [asdict(r) for r in results]}
 
 

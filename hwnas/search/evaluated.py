@@ -51,18 +51,20 @@ class Evaluated(Scores):
 
     genes: np.ndarray
 
-    def record(self, i: int, layout: GeneLayout) -> FrontRecord:
-        """Row ``i`` as the record ``front.json`` and ``picks.json`` hold."""
-        return self.records([i], layout)[0]
+    def record(self, i: int, layout: GeneLayout, precision: str = "fp32") -> FrontRecord:
+        """Row ``i`` as the record ``front.json`` and ``picks.json`` hold (scored for ``precision``)."""
+        return self.records([i], layout, precision)[0]
 
-    def records(self, rows: Sequence[int] | np.ndarray, layout: GeneLayout) -> list[FrontRecord]:
+    def records(self, rows: Sequence[int] | np.ndarray, layout: GeneLayout,
+                precision: str = "fp32") -> list[FrontRecord]:
         """:meth:`record` of several rows, their genes decoded in one call (a large front decoded
         row by row cost a share of a search's marginal time)."""
         rows = np.asarray(rows, dtype=np.int64)
         archs = layout.decode(self.genes[rows])
         return [FrontRecord(arch=arch.to_dict(), accuracy=self.accuracy[i],
                             latency_ms={d: v[i] for d, v in self.latency_ms.items()},
-                            macs=self.macs[i], params=self.params[i]) for i, arch in zip(rows.tolist(), archs)]
+                            macs=self.macs[i], params=self.params[i], precision=precision)
+                for i, arch in zip(rows.tolist(), archs)]
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,11 @@ plus the device and budget it was picked for). Search writes them; ``hwnas predi
 prints a record; ``hwnas export`` and the tests read them back through :meth:`FrontRecord.from_dict`,
 so a record is built and checked in exactly one place.
 
-Format versions: 2 (this one) stores ``"format": 2`` and ``macs``; version 1 (run folders written
-before) had no ``format`` key and stored MACs as ``flops``. Both load; anything else is refused
-with a message naming the file, the record and what to do.
+Format versions: 3 (this one) adds ``precision``: the deployment precision (``fp32``, or ``int8`` for
+ONNX Runtime static quantisation) whose latency table and accuracy predictor the prediction comes
+from (``hwnas search --precision``); 2 stored ``"format": 2`` and ``macs``; version 1 had no
+``format`` key and stored MACs as ``flops``. Records of formats 1 and 2 were all FP32 and load as
+such; anything else is refused with a message naming the file, the record and what to do.
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ from typing import Any, Mapping, Sequence
 
 from hwnas.atomic_io import atomic_write_json
 from hwnas.errors import ArchitectureError, ConfigError, HwnasError
+from hwnas.paths import check_precision
 
-FRONT_FORMAT = 2
+FRONT_FORMAT = 3
+READ_FORMATS = (1, 2, FRONT_FORMAT)
 ARCH_KEYS = ("kernel", "expand", "depth", "resolution")
 
 
@@ -48,6 +52,7 @@ class FrontRecord:
     latency_ms: Mapping[str, float]
     macs: int
     params: int
+    precision: str = "fp32"  # what the predictions are for: the FP32 model or its INT8 quantisation
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "arch", _frozen_arch(self.arch))
@@ -56,6 +61,7 @@ class FrontRecord:
         object.__setattr__(self, "accuracy", None if accuracy is None or math.isnan(accuracy) else accuracy)
         object.__setattr__(self, "macs", int(self.macs))
         object.__setattr__(self, "params", int(self.params))
+        check_precision(self.precision)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, FrontRecord) and self.to_dict() == other.to_dict()
@@ -66,21 +72,26 @@ class FrontRecord:
     def same_arch(self, other: "FrontRecord") -> bool:
         return dict(self.arch) == dict(other.arch)
 
+    def same_model(self, other: "FrontRecord") -> bool:
+        """The same deployable model: the same network at the same precision."""
+        return self.same_arch(other) and self.precision == other.precision
+
     def to_dict(self) -> dict[str, Any]:
-        return {"format": FRONT_FORMAT, "arch": _arch_json(self.arch),
+        return {"format": FRONT_FORMAT, "arch": _arch_json(self.arch), "precision": self.precision,
                 "predicted": {"accuracy": self.accuracy, "latency_ms": dict(self.latency_ms)},
                 "macs": self.macs, "params": self.params}
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "record") -> "FrontRecord":
-        """Read a record of format 2 or 1 (``flops`` for MACs); :class:`ConfigError` names what is wrong."""
+        """Read a record of format 3, 2 or 1 (``flops`` for MACs; both FP32); :class:`ConfigError` names
+        what is wrong."""
         if not isinstance(data, dict):
             raise ConfigError(f"{where} is not a JSON object; expected a record written by `hwnas search`")
         version = data.get("format", 1)
-        if version not in (1, FRONT_FORMAT):
-            raise ConfigError(f"{where} has format {version!r}; this hwnas reads formats 1 and {FRONT_FORMAT}: "
-                              "upgrade hwnas or rerun the search with this version")
-        macs_key = "macs" if version == FRONT_FORMAT else "flops"
+        if version not in READ_FORMATS:
+            raise ConfigError(f"{where} has format {version!r}; this hwnas reads formats "
+                              f"{', '.join(map(str, READ_FORMATS))}: upgrade hwnas or rerun the search with this version")
+        macs_key = "flops" if version == 1 else "macs"
         predicted = data.get("predicted")
         missing = [k for k in ("arch", "predicted", macs_key, "params") if k not in data]
         if isinstance(predicted, dict):
@@ -95,7 +106,10 @@ class FrontRecord:
                               "writes it; rerun the search")
         try:
             return cls(arch=data["arch"], accuracy=predicted["accuracy"], latency_ms=dict(predicted["latency_ms"]),
-                       macs=data[macs_key], params=data["params"])
+                       macs=data[macs_key], params=data["params"],
+                       precision=data.get("precision", "fp32") if version == FRONT_FORMAT else "fp32")
+        except HwnasError as exc:  # an unknown precision
+            raise ConfigError(f"{where}: {exc}") from None
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{where} has a value of the wrong type ({exc}); rerun the search") from None
 

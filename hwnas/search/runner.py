@@ -16,7 +16,12 @@ does the wiring a user asks for on the command line:
   (once-for-all's ``acc_predictor.pth``: :func:`load_accuracy_predictor` reads it by content);
 * a ``--device`` may also be a folder of once-for-all's ``<r>_lookup_table.yaml`` files;
 * objectives that need no predictor (latency, MACs, params) search without one: the records'
-  accuracy is then ``None`` and each budget's pick is the subnet with the most MACs under it.
+  accuracy is then ``None`` and each budget's pick is the subnet with the most MACs under it;
+* ``precision="int8"`` searches for ONNX Runtime statically quantised models: each device's INT8
+  table (``latency_tables/<slug>/<space>.int8.json``) and the INT8 accuracy predictor
+  (``predictors/<space>/int8/accuracy_xgb.json``); a table or predictor of another precision is
+  refused, and every record carries the precision (:mod:`hwnas.search.precisions` searches
+  several precisions and keeps the best per budget).
 
 Outputs (:func:`write_run_folder`): ``front.json`` and ``picks.json`` (lists of
 :class:`~hwnas.search.front.FrontRecord` / :class:`~hwnas.search.front.Pick`, what ``hwnas export``
@@ -66,8 +71,26 @@ class LatencyModel(Protocol):
 
 
 # --------------------------------------------------------------------------------- resolving inputs
-def default_predictor_path(space: SearchSpace | str) -> Path:
-    return paths.default_predictor_path(get_space(space).name)
+def default_predictor_path(space: SearchSpace | str, precision: str = "fp32") -> Path:
+    return paths.default_predictor_path(get_space(space).name, precision)
+
+
+def check_precision_of(what: str, path: str | Path, found: str, wanted: str) -> None:
+    """Refuse a latency table or accuracy predictor made for another deployment precision: its numbers
+    describe another model (an FP32 table times FP32 graphs, not their INT8 quantisation)."""
+    if found != wanted:
+        fix = ("`hwnas profile --precision int8`" if what == "latency table" else
+               "experiments/int8_predictor.py (on `hwnas collect --precision int8`)") if wanted == "int8" else \
+              "the FP32 one (drop --precision int8)"
+        raise ConfigError(f"{what} {path} is for {found.upper()} models but this search is --precision {wanted}; "
+                          f"pass the {wanted.upper()} {what} (made by {fix})")
+
+
+def predictor_precision(predictor: Any) -> str:
+    """The precision a loaded predictor predicts for (its sidecar's ``precision``; FP32 without one,
+    e.g. once-for-all's ``acc_predictor.pth``)."""
+    meta = getattr(predictor, "meta", None) or getattr(predictor, "meta_", None) or {}
+    return str(meta.get("precision", "fp32")) if isinstance(meta, dict) else "fp32"
 
 
 def resolve_space(supernet: str | Path | None, space: str | None) -> tuple[SearchSpace, Path | None]:
@@ -166,12 +189,19 @@ def _table_device_name(table: Any, path: Path, space: SearchSpace) -> str:
             return str(value["name"])
         if isinstance(value, str) and value:
             return value
-    return path.parent.name if path.stem == space.name and path.parent.name else path.stem
+    stems = {paths.table_stem(space.name, p) for p in paths.TABLE_PRECISIONS}  # <space>.json, <space>.int8.json
+    return path.parent.name if path.stem in stems and path.parent.name else path.stem
 
 
-def resolve_latency_source(spec: str, space: SearchSpace) -> LatencySource:
+def resolve_latency_source(spec: str, space: SearchSpace, precision: str = "fp32") -> LatencySource:
     """``spec`` is a table JSON path, a folder (or file) of once-for-all's ``<r>_lookup_table.yaml``,
-    a profile name or a profile YAML path."""
+    a profile name or a profile YAML path; a profile's table is the one of ``precision``."""
+    source = _latency_source(spec, space, precision)
+    check_precision_of("latency table", source.table_path, str(getattr(source.table, "precision", "fp32")), precision)
+    return source
+
+
+def _latency_source(spec: str, space: SearchSpace, precision: str) -> LatencySource:
     from hwnas.latency.ofa_table import is_ofa_latency_source, load_ofa_latency_table
 
     if is_ofa_latency_source(spec):
@@ -187,16 +217,17 @@ def resolve_latency_source(spec: str, space: SearchSpace) -> LatencySource:
     from hwnas.latency.device import load_device_profile
 
     profile = load_device_profile(spec)
-    path = paths.default_table_path(profile.slug, space.name)
+    path = paths.default_table_path(profile.slug, space.name, precision)
     if not path.is_file():
-        raise ConfigError(f"no latency table for device {profile.name!r} and space {space.name!r} at {path}; "
-                          f"run `hwnas profile --device {spec} --space {space.name}` first, "
+        flag = "" if precision == "fp32" else f" --precision {precision}"
+        raise ConfigError(f"no {precision.upper()} latency table for device {profile.name!r} and space {space.name!r} "
+                          f"at {path}; run `hwnas profile --device {spec} --space {space.name}{flag}` first, "
                           f"or pass the table's .json path as --device")
     return LatencySource(profile.name, path, load_latency_table(path, space), profile)
 
 
-def resolve_latency_sources(specs: Sequence[str], space: SearchSpace) -> list[LatencySource]:
-    sources = [resolve_latency_source(s, space) for s in specs]
+def resolve_latency_sources(specs: Sequence[str], space: SearchSpace, precision: str = "fp32") -> list[LatencySource]:
+    sources = [resolve_latency_source(s, space, precision) for s in specs]
     names = [s.device for s in sources]
     if len(set(names)) != len(names):
         raise ConfigError(f"device names must be distinct, got {names}; give each --device once")
@@ -283,9 +314,11 @@ class SearchSettings:
     macs_cap_m: float | None = None
     seed: int = 0
     budget_mode: Literal["any", "all"] = "any"
+    precision: str = "fp32"  # the deployed models' precision: its tables and predictor ("int8": quantised)
 
     def __post_init__(self) -> None:
         self.objectives = parse_objectives(self.objectives)
+        paths.check_precision(self.precision)
         if not self.devices:
             raise ConfigError("give at least one --device (a profile name such as cpu-1thread or a table .json)")
         if self.budget_mode not in ("any", "all"):
@@ -434,7 +467,8 @@ def score_result(scorers: Scorers, result: SearchResult) -> dict[str, Any]:
             "params": np.rint(column("params_m", scorers.params.fn, 1e6)).astype(np.int64)}
 
 
-def compute_picks(ev: Evaluated, budgets: dict[str, list[float]], layout: GeneLayout) -> list[Pick]:
+def compute_picks(ev: Evaluated, budgets: dict[str, list[float]], layout: GeneLayout,
+                  precision: str = "fp32") -> list[Pick]:
     """Best predicted accuracy under each budget of each device (ties: lower latency there).
 
     Without accuracy predictions (all NaN) the pick is the subnet with the most MACs under the
@@ -447,7 +481,7 @@ def compute_picks(ev: Evaluated, budgets: dict[str, list[float]], layout: GeneLa
         for b in device_budgets:
             best = _best_under(ev.feasible & (lat <= b), rank, lat)
             picks.append(Pick(device, b, None) if best is None
-                         else Pick(device, b, ev.record(best, layout), eval_index=best))
+                         else Pick(device, b, ev.record(best, layout, precision), eval_index=best))
     return picks
 
 
@@ -496,7 +530,7 @@ class SearchOutcome(PreparedSearch):
 def prepare_search(settings: SearchSettings, log: Callable[[str], None] = lambda msg: None) -> PreparedSearch:
     """Resolve space, tables and predictor; build the problem; reject infeasible budgets."""
     space, supernet = resolve_space(settings.supernet, settings.space)
-    sources = resolve_latency_sources(settings.devices, space)
+    sources = resolve_latency_sources(settings.devices, space, settings.precision)
     budgets = settings.budgets_by_device([s.device for s in sources])
     predictor = _predictor_for(settings, space, log)
     resolutions = searchable_resolutions(space, sources, predictor)
@@ -524,7 +558,9 @@ def _predictor_for(settings: SearchSettings, space: SearchSpace,
     if settings.predictor is None:
         raise ConfigError("the accuracy objective needs an accuracy predictor: pass --predictor PATH, or "
                           "search without one: --objectives latency,macs")
-    return load_accuracy_predictor(settings.predictor, space)
+    predictor = load_accuracy_predictor(settings.predictor, space)
+    check_precision_of("accuracy predictor", settings.predictor, predictor_precision(predictor), settings.precision)
+    return predictor
 
 
 def searchable_resolutions(space: SearchSpace, sources: Sequence[LatencySource],
@@ -559,8 +595,8 @@ def execute_search(prep: PreparedSearch, progress: bool = False,
     on_front[result.front] = True
     ev = Evaluated(genes=result.genes, violation=result.violation, feasible=result.violation <= 0,
                    on_front=on_front, **scores)
-    front = ev.records(result.front, problem.layout)
-    picks = compute_picks(ev, prep.budgets, problem.layout)
+    front = ev.records(result.front, problem.layout, prep.settings.precision)
+    picks = compute_picks(ev, prep.budgets, problem.layout, prep.settings.precision)
     prepared = {f.name: getattr(prep, f.name) for f in fields(PreparedSearch)}
     return SearchOutcome(**prepared, result=result, evaluated=ev, front=front, picks=picks,
                          wall_time_s=time.perf_counter() - start)
@@ -583,6 +619,7 @@ def config_dict(outcome: SearchOutcome) -> dict[str, Any]:
         "predictor": str(s.predictor) if s.predictor is not None and "accuracy" in s.objectives else None,
         "space": outcome.space.name,
         "space_fingerprint": outcome.space.fingerprint(),
+        "precision": s.precision,
         "devices": [src.device for src in outcome.sources],
         "latency_tables": {src.device: str(src.table_path) for src in outcome.sources},
         "budget_ms": {d: max(b) for d, b in outcome.budgets.items()},
@@ -607,13 +644,17 @@ def _arch_cells(arch: Any) -> list[Any]:
             "-".join(map(str, arch["depth"])), arch["resolution"]]
 
 
-def front_csv(front: Sequence[FrontRecord], devices: Sequence[str]) -> str:
+def front_csv(front: Sequence[FrontRecord], devices: Sequence[str], with_precision: bool = False) -> str:
+    """``front.csv``; ``with_precision`` adds each record's precision after the rank (a run over
+    several precisions, :mod:`hwnas.search.precisions`)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["rank", "accuracy", *[f"latency_ms[{d}]" for d in devices], "macs", "params",
+    extra = ["precision"] if with_precision else []
+    w.writerow(["rank", *extra, "accuracy", *[f"latency_ms[{d}]" for d in devices], "macs", "params",
                 "kernel", "expand", "depth", "resolution"])
     for i, rec in enumerate(front):
-        w.writerow([i, "" if rec.accuracy is None else f"{rec.accuracy:.6f}", *[f"{rec.latency_ms[d]:.6f}" for d in devices],
+        w.writerow([i, *([rec.precision] if with_precision else []),
+                    "" if rec.accuracy is None else f"{rec.accuracy:.6f}", *[f"{rec.latency_ms[d]:.6f}" for d in devices],
                     rec.macs, rec.params, *_arch_cells(rec.arch)])
     return buf.getvalue()
 
@@ -648,7 +689,7 @@ def format_front(front: Sequence[FrontRecord], devices: Sequence[str], limit: in
         lines.append(f"{i:>4} {_percent(rec.accuracy):>7} " +
                      " ".join(f"{rec.latency_ms[d]:>17.3f}" for d in devices) +
                      f" {rec.macs / 1e6:>8.2f} {rec.params / 1e6:>9.3f}  {rec.arch['resolution']:>3}  "
-                     f"{'-'.join(map(str, rec.arch['depth']))}")
+                     f"{'-'.join(map(str, rec.arch['depth']))}" + ("" if rec.precision == "fp32" else f"  {rec.precision}"))
     return "\n".join(lines)
 
 
@@ -663,7 +704,8 @@ def format_picks(picks: Sequence[Pick]) -> str:
         if rec is None:
             lines.append(f"{p.device} <= {p.budget_ms:g} ms: no evaluated candidate meets this budget")
             continue
-        lines.append(f"{p.device} <= {p.budget_ms:g} ms: accuracy {_percent(rec.accuracy)}%, "
+        at = "" if rec.precision == "fp32" else f" at {rec.precision.upper()}"
+        lines.append(f"{p.device} <= {p.budget_ms:g} ms{at}: accuracy {_percent(rec.accuracy)}%, "
                      f"latency {rec.latency_ms[p.device]:.3f} ms, {rec.macs / 1e6:.2f} MMACs, "
                      f"{rec.params / 1e6:.3f} M params, resolution {rec.arch['resolution']}")
     return "\n".join(lines)
