@@ -142,6 +142,7 @@ class Profiler:
         self.partial_path = self.path.with_name(f"{stem}.partial.jsonl")
         self.report_paths = (self.path.with_name(f"{stem}.report.json"), self.path.with_name(f"{stem}.report.md"))
         self._supernet = None
+        self._entry_graphs: Any = None  # EntryGraphs: one export per block structure, moved to other resolutions
         self._measured = {"entry": 0, "calibration": 0, "validation": 0, "reference": 0}
         self.group_speeds: list[float] = []  # per interleaved group, relative to the fastest (drift between groups)
 
@@ -224,6 +225,7 @@ class Profiler:
                 "protocol": self.protocol(), "hwnas_version": __version__, "seconds": seconds,
                 "validation": {k: validation[k] for k in ("lut_sum", "calibrated")},
                 "interleaved_group_slowdowns": self.group_speeds or None,
+                "graphs_built": self._graphs_built(),
                 "reference": {"arch": reference.to_dict(), "ms": results[("reference", json.dumps(reference.to_dict()))]["ms"],
                               "why": "machine-speed canary: re-measured beside exported models (hwnas export)"}}
         table = LatencyTable(self.space, table.entries, meta, table.correction, calibration, self.resolutions)
@@ -384,12 +386,14 @@ class Profiler:
 
     def _entry_graph(self, entry: TableEntry) -> tuple[Any, tuple[int, ...]]:
         """The entry as ONNX bytes (or a torch module for torch-cuda) and its input shape."""
-        from hwnas.latency.block_models import block_module, export_onnx, head_module, overhead_module, stem_module
+        from hwnas.latency.block_models import EntryGraphs, entry_module
 
-        module = {"stem": lambda: stem_module(self.space), "head": lambda: head_module(self.space),
-                  "block": lambda: block_module(entry.block), "overhead": overhead_module}[entry.kind]()
         shape = (self.profile.batch_size, *entry.input_shape)
-        return (module if self.profile.backend == "torch-cuda" else export_onnx(module, shape)), shape
+        if self.profile.backend == "torch-cuda":
+            return entry_module(self.space, entry), shape
+        if self._entry_graphs is None:
+            self._entry_graphs = EntryGraphs(self.space)
+        return self._entry_graphs.graph(entry, shape), shape
 
     def _subnet_graph(self, arch: Architecture) -> tuple[Any, tuple[int, ...]]:
         from hwnas.latency.block_models import export_onnx
@@ -405,6 +409,14 @@ class Profiler:
             return self._subnet_graph(reference_architecture(self.space, self.resolutions))
         return reference_graph(self.space, reference_architecture(self.space, self.resolutions),
                                self.profile.batch_size)
+
+    def _graphs_built(self) -> dict[str, Any] | None:
+        """How this run built the entries' graphs: exports vs exports moved to another resolution."""
+        if self._entry_graphs is None:
+            return None
+        return {"entries_exported": self._entry_graphs.exported, "entries_moved": self._entry_graphs.moved,
+                "why": "one export per block structure, moved to the other resolutions where exact "
+                       "(hwnas.latency.onnx_reshape)"}
 
     def _get_supernet(self) -> Any:
         if self._supernet is None:
