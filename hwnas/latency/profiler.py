@@ -3,7 +3,9 @@
 Steps, each checkpointed to ``<space>.partial.jsonl`` next to the table so an interrupted run
 resumes where it stopped (measurements are the slow part; nothing measured is measured twice):
 
-1. every distinct block/stem/head of the space is exported as its own ONNX graph and timed;
+1. every distinct block/stem/head of the space is exported as its own ONNX graph and timed (each
+   structure is exported once and moved to the other resolutions' input shapes where that is exact,
+   :class:`hwnas.latency.block_models.EntryGraphs`);
 2. ``calibrate`` random subnets are exported whole and timed, and a small linear correction of the
    LUT sum is fitted on them (model chosen by leave-one-out error);
 3. ``validate`` *other* random subnets are timed end to end and compared with the plain sum and
