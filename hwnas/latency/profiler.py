@@ -67,6 +67,7 @@ class ProfileOptions:
     interleave: bool = True  # local ONNX Runtime: time all graphs in shared round-robin passes (drift cancels)
     burst: int = INTERLEAVE_BURST  # interleaved: back-to-back runs per graph per pass, the fastest kept
     precision: str = "fp32"  # "int8": every graph (entries and whole subnets) ONNX Runtime static-quantised (QDQ)
+    build_workers: int | None = None  # processes exporting whole subnets; None: one per core from MIN_POOLED_SUBNETS on
 
     @property
     def n_rounds(self) -> int:
@@ -130,8 +131,9 @@ class Profiler:
         self.profile = profile
         self.resolutions = check_resolutions(self.space, self.options.resolutions)
         if self.options.n_calibrate < 0 or self.options.n_validate < 0 or self.options.n_rounds < 1 \
-                or self.options.burst < 1:
-            raise ConfigError("--calibrate and --validate must be >= 0, --rounds and --burst >= 1")
+                or self.options.burst < 1 \
+                or (self.options.build_workers is not None and self.options.build_workers < 1):
+            raise ConfigError("--calibrate and --validate must be >= 0, --rounds, --burst and --build-workers >= 1")
         if self.options.statistic not in STATISTICS:
             raise ConfigError(f"unknown latency statistic {self.options.statistic!r}; "
                               f"choose from {', '.join(STATISTICS)}")
@@ -204,7 +206,7 @@ class Profiler:
         reference = reference_architecture(self.space, self.resolutions)
         jobs = ([_Job("entry", e.key, self._at_precision(lambda e=e: self._entry_graph(e), e.key)) for e in entries]
                 + [_Job(kind, json.dumps(a.to_dict()),
-                        self._at_precision(lambda a=a: self._subnet_graph(a), f"{kind} subnet"))
+                        self._at_precision(lambda a=a: self._subnet_graph(a), f"{kind} subnet"), a)
                    for kind, archs in (("calibration", calib_archs), ("validation", valid_archs)) for a in archs]
                 + [_Job("reference", json.dumps(reference.to_dict()),
                         self._at_precision(self._reference_graph, "reference"))])
@@ -296,7 +298,7 @@ class Profiler:
         graphs and continues with the next pass (passes are only reused for the same group of jobs).
         """
         t0 = time.perf_counter()
-        graphs = [job.build() for job in self._bar(jobs, "exporting graphs", len(jobs), 0)]
+        graphs = self._build_graphs(jobs)
         export_s = time.perf_counter() - t0
         protocol = TimingProtocol.of_table({"protocol": self.protocol()})
         log = _CheckpointLog(self.partial_path, jobs, records)
@@ -313,6 +315,43 @@ class Profiler:
                                      "round_medians_ms": [st.median_ms],
                                      "seconds": float(export_s / len(jobs) + time_s * share[j])}
                 for j, (job, st) in enumerate(zip(jobs, stats))}
+
+    def _build_graphs(self, jobs: list["_Job"]) -> list[tuple[bytes, tuple[int, ...]]]:
+        """Every job's graph, in order. Whole subnets go to worker processes
+        (:mod:`hwnas.latency.graph_pool`) while this process builds the entries' graphs, when there
+        are enough of them to pay the workers' start-up; else all are built here."""
+        from hwnas.latency.graph_pool import MIN_POOLED_SUBNETS, SubnetGraphPool, default_workers
+
+        pooled = [i for i, job in enumerate(jobs) if job.arch is not None]
+        workers = self.options.build_workers
+        if workers is None:
+            workers = default_workers() if len(pooled) >= MIN_POOLED_SUBNETS else 1
+        bar = self._count_bar("building graphs", len(jobs))
+        graphs: list[Any] = [None] * len(jobs)
+        if workers <= 1 or not pooled:
+            for i, job in enumerate(jobs):
+                graphs[i] = job.build()
+                bar.update()
+            bar.close()
+            return graphs
+        with SubnetGraphPool(self.space, self.profile.batch_size, self.int8, workers) as pool:
+            futures = {i: pool.submit(jobs[i].arch) for i in pooled}
+            for i, job in enumerate(jobs):
+                if i not in futures:
+                    graphs[i] = job.build()
+                    bar.update()
+            for i, future in futures.items():
+                graphs[i] = future.result()
+                bar.update()
+        bar.close()
+        return graphs
+
+    def _count_bar(self, desc: str, total: int) -> Any:
+        """A progress bar updated by hand (a silent stand-in without progress)."""
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, desc=f"{desc} ({self.profile.name})", unit="graph", dynamic_ncols=True,
+                    disable=not self.progress)
 
     def _pass_bar(self, passes: int) -> Any:
         if not self.progress:
@@ -509,6 +548,7 @@ class _Job:
     kind: str
     id: str
     build: Callable[[], tuple[bytes, tuple[int, ...]]]
+    arch: Architecture | None = None  # whole calibration/validation subnets: a worker process can build them
 
 
 def _point(table: LatencyTable, arch: Architecture, result: dict[str, Any]) -> dict[str, Any]:
