@@ -8,7 +8,7 @@ import onnx
 import pytest
 
 from hwnas.errors import ConfigError
-from hwnas.latency.graph_pool import SubnetGraphPool, subnet_graph
+from hwnas.latency.graph_pool import SUBNETS_PER_WORKER, SubnetGraphPool, default_workers, subnet_graph
 from hwnas.latency.profiler import Profiler, ProfileOptions, sample_distinct
 from hwnas.space import get_space, list_spaces, register_space
 
@@ -54,3 +54,10 @@ def test_profile_builds_subnets_in_workers(tmp_path, monkeypatch):
     assert all(p["measured_ms"] > 0 for p in result.table.calibration["points"])
     with pytest.raises(ConfigError, match="--build-workers"):
         Profiler(_space(), cpu_test_profile(), tmp_path, ProfileOptions(build_workers=0))
+
+
+@pytest.mark.parametrize("cores, subnets, workers", [(2, 160, 2), (64, 160, 160 // SUBNETS_PER_WORKER),
+                                                     (64, SUBNETS_PER_WORKER + 1, 1), (1, 160, 1)])
+def test_default_workers_pay_their_start_up(monkeypatch, cores, subnets, workers):
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(cores)), raising=False)
+    assert default_workers(subnets) == workers

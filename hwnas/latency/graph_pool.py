@@ -18,19 +18,23 @@ from typing import Any
 from hwnas.arch import Architecture
 from hwnas.space import SearchSpace
 
-# Below this many subnets the workers' start-up (importing torch, building a supernet) costs more
-# than it saves, so the profiler builds every graph in its own process.
-MIN_POOLED_SUBNETS = 16
+# A worker's start-up (importing torch, building a supernet) is only worth it for at least this many
+# subnets; with fewer in all, the profiler builds every graph in its own process.
+SUBNETS_PER_WORKER = 8
 
 _SUPERNETS: dict[str, Any] = {}  # per worker process: space fingerprint -> random-weight supernet
 
 
-def default_workers() -> int:
-    """One worker per core this process may run on."""
+def default_workers(n_subnets: int) -> int:
+    """Workers for ``n_subnets``: one per core this process may run on, each with at least
+    :data:`SUBNETS_PER_WORKER` subnets (many cores would otherwise mean many idle torch processes);
+    1 means none."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    workers = min(cores, n_subnets // SUBNETS_PER_WORKER)
+    return workers if workers >= 2 else 1
 
 
 class SubnetGraphPool:
@@ -74,4 +78,4 @@ def _init_worker() -> None:
     torch.set_num_threads(1)  # one core per worker: the workers share the machine
 
 
-__all__ = ["MIN_POOLED_SUBNETS", "SubnetGraphPool", "default_workers", "subnet_graph"]
+__all__ = ["SUBNETS_PER_WORKER", "SubnetGraphPool", "default_workers", "subnet_graph"]

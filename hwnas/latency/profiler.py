@@ -67,7 +67,7 @@ class ProfileOptions:
     interleave: bool = True  # local ONNX Runtime: time all graphs in shared round-robin passes (drift cancels)
     burst: int = INTERLEAVE_BURST  # interleaved: back-to-back runs per graph per pass, the fastest kept
     precision: str = "fp32"  # "int8": every graph (entries and whole subnets) ONNX Runtime static-quantised (QDQ)
-    build_workers: int | None = None  # processes exporting whole subnets; None: one per core from MIN_POOLED_SUBNETS on
+    build_workers: int | None = None  # processes exporting whole subnets; None: graph_pool.default_workers; 1: none
 
     @property
     def n_rounds(self) -> int:
@@ -320,12 +320,10 @@ class Profiler:
         """Every job's graph, in order. Whole subnets go to worker processes
         (:mod:`hwnas.latency.graph_pool`) while this process builds the entries' graphs, when there
         are enough of them to pay the workers' start-up; else all are built here."""
-        from hwnas.latency.graph_pool import MIN_POOLED_SUBNETS, SubnetGraphPool, default_workers
+        from hwnas.latency.graph_pool import SubnetGraphPool, default_workers
 
         pooled = [i for i, job in enumerate(jobs) if job.arch is not None]
-        workers = self.options.build_workers
-        if workers is None:
-            workers = default_workers() if len(pooled) >= MIN_POOLED_SUBNETS else 1
+        workers = self.options.build_workers or default_workers(len(pooled))
         bar = self._count_bar("building graphs", len(jobs))
         graphs: list[Any] = [None] * len(jobs)
         if workers <= 1 or not pooled:
