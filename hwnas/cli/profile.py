@@ -52,6 +52,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", choices=TABLE_PRECISIONS, default="fp32",
                    help="fp32 (default) or int8: time ONNX Runtime static-quantised (QDQ, per-channel) graphs, "
                         "written as <space>.int8.json (ONNX Runtime devices: local or an agent)")
+    p.add_argument("--build-workers", type=int, default=None, metavar="N",
+                   help="processes exporting whole subnets while the block graphs are built, before any timing "
+                        "(default: one per core when there are enough subnets to pay their start-up; 1: none)")
     p.add_argument("--seed", type=int, default=0, help="seed for the calibration/validation subnets")
     p.add_argument("--force", action="store_true", help="re-measure even if an up-to-date table or checkpoint exists")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -76,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--calibrate and --validate take a count >= 0")
     options = ProfileOptions(resolutions=args.resolutions, calibrate=args.calibrate, validate=args.validate,
                              seed=args.seed, fast=args.fast, force=args.force, rounds=args.rounds,
-                             statistic=args.statistic, precision=args.precision,
+                             statistic=args.statistic, precision=args.precision, build_workers=args.build_workers,
                              **({"burst": args.burst} if args.burst is not None else {}))
     result = Profiler(space, profile, args.out, options, progress=not args.no_progress).run()
     report = result.report

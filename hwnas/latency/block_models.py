@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -22,6 +23,9 @@ from hwnas.plan import BlockSpec
 from hwnas.space import SearchSpace
 from hwnas.supernet.elastic import stem
 from hwnas.supernet.static import Head, MBConvBlock
+
+if TYPE_CHECKING:
+    from hwnas.latency.table import TableEntry
 
 ONNX_OPSET = 17
 INT8_CALIBRATION_BATCHES = 4  # random inputs that fix an INT8 graph's activation ranges (latency ignores them)
@@ -49,6 +53,57 @@ def overhead_module() -> nn.Module:
     times while a whole network pays it once; the table subtracts it before calibration.
     """
     return nn.ReLU().eval()
+
+
+def entry_module(space: SearchSpace, entry: "TableEntry") -> nn.Module:
+    """The module a table entry times: its block, the space's stem or head, or the overhead graph."""
+    if entry.kind == "block":
+        return block_module(entry.block)
+    return {"stem": lambda: stem_module(space), "head": lambda: head_module(space),
+            "overhead": overhead_module}[entry.kind]()
+
+
+class EntryGraphs:
+    """Builds entries' ONNX graphs, exporting each distinct structure (a block spec, the stem, the
+    head) once and moving that export to the other entries' input shapes
+    (:func:`hwnas.latency.onnx_reshape.with_input_shape`): entries of one structure differ only in
+    their input shape, and exporting is most of the time a profile spends building graphs. A
+    structure whose graph cannot be moved exactly (a node that encodes the spatial size) is exported
+    at every shape. ``exported`` and ``moved`` count what was done.
+    """
+
+    def __init__(self, space: SearchSpace) -> None:
+        self.space = space
+        self._exports: dict[tuple[str, Any], Any] = {}  # structure -> parsed export (None: not movable)
+        self.exported = 0
+        self.moved = 0
+
+    def graph(self, entry: "TableEntry", input_shape: tuple[int, ...]) -> bytes:
+        """``entry``'s graph at ``input_shape`` (batch included), as ONNX bytes."""
+        from hwnas.latency.onnx_reshape import with_input_shape
+
+        structure = (entry.kind, entry.block)
+        base = self._exports.get(structure)
+        if base is not None:
+            moved = with_input_shape(base, input_shape)
+            if moved is not None:
+                self.moved += 1
+                return moved
+        graph = export_onnx(entry_module(self.space, entry), input_shape)
+        self.exported += 1
+        if structure not in self._exports:
+            self._exports[structure] = _movable(graph)
+        return graph
+
+
+def _movable(graph: bytes) -> Any:
+    """The parsed graph if it can be moved to other input shapes, else ``None``."""
+    import onnx
+
+    from hwnas.latency.onnx_reshape import reshape_blockers
+
+    model = onnx.load_from_string(graph)
+    return None if reshape_blockers(model) else model
 
 
 def reference_graph(space: SearchSpace, arch: Architecture, batch_size: int) -> tuple[bytes, tuple[int, ...]]:

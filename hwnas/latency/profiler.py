@@ -3,7 +3,9 @@
 Steps, each checkpointed to ``<space>.partial.jsonl`` next to the table so an interrupted run
 resumes where it stopped (measurements are the slow part; nothing measured is measured twice):
 
-1. every distinct block/stem/head of the space is exported as its own ONNX graph and timed;
+1. every distinct block/stem/head of the space is exported as its own ONNX graph and timed (each
+   structure is exported once and moved to the other resolutions' input shapes where that is exact,
+   :class:`hwnas.latency.block_models.EntryGraphs`);
 2. ``calibrate`` random subnets are exported whole and timed, and a small linear correction of the
    LUT sum is fitted on them (model chosen by leave-one-out error);
 3. ``validate`` *other* random subnets are timed end to end and compared with the plain sum and
@@ -65,6 +67,7 @@ class ProfileOptions:
     interleave: bool = True  # local ONNX Runtime: time all graphs in shared round-robin passes (drift cancels)
     burst: int = INTERLEAVE_BURST  # interleaved: back-to-back runs per graph per pass, the fastest kept
     precision: str = "fp32"  # "int8": every graph (entries and whole subnets) ONNX Runtime static-quantised (QDQ)
+    build_workers: int | None = None  # processes exporting whole subnets; None: graph_pool.default_workers; 1: none
 
     @property
     def n_rounds(self) -> int:
@@ -128,8 +131,9 @@ class Profiler:
         self.profile = profile
         self.resolutions = check_resolutions(self.space, self.options.resolutions)
         if self.options.n_calibrate < 0 or self.options.n_validate < 0 or self.options.n_rounds < 1 \
-                or self.options.burst < 1:
-            raise ConfigError("--calibrate and --validate must be >= 0, --rounds and --burst >= 1")
+                or self.options.burst < 1 \
+                or (self.options.build_workers is not None and self.options.build_workers < 1):
+            raise ConfigError("--calibrate and --validate must be >= 0, --rounds, --burst and --build-workers >= 1")
         if self.options.statistic not in STATISTICS:
             raise ConfigError(f"unknown latency statistic {self.options.statistic!r}; "
                               f"choose from {', '.join(STATISTICS)}")
@@ -142,6 +146,7 @@ class Profiler:
         self.partial_path = self.path.with_name(f"{stem}.partial.jsonl")
         self.report_paths = (self.path.with_name(f"{stem}.report.json"), self.path.with_name(f"{stem}.report.md"))
         self._supernet = None
+        self._entry_graphs: Any = None  # EntryGraphs: one export per block structure, moved to other resolutions
         self._measured = {"entry": 0, "calibration": 0, "validation": 0, "reference": 0}
         self.group_speeds: list[float] = []  # per interleaved group, relative to the fastest (drift between groups)
 
@@ -201,7 +206,7 @@ class Profiler:
         reference = reference_architecture(self.space, self.resolutions)
         jobs = ([_Job("entry", e.key, self._at_precision(lambda e=e: self._entry_graph(e), e.key)) for e in entries]
                 + [_Job(kind, json.dumps(a.to_dict()),
-                        self._at_precision(lambda a=a: self._subnet_graph(a), f"{kind} subnet"))
+                        self._at_precision(lambda a=a: self._subnet_graph(a), f"{kind} subnet"), a)
                    for kind, archs in (("calibration", calib_archs), ("validation", valid_archs)) for a in archs]
                 + [_Job("reference", json.dumps(reference.to_dict()),
                         self._at_precision(self._reference_graph, "reference"))])
@@ -224,6 +229,7 @@ class Profiler:
                 "protocol": self.protocol(), "hwnas_version": __version__, "seconds": seconds,
                 "validation": {k: validation[k] for k in ("lut_sum", "calibrated")},
                 "interleaved_group_slowdowns": self.group_speeds or None,
+                "graphs_built": self._graphs_built(),
                 "reference": {"arch": reference.to_dict(), "ms": results[("reference", json.dumps(reference.to_dict()))]["ms"],
                               "why": "machine-speed canary: re-measured beside exported models (hwnas export)"}}
         table = LatencyTable(self.space, table.entries, meta, table.correction, calibration, self.resolutions)
@@ -292,7 +298,7 @@ class Profiler:
         graphs and continues with the next pass (passes are only reused for the same group of jobs).
         """
         t0 = time.perf_counter()
-        graphs = [job.build() for job in self._bar(jobs, "exporting graphs", len(jobs), 0)]
+        graphs = self._build_graphs(jobs)
         export_s = time.perf_counter() - t0
         protocol = TimingProtocol.of_table({"protocol": self.protocol()})
         log = _CheckpointLog(self.partial_path, jobs, records)
@@ -309,6 +315,41 @@ class Profiler:
                                      "round_medians_ms": [st.median_ms],
                                      "seconds": float(export_s / len(jobs) + time_s * share[j])}
                 for j, (job, st) in enumerate(zip(jobs, stats))}
+
+    def _build_graphs(self, jobs: list["_Job"]) -> list[tuple[bytes, tuple[int, ...]]]:
+        """Every job's graph, in order. Whole subnets go to worker processes
+        (:mod:`hwnas.latency.graph_pool`) while this process builds the entries' graphs, when there
+        are enough of them to pay the workers' start-up; else all are built here."""
+        from hwnas.latency.graph_pool import SubnetGraphPool, default_workers
+
+        pooled = [i for i, job in enumerate(jobs) if job.arch is not None]
+        workers = self.options.build_workers or default_workers(len(pooled))
+        bar = self._count_bar("building graphs", len(jobs))
+        graphs: list[Any] = [None] * len(jobs)
+        if workers <= 1 or not pooled:
+            for i, job in enumerate(jobs):
+                graphs[i] = job.build()
+                bar.update()
+            bar.close()
+            return graphs
+        with SubnetGraphPool(self.space, self.profile.batch_size, self.int8, workers) as pool:
+            futures = {i: pool.submit(jobs[i].arch) for i in pooled}
+            for i, job in enumerate(jobs):
+                if i not in futures:
+                    graphs[i] = job.build()
+                    bar.update()
+            for i, future in futures.items():
+                graphs[i] = future.result()
+                bar.update()
+        bar.close()
+        return graphs
+
+    def _count_bar(self, desc: str, total: int) -> Any:
+        """A progress bar updated by hand (a silent stand-in without progress)."""
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, desc=f"{desc} ({self.profile.name})", unit="graph", dynamic_ncols=True,
+                    disable=not self.progress)
 
     def _pass_bar(self, passes: int) -> Any:
         if not self.progress:
@@ -384,12 +425,14 @@ class Profiler:
 
     def _entry_graph(self, entry: TableEntry) -> tuple[Any, tuple[int, ...]]:
         """The entry as ONNX bytes (or a torch module for torch-cuda) and its input shape."""
-        from hwnas.latency.block_models import block_module, export_onnx, head_module, overhead_module, stem_module
+        from hwnas.latency.block_models import EntryGraphs, entry_module
 
-        module = {"stem": lambda: stem_module(self.space), "head": lambda: head_module(self.space),
-                  "block": lambda: block_module(entry.block), "overhead": overhead_module}[entry.kind]()
         shape = (self.profile.batch_size, *entry.input_shape)
-        return (module if self.profile.backend == "torch-cuda" else export_onnx(module, shape)), shape
+        if self.profile.backend == "torch-cuda":
+            return entry_module(self.space, entry), shape
+        if self._entry_graphs is None:
+            self._entry_graphs = EntryGraphs(self.space)
+        return self._entry_graphs.graph(entry, shape), shape
 
     def _subnet_graph(self, arch: Architecture) -> tuple[Any, tuple[int, ...]]:
         from hwnas.latency.block_models import export_onnx
@@ -405,6 +448,14 @@ class Profiler:
             return self._subnet_graph(reference_architecture(self.space, self.resolutions))
         return reference_graph(self.space, reference_architecture(self.space, self.resolutions),
                                self.profile.batch_size)
+
+    def _graphs_built(self) -> dict[str, Any] | None:
+        """How this run built the entries' graphs: exports vs exports moved to another resolution."""
+        if self._entry_graphs is None:
+            return None
+        return {"entries_exported": self._entry_graphs.exported, "entries_moved": self._entry_graphs.moved,
+                "why": "one export per block structure, moved to the other resolutions where exact "
+                       "(hwnas.latency.onnx_reshape)"}
 
     def _get_supernet(self) -> Any:
         if self._supernet is None:
@@ -495,6 +546,7 @@ class _Job:
     kind: str
     id: str
     build: Callable[[], tuple[bytes, tuple[int, ...]]]
+    arch: Architecture | None = None  # whole calibration/validation subnets: a worker process can build them
 
 
 def _point(table: LatencyTable, arch: Architecture, result: dict[str, Any]) -> dict[str, Any]:
