@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from hwnas.arch import Architecture
+from hwnas.arch import Architecture, largest_architecture as mbconv_largest, sample_architecture as mbconv_sample
 from hwnas.complexity import ComplexityCounter
 from hwnas.complexity import macs_and_params as mbconv_macs_and_params
 from hwnas.encoding import GeneLayout, GeneLayoutBase
-from hwnas.resnet_arch import ResNetArchitecture, resnet_macs_and_params
+from hwnas.resnet_arch import (ResNetArchitecture, largest_resnet_architecture, resnet_macs_and_params,
+                               sample_resnet_architecture)
 from hwnas.resnet_complexity import ResNetComplexityCounter
 from hwnas.resnet_encoding import ResNetGeneLayout
 from hwnas.space import AnySpace, get_space
@@ -25,6 +26,8 @@ AnyCounter = ComplexityCounter | ResNetComplexityCounter
 ARCHITECTURES: dict[str, type] = {"mbconv": Architecture, "resnet": ResNetArchitecture}
 COSTS: dict[str, Callable[[Any, Any], tuple[int, int]]] = {"mbconv": mbconv_macs_and_params,
                                                           "resnet": resnet_macs_and_params}
+SAMPLERS: dict[str, Callable[..., Any]] = {"mbconv": mbconv_sample, "resnet": sample_resnet_architecture}
+LARGEST: dict[str, Callable[..., Any]] = {"mbconv": mbconv_largest, "resnet": largest_resnet_architecture}
 LAYOUTS: dict[str, type] = {"mbconv": GeneLayout, "resnet": ResNetGeneLayout}
 COUNTERS: dict[str, type] = {"mbconv": ComplexityCounter, "resnet": ResNetComplexityCounter}
 
@@ -51,3 +54,15 @@ def complexity_counter(space: AnySpace | str) -> AnyCounter:
     """Vectorised exact MACs / params of gene matrices of ``space`` (``macs(genes)``, ``params(genes)``)."""
     space = get_space(space)
     return COUNTERS[space.family](space)
+
+
+def sample_architecture(space: AnySpace | str, rng: Any = None, resolution: int | None = None) -> AnyArchitecture:
+    """A uniformly random subnet of ``space`` (its family's sampler; seeded streams as before)."""
+    space = get_space(space)
+    return SAMPLERS[space.family](space, rng, resolution=resolution)
+
+
+def largest_architecture(space: AnySpace | str, resolution: int | None = None) -> AnyArchitecture:
+    """The largest subnet of ``space`` (at ``resolution``, default its largest)."""
+    space = get_space(space)
+    return LARGEST[space.family](space, resolution)

@@ -22,7 +22,7 @@ import numpy as np
 
 from hwnas.encoding import GeneLayoutBase
 from hwnas.plan import conv_out
-from hwnas.resnet_arch import BottleneckSpec, ResNetArchitecture, block_positions, bottleneck_spec, stem_sizes
+from hwnas.resnet_arch import BottleneckSpec, ResNetArchitecture, block_positions, bottleneck_spec
 from hwnas.space import ResNetSpace, get_space, require_family
 
 
@@ -146,7 +146,7 @@ class ResNetGeneLayout(GeneLayoutBase):
     def part_tables(self, stem_fn: Callable[[int, int, bool, int], Any], block_fn: Callable[[BottleneckSpec], Any],
                     head_fn: Callable[[int, int], Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The ``stem``, ``blocks`` and ``head`` tables of :meth:`additive_sum` (object arrays), each
-        entry the function's value for the part's shapes: ``stem_fn(stem_mid, stem_out, skip, stem_size)``,
+        entry the function's value for the part's shapes: ``stem_fn(stem_mid, stem_out, skip, resolution)``,
         ``block_fn(spec)``, ``head_fn(features, final_size)``. Entries no subnet reaches (a block's
         input width differing from its output width's where both come from one gene) hold None."""
         s = self.space
@@ -155,12 +155,11 @@ class ResNetGeneLayout(GeneLayoutBase):
         blocks = np.empty((self.num_blocks, n_w, n_w, n_e, len(res)), dtype=object)
         head = np.empty((n_w, len(res)), dtype=object)
         for r, resolution in enumerate(res):
-            stem_size = stem_sizes(resolution)[0]
             for w0 in range(n_w):
                 for w1 in range(n_w):
                     mid, out = s.stem_widths(w0, w1)
                     for d, depth in enumerate(self.depth_table[0, :self.cardinalities[0]]):
-                        stem[r, w0, w1, d] = stem_fn(mid, out, int(depth) != max(s.depths), stem_size)
+                        stem[r, w0, w1, d] = stem_fn(mid, out, int(depth) != max(s.depths), resolution)
             for p in self.positions:
                 for wi in range(n_w):
                     for wo in range(n_w):
