@@ -8,12 +8,19 @@ Gene order: ``kernel[slot] * S``, ``expand[slot] * S``, ``depth[stage] * K``, ``
 (S block slots, K stages). A stage's depth gene indexes *its* depth choices
 (:meth:`~hwnas.space.SearchSpace.stage_depths`), so its cardinality can differ between stages. :class:`GeneLayout` converts between genes, value arrays and
 :class:`~hwnas.arch.Architecture` objects.
+
+:class:`GeneLayoutBase` is what every family's layout offers the steps that work on any family
+(search, evaluated-candidate files): checking, random rows, the resolution gene, and canonicalisation
+described as data - each gene may have a *controller* gene (a depth) whose value decides whether the
+gene is in use - so the compiled search engine zeroes unused genes of any family with one loop. Get
+the layout of a space with :func:`hwnas.families.gene_layout` (the ``resnet`` family's is
+:class:`hwnas.resnet_encoding.ResNetGeneLayout`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -33,8 +40,81 @@ class ArchArrays:
     active: np.ndarray      # (n, slots) bool: slot is within its stage's depth
 
 
-class GeneLayout:
-    """Maps architectures of one space to integer genes and back."""
+class GeneLayoutBase:
+    """The family-independent part of a gene layout; subclasses set the attributes in ``__init__``.
+
+    ``controller[g]`` is the gene whose value decides whether gene ``g`` is in use (-1: always in use)
+    and ``active_when[g, v]`` says whether it is when the controller holds ``v``; a gene out of use
+    is zeroed by :meth:`canonicalize`, so equal networks have equal genes.
+    """
+
+    family: str
+    space: Any
+    num_genes: int
+    cardinalities: np.ndarray   # (num_genes,) int64
+    resolution_gene: int
+    resolution_values: np.ndarray
+    controller: np.ndarray      # (num_genes,) int64, -1 = always in use
+    active_when: np.ndarray     # (num_genes, max cardinality) bool
+    _upper_u8: np.ndarray
+
+    def _set_controls(self, controller: np.ndarray, active_when: np.ndarray) -> None:
+        self.controller = np.asarray(controller, dtype=np.int64)
+        self.active_when = np.asarray(active_when, dtype=bool)
+        self._controlled = np.flatnonzero(self.controller >= 0)
+        self._upper_u8 = self.cardinalities.astype(np.uint8)
+
+    def check(self, genes: np.ndarray) -> np.ndarray:
+        """``genes`` as a 2-D array, after checking its width and that every index is in range."""
+        genes = np.asarray(genes)
+        if genes.ndim != 2:
+            genes = np.atleast_2d(genes)
+        if genes.shape[1] != self.num_genes:
+            raise ArchitectureError(
+                f"gene matrix has {genes.shape[1]} columns; space {self.space.name!r} needs {self.num_genes}")
+        if genes.dtype == np.int8:  # the engine's dtype: negatives wrap to >= 128, so one comparison
+            bad = (genes.view(np.uint8) >= self._upper_u8).any()
+        else:
+            bad = (genes < 0).any() or (genes >= self.cardinalities).any()
+        if bad:
+            raise ArchitectureError("gene matrix holds a choice index outside the space")
+        return genes
+
+    def in_use(self, genes: np.ndarray) -> np.ndarray:
+        """``(n, num_genes)`` bool: the gene changes the network (genes must be checked)."""
+        out = np.ones(genes.shape, dtype=bool)
+        cols = self._controlled
+        out[:, cols] = self.active_when[cols[None, :], genes[:, self.controller[cols]]]
+        return out
+
+    def canonicalize(self, genes: np.ndarray) -> np.ndarray:
+        """Zero the genes not in use, so equal networks have equal genes (returns a copy)."""
+        genes = self.check(genes).copy()
+        cols = self._controlled
+        genes[:, cols] *= self.active_when[cols[None, :], genes[:, self.controller[cols]]]
+        return genes
+
+    def random(self, n: int, rng: np.random.Generator | int | None = None) -> np.ndarray:
+        rng = np.random.default_rng(rng)
+        return (rng.random((n, self.num_genes)) * self.cardinalities).astype(np.int8)
+
+    def encode(self, archs: Any) -> np.ndarray:  # pragma: no cover - every family overrides
+        raise NotImplementedError
+
+    def decode(self, genes: np.ndarray) -> list[Any]:  # pragma: no cover - every family overrides
+        raise NotImplementedError
+
+    def arch_columns(self) -> list[tuple[str, int, np.ndarray]]:  # pragma: no cover
+        """``(field, genes, values)`` per architecture field in gene order: ``values[choice]`` (or
+        ``values[column, choice]`` where columns differ) is the field's value, as the family's
+        architecture ``to_dict`` holds it (what ``evaluated.npz`` stores to decode its genes)."""
+        raise NotImplementedError
+
+
+class GeneLayout(GeneLayoutBase):
+    """Maps architectures of one ``mbconv`` space to integer genes and back."""
+
+    family = "mbconv"
 
     def __init__(self, space: SearchSpace | str) -> None:
         self.space = get_space(space)
@@ -64,7 +144,14 @@ class GeneLayout:
         self.slot_position = np.tile(np.arange(s.max_depth), self.num_stages)
         # [stage, depth index, position]: is the slot active? One gather gives the whole mask
         self.active_by_depth = np.arange(s.max_depth)[None, None, :] < self.stage_depth_values[:, :, None]
-        self._upper_u8 = self.cardinalities.astype(np.uint8)
+        controller = np.full(self.num_genes, -1, dtype=np.int64)
+        active_when = np.ones((self.num_genes, int(self.cardinalities.max())), dtype=bool)
+        for slot in range(self.num_slots):
+            stage, pos = self.slot_stage[slot], self.slot_position[slot]
+            for gene in (slot, self.num_slots + slot):
+                controller[gene] = self.depth_genes.start + stage
+                active_when[gene, :width] = self.active_by_depth[stage, :, pos]
+        self._set_controls(controller, active_when)
 
     # ----------------------------------------------------------------------------- conversions
     def encode(self, archs: Sequence[Architecture] | Architecture) -> np.ndarray:
@@ -84,22 +171,6 @@ class GeneLayout:
             genes[row, self.expand_genes] = [lookup[1][e] for e in arch.expand]
             genes[row, self.depth_genes] = [lookup[2][st][d] for st, d in enumerate(arch.depth)]
             genes[row, self.resolution_gene] = lookup[3][arch.resolution]
-        return genes
-
-    def check(self, genes: np.ndarray) -> np.ndarray:
-        """``genes`` as a 2-D array, after checking its width and that every index is in range."""
-        genes = np.asarray(genes)
-        if genes.ndim != 2:
-            genes = np.atleast_2d(genes)
-        if genes.shape[1] != self.num_genes:
-            raise ArchitectureError(
-                f"gene matrix has {genes.shape[1]} columns; space {self.space.name!r} needs {self.num_genes}")
-        if genes.dtype == np.int8:  # the engine's dtype: negatives wrap to >= 128, so one comparison
-            bad = (genes.view(np.uint8) >= self._upper_u8).any()
-        else:
-            bad = (genes < 0).any() or (genes >= self.cardinalities).any()
-        if bad:
-            raise ArchitectureError("gene matrix holds a choice index outside the space")
         return genes
 
     def active(self, genes: np.ndarray) -> np.ndarray:
@@ -131,14 +202,7 @@ class GeneLayout:
         return [Architecture(tuple(v.kernel[i]), tuple(v.expand[i]), tuple(v.depth[i]), int(v.resolution[i]))
                 for i in range(len(v.resolution))]
 
-    def canonicalize(self, genes: np.ndarray) -> np.ndarray:
-        """Zero the genes of inactive slots, so equal networks have equal genes (returns a copy)."""
-        genes = self.check(genes).copy()
-        active = self.active(genes)
-        genes[:, self.kernel_genes] *= active
-        genes[:, self.expand_genes] *= active
-        return genes
-
-    def random(self, n: int, rng: np.random.Generator | int | None = None) -> np.ndarray:
-        rng = np.random.default_rng(rng)
-        return (rng.random((n, self.num_genes)) * self.cardinalities).astype(np.int8)
+    def arch_columns(self) -> list[tuple[str, int, np.ndarray]]:
+        """See :meth:`GeneLayoutBase.arch_columns` (depth: each stage's own choices)."""
+        return [("kernel", self.num_slots, self.kernel_values), ("expand", self.num_slots, self.expand_values),
+                ("depth", self.num_stages, self.stage_depth_values), ("resolution", 1, self.resolution_values)]

@@ -156,54 +156,105 @@ class ResNetPlan:
     features: int  # width entering the classifier
 
 
+@dataclass(frozen=True)
+class BlockPosition:
+    """Where one of the supernet's blocks sits; what about it does not depend on the subnet."""
+
+    block: int  # index among the supernet's blocks (once-for-all's ``e`` position)
+    stage: int
+    position: int  # within the stage; the block runs when ``position < base_depths[stage] + depth``
+    stride: int
+    downsample: bool  # see BottleneckSpec
+
+
+def block_positions(space: ResNetSpace | str) -> tuple[BlockPosition, ...]:
+    """Every block the supernet holds, in order (the same for every subnet)."""
+    space = _resnet_space(space)
+    out = []
+    for stage, (n, stride) in enumerate(zip(space.stage_max_blocks, space.stage_strides)):
+        for i in range(n):
+            s = stride if i == 0 else 1
+            # once-for-all keeps a block's identity shortcut only where the *lists* of input and
+            # output widths are equal, whatever widths are active
+            identity = s == 1 and (i > 0 or space.stage_widths[stage] == _stage_in_base(space, stage))
+            out.append(BlockPosition(len(out), stage, i, s, not identity))
+    return tuple(out)
+
+
+def stem_sizes(resolution: int) -> tuple[int, int]:
+    """(size after the stride-2 stem convs, size after the 3x3 stride-2 max pooling)."""
+    stem_size = conv_out(resolution, 2)
+    return stem_size, (stem_size - 1) // 2 + 1  # max pooling, kernel 3, stride 2, padding 1
+
+
+def block_input_size(space: ResNetSpace, resolution: int, where: BlockPosition) -> int:
+    """Spatial size entering a block at ``resolution`` (blocks after a stage's first keep its output size)."""
+    size = stem_sizes(resolution)[1]
+    for stage in range(where.stage):
+        size = conv_out(size, space.stage_strides[stage])
+    return size if where.position == 0 else conv_out(size, space.stage_strides[where.stage])
+
+
+def bottleneck_spec(space: ResNetSpace, where: BlockPosition, in_channels: int, out_channels: int, expand: float,
+                    resolution: int) -> BottleneckSpec:
+    """The block at ``where`` with these widths and expand ratio, at input ``resolution``."""
+    return BottleneckSpec(in_channels, space.mid_channels(out_channels, expand), out_channels, where.stride,
+                          where.downsample, block_input_size(space, resolution, where), where.block)
+
+
 def resnet_plan(space: ResNetSpace | str, arch: ResNetArchitecture) -> ResNetPlan:
     """Every layer ``arch`` runs, in order (validates ``arch``)."""
     space = _resnet_space(space)
     arch.validate(space)
     stem_mid, stem_out = space.stem_widths(arch.width[0], arch.width[1])
-    stem_size = conv_out(arch.resolution, 2)
-    size = (stem_size - 1) // 2 + 1  # max pooling, kernel 3, stride 2, padding 1
-    pooled, in_ch, blocks, first = size, stem_out, [], 0
-    for stage, (base, stride) in enumerate(zip(space.base_depths, space.stage_strides)):
-        out_ch = space.stage_width(stage, arch.width[2 + stage])
-        for i in range(base + arch.depth[1 + stage]):
-            s = stride if i == 0 else 1
-            structural_identity = s == 1 and (i > 0 or space.stage_widths[stage] == _stage_in_base(space, stage))
-            blocks.append(BottleneckSpec(in_ch, space.mid_channels(out_ch, arch.expand[first + i]), out_ch, s,
-                                         not structural_identity, size, first + i))
-            size, in_ch = conv_out(size, s), out_ch
-        first += space.stage_max_blocks[stage]
+    stem_size, pooled = stem_sizes(arch.resolution)
+    in_ch, blocks = stem_out, []
+    for where in block_positions(space):
+        if where.position < space.base_depths[where.stage] + arch.depth[1 + where.stage]:
+            out_ch = space.stage_width(where.stage, arch.width[2 + where.stage])
+            blocks.append(bottleneck_spec(space, where, in_ch, out_ch, arch.expand[where.block], arch.resolution))
+            in_ch = out_ch
     return ResNetPlan(stem_mid, stem_out, arch.depth[0] != max(space.depths), stem_size, pooled, tuple(blocks), in_ch)
 
 
 def _stage_in_base(space: ResNetSpace, stage: int) -> int:
-    """Base (multiplier 1) width entering a stage: once-for-all keeps a block's identity shortcut only
-    where the *lists* of input and output widths are equal, whatever widths are active."""
+    """Base (multiplier 1) width entering a stage."""
     return space.stem_width if stage == 0 else space.stage_widths[stage - 1]
+
+
+def conv_cost(c_in: int, c_out: int, k: int, out_size: int) -> tuple[int, int]:
+    """(MACs, params) of a bias-free conv followed by BN (weight and bias counted)."""
+    return out_size * out_size * c_in * c_out * k * k, c_in * c_out * k * k + 2 * c_out
+
+
+def stem_cost(space: ResNetSpace, stem_mid: int, stem_out: int, skip: bool, stem_size: int) -> tuple[int, int]:
+    """(MACs, params) of the input stem (its middle conv only when not ``skip``)."""
+    convs = [conv_cost(space.in_channels, stem_mid, 3, stem_size), conv_cost(stem_mid, stem_out, 3, stem_size)]
+    if not skip:
+        convs.append(conv_cost(stem_mid, stem_mid, 3, stem_size))
+    return sum(m for m, _ in convs), sum(p for _, p in convs)
+
+
+def bottleneck_cost(b: BottleneckSpec) -> tuple[int, int]:
+    """(MACs, params) of one bottleneck block, its downsampling shortcut included."""
+    out_size = conv_out(b.input_size, b.stride)
+    convs = [conv_cost(b.in_channels, b.mid_channels, 1, b.input_size),
+             conv_cost(b.mid_channels, b.mid_channels, 3, out_size),
+             conv_cost(b.mid_channels, b.out_channels, 1, out_size)]
+    if b.downsample:
+        convs.append(conv_cost(b.in_channels, b.out_channels, 1, out_size))
+    return sum(m for m, _ in convs), sum(p for _, p in convs)
+
+
+def head_cost(space: ResNetSpace, features: int) -> tuple[int, int]:
+    """(MACs, params) of the classifier on ``features`` pooled channels."""
+    return features * space.num_classes, features * space.num_classes + space.num_classes
 
 
 def resnet_macs_and_params(space: ResNetSpace | str, arch: ResNetArchitecture) -> tuple[int, int]:
     """Exact MACs (convs and classifier) and parameters (BN affine included), as :mod:`hwnas.complexity`."""
     space = _resnet_space(space)
     plan = resnet_plan(space, arch)
-    macs = params = 0
-
-    def conv(c_in: int, c_out: int, k: int, out_size: int) -> None:
-        nonlocal macs, params
-        macs += out_size * out_size * c_in * c_out * k * k
-        params += c_in * c_out * k * k + 2 * c_out  # conv weight, BN weight and bias
-
-    conv(space.in_channels, plan.stem_mid, 3, plan.stem_size)
-    if not plan.stem_skip:
-        conv(plan.stem_mid, plan.stem_mid, 3, plan.stem_size)
-    conv(plan.stem_mid, plan.stem_out, 3, plan.stem_size)
-    for b in plan.blocks:
-        out_size = conv_out(b.input_size, b.stride)
-        conv(b.in_channels, b.mid_channels, 1, b.input_size)
-        conv(b.mid_channels, b.mid_channels, 3, out_size)
-        conv(b.mid_channels, b.out_channels, 1, out_size)
-        if b.downsample:
-            conv(b.in_channels, b.out_channels, 1, out_size)
-    macs += plan.features * space.num_classes
-    params += plan.features * space.num_classes + space.num_classes
-    return macs, params
+    parts = [stem_cost(space, plan.stem_mid, plan.stem_out, plan.stem_skip, plan.stem_size),
+             *(bottleneck_cost(b) for b in plan.blocks), head_cost(space, plan.features)]
+    return sum(m for m, _ in parts), sum(p for _, p in parts)

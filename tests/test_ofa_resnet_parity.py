@@ -4,11 +4,13 @@ Same protocol as tests/test_ofa_parity.py (its random weights, key-style rewriti
 are reused): OFA's network gets random weights, is saved in both key styles, loaded into our
 supernet and compared subnet by subnet, as a supernet and as an extracted static subnet. A missing
 ``ofa`` package fails these tests (``HWNAS_ALLOW_SKIP_OFA=1`` skips them). Small resolutions and
-batch 1 keep them quick on a busy CPU. Also: MACs/params against hooks, ONNX export parity, and
-that the steps not built for this family yet say so.
+batch 1 keep them quick on a busy CPU. Also: MACs/params against hooks, ONNX export parity, a search
+run exported from the CLI, and that the mbconv-only pieces say so.
 """
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
@@ -18,8 +20,9 @@ from torch import nn
 from hwnas.arch import Architecture
 from hwnas.cli import main
 from hwnas.encoding import GeneLayout
+from hwnas.families import gene_layout
 from hwnas.errors import ArchitectureError, SpaceError
-from hwnas.export.onnx_export import check_parity, export_subnet
+from hwnas.export.onnx_export import check_parity, export_subnet, read_metadata
 from hwnas.resnet_arch import (ResNetArchitecture, largest_resnet_architecture, resnet_macs_and_params,
                                sample_resnet_architecture, smallest_resnet_architecture)
 from hwnas.space import get_space
@@ -113,14 +116,14 @@ def test_architectures_validate_and_read_ofa_dicts():
         ResNetArchitecture.from_dict(bad, SPACE)
 
 
-def test_steps_not_built_for_the_family_say_so(capsys):
-    """Gene encoding (search, latency tables, predictors) is mbconv-only so far: a clear error, no traceback."""
+def test_mbconv_only_pieces_refuse_the_family_clearly(capsys):
+    """The MBConv gene layout and architecture type name the family instead of failing deep inside;
+    steps that work on any family get the resnet layout from hwnas.families."""
     with pytest.raises(SpaceError, match=r"not available for space 'ofa-resnet50' \(resnet family\)"):
         GeneLayout(SPACE)
+    assert type(gene_layout(SPACE)).__name__ == "ResNetGeneLayout"
     with pytest.raises(SpaceError, match="resnet family"):
         Architecture((3,), (3,), (2,), 128).validate(SPACE)
-    assert main(["profile", "--device", "cpu-1thread", "--space", SPACE, "--resolutions", "128", "--fast"]) == 2
-    assert "resnet family" in capsys.readouterr().err
     assert main(["spaces"]) == 0
     assert SPACE in capsys.readouterr().out
 
@@ -130,3 +133,22 @@ def test_cli_exports_a_subnet_from_the_published_weights(ofa_net, tmp_path):
     arch = parity_architectures(seed=8)[2]
     meta = cli_export_from_weights(ofa_net, tmp_path, SPACE, arch)
     assert ResNetArchitecture.from_dict(meta["architecture"], SPACE) == arch and meta["space"] == SPACE
+
+
+def test_cli_searches_then_exports_a_front_model(ofa_net, tmp_path):
+    """``hwnas search --space ofa-resnet50 --objectives macs,params`` (no table), then ``hwnas export RUN
+    --pick 1`` of its front with the published weights: the exported model is the record's subnet."""
+    run = tmp_path / "run"
+    assert main(["search", "--space", SPACE, "--objectives", "macs,params", "--evaluations", "100",
+                 "--population", "16", "--macs-cap", "700", "--out", str(run), "--no-progress", "--no-plot"]) == 0
+    front = json.loads((run / "front.json").read_text())
+    weights = tmp_path / "ofa_weights.pth"
+    torch.save({"state_dict": ofa_net.state_dict()}, weights)
+    out = tmp_path / "exports"
+    assert main(["export", str(run), "--pick", "1", "--supernet", SPACE, "--weights", str(weights), "--out", str(out),
+                 "--calib-images", "0", "--eval-images", "0", "--parity-images", "2", "--no-measure",
+                 "--no-progress"]) == 0
+    (model,) = sorted((out / "models").glob("*.onnx"))  # --pick 1 without latency: the fewest MACs
+    exported = ResNetArchitecture.from_dict(read_metadata(model)["architecture"], SPACE)
+    fewest = min(r["macs"] for r in front)
+    assert exported in [ResNetArchitecture.from_dict(r["arch"], SPACE) for r in front if r["macs"] == fewest]

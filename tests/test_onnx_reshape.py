@@ -143,7 +143,7 @@ def test_entry_graphs_export_unmovable_structures_at_every_shape(monkeypatch):
     space = tiny_space()
     stem = next(e for e in enumerate_entries(space) if e.kind == "stem")
     graphs = EntryGraphs(space)
-    monkeypatch.setattr(block_models, "entry_module", lambda space, entry: _AdaptivePool())
+    monkeypatch.setattr(block_models, "entry_module", lambda space, entry, supernet=None: _AdaptivePool())
     a, b = graphs.graph(stem, (1, 1, 8, 8)), graphs.graph(stem, (1, 1, 16, 16))
     assert (graphs.exported, graphs.moved) == (2, 0)
     assert a != b

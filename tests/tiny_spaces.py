@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hwnas.space import SearchSpace, StageSpec, get_space, list_spaces, register_space
+from hwnas.space import ResNetSpace, SearchSpace, StageSpec, get_space, list_spaces, register_space
 
 
 def tiny_space(name: str = "tiny-lut-test", kernels: tuple[int, ...] = (3, 5)) -> SearchSpace:
@@ -32,3 +32,11 @@ def tiny_proxyless_space(name: str = "tiny-proxyless-test") -> SearchSpace:
 
 # overhead + stem + first block + (2 positions + 1 position) x 2 kernels x 2 expands + head
 TINY_PROXYLESS_ENTRIES = 1 + 1 + 1 + 12 + 1
+
+
+def tiny_resnet_space(name: str = "tiny-resnet-test") -> ResNetSpace:
+    """once-for-all's elastic ResNet in miniature: two stages, two of each choice, 32/40 px inputs."""
+    space = ResNetSpace(
+        name=name, in_channels=1, num_classes=4, stem_width=48, stage_widths=(32, 64), stage_strides=(1, 2),
+        base_depths=(1, 1), resolutions=(32, 40), depths=(0, 1), expand_ratios=(0.25, 0.5), width_mults=(0.5, 1.0))
+    return get_space(name) if name in list_spaces() else register_space(space)

@@ -18,13 +18,16 @@ from hwnas.accuracy.features import FeatureEncoder
 from hwnas.accuracy.model_file import read_predictor_file
 from hwnas.accuracy.tree_ensemble import TreeEnsemble
 from hwnas.arch import Architecture
-from hwnas.encoding import GeneLayout
+from hwnas.encoding import GeneLayoutBase
+from hwnas.families import ARCHITECTURES
 from hwnas.space import SearchSpace
 
+ARCH_TYPES = tuple(ARCHITECTURES.values())  # what as_genes encodes (any family's architectures)
 
-def as_genes(layout: GeneLayout, x: np.ndarray | Sequence[Architecture] | Architecture) -> np.ndarray:
+
+def as_genes(layout: GeneLayoutBase, x: np.ndarray | Sequence[Architecture] | Architecture) -> np.ndarray:
     """Accept a gene matrix or architectures; return a validated gene matrix."""
-    if isinstance(x, Architecture) or (isinstance(x, (list, tuple)) and x and isinstance(x[0], Architecture)):
+    if isinstance(x, ARCH_TYPES) or (isinstance(x, (list, tuple)) and x and isinstance(x[0], ARCH_TYPES)):
         return layout.encode(x)
     return layout.check(np.asarray(x))
 
@@ -42,7 +45,7 @@ class CompiledPredictor:
         self.meta = meta or {}
 
     @property
-    def layout(self) -> GeneLayout:
+    def layout(self) -> GeneLayoutBase:
         return self.encoder.layout
 
     @classmethod

@@ -27,6 +27,13 @@ judgement, not a clear win; decide again on the retrained supernet's labels.
 
 The MLP and ridge baselines use :func:`one_hot_features` instead (once-for-all's encoding: one-hot
 kernel and expand per slot, all-zero for inactive slots, one-hot depth and resolution).
+
+A ``resnet``-family space gets the same encodings from :class:`ResNetFeatureEncoder` (what
+``FeatureEncoder(space, ...)`` builds for it): per block the expand ratio (0 when the block does not
+run), the stem's and each stage's depth, each width gene's multiplier, the resolution; ``stage`` adds
+per-stage sums of the active expand ratios, ``full`` exact MACs, params and log(MACs)
+(:class:`~hwnas.resnet_complexity.ResNetComplexityCounter`), ``rich`` per-stage MACs and params and
+resolution x stage depth.
 """
 
 from __future__ import annotations
@@ -42,7 +49,9 @@ from hwnas.additive import slot_sum
 from hwnas.complexity import fixed_cost
 from hwnas.encoding import GeneLayout
 from hwnas.errors import ConfigError
-from hwnas.space import SearchSpace, get_space
+from hwnas.resnet_complexity import ResNetComplexityCounter
+from hwnas.resnet_encoding import ResNetGeneLayout
+from hwnas.space import AnySpace, SearchSpace, get_space
 
 ENCODINGS = ("genes", "masked", "stage", "full", "rich")
 #: Version of the feature definitions; stored with every predictor so a changed encoding is caught.
@@ -192,16 +201,28 @@ class ComplexityTables:
 # --------------------------------------------------------------------------------- encoders
 
 class FeatureEncoder:
-    """Gene matrix ``(n, num_genes)`` -> float32 feature matrix for tree models (see module doc)."""
+    """Gene matrix ``(n, num_genes)`` -> float32 feature matrix for tree models (see module doc).
 
-    def __init__(self, space: SearchSpace | str, encoding: str = "full") -> None:
+    ``FeatureEncoder(space, ...)`` gives the encoder of ``space``'s family (:data:`ENCODERS`).
+    """
+
+    def __new__(cls, space: AnySpace | str, *args: Any, **kwargs: Any) -> "FeatureEncoder":
+        if cls is FeatureEncoder:
+            cls = ENCODERS[get_space(space).family]
+        return super().__new__(cls)
+
+    def __init__(self, space: AnySpace | str, encoding: str = "full") -> None:
         if encoding not in ENCODINGS:
             raise ConfigError(f"unknown feature encoding {encoding!r}; choose one of {ENCODINGS}")
         self.space = get_space(space)
         self.encoding = encoding
-        self.layout = GeneLayout(self.space)
-        self.tables = ComplexityTables.build(self.space) if encoding in ("full", "rich") else None
+        self._build()
         self.feature_names = self._names()
+
+    def _build(self) -> None:
+        """The family's gene layout and the lookup tables :meth:`transform` reads."""
+        self.layout = GeneLayout(self.space)
+        self.tables = ComplexityTables.build(self.space) if self.encoding in ("full", "rich") else None
         self._kernel_f32 = self.layout.kernel_values.astype(np.float32)
         self._expand_f32 = self.layout.expand_values.astype(np.float32)
 
@@ -263,6 +284,57 @@ class FeatureEncoder:
     def describe(self) -> dict[str, Any]:
         """What a saved predictor records about its inputs."""
         return {"encoding": self.encoding, "version": FEATURE_VERSION, "feature_names": self.feature_names}
+
+
+class ResNetFeatureEncoder(FeatureEncoder):
+    """:class:`FeatureEncoder` for ``resnet``-family genes (see the module doc); numpy, no compiled pass."""
+
+    layout: ResNetGeneLayout
+
+    def _build(self) -> None:
+        self.layout = ResNetGeneLayout(self.space)
+        self.counter = ResNetComplexityCounter(self.space) if self.encoding in ("full", "rich") else None
+        self._width_mults = np.asarray(self.space.width_mults, dtype=np.float32)
+
+    def _names(self) -> list[str]:
+        lay, k = self.layout, self.layout.num_stages
+        blocks = [f"s{p.stage}b{p.position}" for p in lay.positions]
+        depths = ["stem_depth"] + [f"s{s}_depth" for s in range(k)]
+        widths = ["stem_width_mult", "stem_out_width_mult"] + [f"s{s}_width_mult" for s in range(k)]
+        if self.encoding == "genes":
+            return ([f"{d}_idx" for d in depths] + [f"{b}_expand_idx" for b in blocks] + [f"{w}_idx" for w in widths]
+                    + ["resolution_idx"])
+        names = [f"{b}_expand" for b in blocks] + depths + widths + ["resolution"]
+        if self.encoding in ("stage", "full", "rich"):
+            names += [f"s{s}_sum_expand" for s in range(k)]
+        if self.encoding in ("full", "rich"):
+            names += ["macs", "params", "log_macs"]
+        if self.encoding == "rich":
+            names += [f"s{s}_{what}" for what in ("macs", "params", "res_x_depth") for s in range(k)]
+        return names
+
+    def transform(self, genes: np.ndarray) -> np.ndarray:
+        """Features ``(n, num_features)`` float32; blocks that do not run have expand 0."""
+        genes = self.layout.check(genes)
+        if self.encoding == "genes":
+            return genes.astype(np.float32)
+        lay = self.layout
+        v = lay.values(genes, validate=False)
+        expand = np.where(v.active, v.expand, 0.0)
+        cols = [expand, v.depth, self._width_mults[v.width], v.resolution[:, None]]
+        if self.encoding != "masked":
+            cols.append(np.stack([expand[:, lay.block_stage == s].sum(axis=1) for s in range(lay.num_stages)], axis=1))
+        if self.counter is not None:
+            macs, params = self.counter.macs(genes), self.counter.params(genes)
+            cols.append(np.stack([macs, params, np.log(macs)], axis=1))
+        if self.encoding == "rich":
+            stage_macs, stage_params = self.counter.stage_macs_params(genes)
+            cols += [stage_macs, stage_params, v.resolution[:, None] * v.depth[:, 1:]]
+        return np.concatenate([np.asarray(c, dtype=np.float64).reshape(len(genes), -1) for c in cols],
+                              axis=1).astype(np.float32)
+
+
+ENCODERS: dict[str, type[FeatureEncoder]] = {"mbconv": FeatureEncoder, "resnet": ResNetFeatureEncoder}
 
 
 @numba.njit(cache=True, nogil=True)

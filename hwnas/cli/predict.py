@@ -18,7 +18,8 @@ Examples:
       --device note10_lookup_tables
 
 The architecture file is hwnas's form {"kernel": [...], "expand": [...], "depth": [...],
-"resolution": R}, once-for-all's {"ks", "e", "d", "r"}, or a search's front.json / picks.json
+"resolution": R}, once-for-all's {"ks", "e", "d", "r"} ({"d", "e", "w", "r"} for ofa-resnet50, or
+hwnas's {"depth", "expand", "width", "resolution"}), or a search's front.json / picks.json
 (choose the record with --index).
 Without --device, every table under latency_tables/*/<space>.json is used.
 Without an accuracy predictor (none given, none at the default path) latency, MACs and params are
@@ -57,12 +58,11 @@ def discover_devices(space) -> list[str]:
 def predict_record(arch, space, predictor, sources: Sequence[Any]) -> Any:
     """One architecture as the :class:`~hwnas.search.front.FrontRecord` a search would write for it
     (``predictor`` None: accuracy None)."""
-    from hwnas.complexity import ComplexityCounter
-    from hwnas.encoding import GeneLayout
+    from hwnas.families import complexity_counter, gene_layout
     from hwnas.search.front import FrontRecord
 
-    genes = GeneLayout(space).encode(arch)
-    counter = ComplexityCounter(space)
+    genes = gene_layout(space).encode(arch)
+    counter = complexity_counter(space)
     return FrontRecord(arch=arch.to_dict(), accuracy=None if predictor is None else predictor.predict(genes)[0],
                        latency_ms={s.device: s.table.predict_genes(genes)[0] for s in sources},
                        macs=counter.macs(genes)[0], params=counter.params(genes)[0])

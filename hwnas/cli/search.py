@@ -25,6 +25,9 @@ Examples:
   hwnas search --space ofa-mbv3-w1.0 --device cpu-1thread --objectives latency,macs --budget-ms 20 \\
       --out runs/search-latency-only
 
+  # once-for-all's ResNet50 space, no table and no predictor: the MACs/params trade-off
+  hwnas search --space ofa-resnet50 --objectives macs,params --out runs/search-resnet-macs
+
   # a table file instead of a profile; check 5 front models on the real supernet
   hwnas search --device latency_tables/cpu-1thread/fmnist-mbv3.json --budget-ms 2 \\
       --validate-front 5 --out runs/search-checked
@@ -60,12 +63,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--int8-predictor", type=Path, default=None,
                    help="INT8 accuracy predictor when both precisions are searched (default "
                         "predictors/<space>/int8/accuracy_xgb.json); with --precision int8 alone --predictor does")
-    p.add_argument("--device", action="append", required=True, metavar="D",
+    p.add_argument("--device", action="append", default=[], metavar="D",
                    help="device profile name or .yaml (table at latency_tables/<slug>/<space>.json), a "
                         "latency table .json, or a folder of once-for-all's <r>_lookup_table.yaml; repeat "
-                        "for several devices")
-    p.add_argument("--budget-ms", type=float, nargs="+", required=True, metavar="X",
-                   help="latency budget(s) in ms: one per device, one for all, or several for one device")
+                        "for several devices (not needed by a MACs/params-only search)")
+    p.add_argument("--budget-ms", type=float, nargs="+", default=[], metavar="X",
+                   help="latency budget(s) in ms: one per device, one for all, or several for one device "
+                        "(with --device)")
     p.add_argument("--budget-mode", choices=("any", "all"), default="any",
                    help="several devices: keep candidates meeting any device's budget (a pick per device, "
                         "default) or all budgets (one network for every device)")

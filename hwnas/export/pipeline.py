@@ -314,7 +314,7 @@ def measure_together(results: Sequence[Any], measurers: dict[str, Any], space: A
     the ratio of its latency now to its latency at profiling time says how much faster or slower the
     machine runs today (shared machines drift), and ``ms_at_profile_speed`` divides it out. INT8 files
     are not timed on torch-cuda devices (their tables time PyTorch modules)."""
-    from hwnas.arch import Architecture
+    from hwnas.families import architecture_from_dict
     from hwnas.latency.block_models import reference_graph
     from hwnas.latency.measure import TimingProtocol, single_torch_thread, time_models
 
@@ -331,7 +331,7 @@ def measure_together(results: Sequence[Any], measurers: dict[str, Any], space: A
         size = batch or measurer.profile.batch_size
         models = [(Path(f.path).read_bytes(), (size, space.in_channels, res, res)) for f, res in files]
         ref = table.reference
-        reference = reference_graph(space, Architecture.from_dict(ref["arch"], space), size) if ref else None
+        reference = reference_graph(space, architecture_from_dict(ref["arch"], space), size) if ref else None
         try:
             with single_torch_thread():
                 stats = time_models(measurer, models, progress=_pass_bar(device, measurer.profile.repeats, progress),
@@ -432,11 +432,12 @@ def read_run(run_dir: Path) -> RunFolder:
     return RunFolder(run_dir, config, front)
 
 
-def primary_device(run: RunFolder) -> str:
-    """The device --pick N spreads along: the run's first device, as named in the predictions."""
-    names = list(run.front[0].latency_ms)
+def primary_device(run: RunFolder) -> str | None:
+    """The device --pick N spreads along: the run's first device, as named in the predictions (None
+    for a run searched without latency: MACs/params only)."""
+    names = list(run.front[0].latency_ms) if run.front else []
     if not names:
-        raise ConfigError("front.json has no predicted latencies; cannot pick by latency")
+        return None
     for spec in run.config.get("devices") or []:
         for name in (str(spec), Path(str(spec)).stem):  # a profile name, or a table path's device
             if name in names:
@@ -445,13 +446,15 @@ def primary_device(run: RunFolder) -> str:
 
 
 def choose_models(run: RunFolder, pick: str, warn: Warn = _stderr_warning) -> list[Chosen]:
-    """The models --pick all | budget | N selects, ordered by latency on the primary device.
+    """The models --pick all | budget | N selects, ordered by latency on the primary device (by MACs
+    when the run has no latency).
 
     ``budget`` exports exactly the search's picks (``picks.json``: one per device and budget),
     each distinct architecture once, named after its front position when it is on the front.
     """
     primary = primary_device(run)
-    by_latency = sorted(range(len(run.front)), key=lambda i: run.front[i].latency_ms.get(primary, float("inf")))
+    by_latency = sorted(range(len(run.front)), key=lambda i: run.front[i].macs if primary is None
+                        else run.front[i].latency_ms.get(primary, float("inf")))
     if pick == "all":
         return [Chosen(f"front{i:03d}", run.front[i]) for i in by_latency]
     if pick == "budget":
@@ -508,8 +511,8 @@ class ExportOutcome:
 def export_run(run_dir: str | Path, settings: ExportSettings, warn: Warn = _stderr_warning) -> ExportOutcome:
     """Export the models ``settings.pick`` chooses from a search run into ``settings.out``."""
     import hwnas
-    from hwnas.arch import Architecture
     from hwnas.export.report import write_report
+    from hwnas.families import architecture_from_dict
 
     run = read_run(Path(run_dir))
     chosen = choose_models(run, settings.pick, warn)
@@ -532,7 +535,7 @@ def export_run(run_dir: str | Path, settings: ExportSettings, warn: Warn = _stde
     results = []
     for c in _progress(chosen, settings.progress):
         try:
-            arch = Architecture.from_dict(dict(c.record.arch), space)
+            arch = architecture_from_dict(dict(c.record.arch), space)
         except ArchitectureError as exc:
             raise ArchitectureError(f"{c.name}: {exc}") from None
         results.append(export_one(source, arch, models_dir / f"{c.name}.onnx", c.name, measurers, settings,

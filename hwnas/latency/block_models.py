@@ -1,18 +1,20 @@
-"""Small ONNX graphs for latency-table entries: one MBConv block, the stem or the head on its own.
+"""Small ONNX graphs for latency-table entries: one block, the stem or the head on its own.
 
 A latency table is only as good as the agreement between what it measures and what a deployed
 subnet runs, so every entry is built from the same static modules the extracted subnet is made of
 (:mod:`hwnas.supernet.static`) and exported the same way: eval mode, fixed input shape, the
 TorchScript exporter with constant folding (which folds BatchNorm into the preceding conv, as
 ONNX Runtime's Conv+BN fusion would at ``ORT_ENABLE_ALL`` anyway). Weights are random: latency
-does not depend on their values.
+does not depend on their values. A ``resnet``-family entry is cut from the elastic ResNet supernet
+(:meth:`~hwnas.supernet.resnet.ElasticResNet.export_stem`, its blocks' ``export``, the classifier),
+the modules :meth:`~hwnas.supernet.resnet.ElasticResNet.extract` builds a subnet from.
 """
 
 from __future__ import annotations
 
 import io
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 from torch import nn
@@ -20,7 +22,7 @@ from torch import nn
 from hwnas.arch import Architecture
 from hwnas.errors import MeasurementError
 from hwnas.plan import BlockSpec
-from hwnas.space import SearchSpace
+from hwnas.space import AnySpace, SearchSpace
 from hwnas.supernet.elastic import stem
 from hwnas.supernet.static import Head, MBConvBlock
 
@@ -46,6 +48,56 @@ def head_module(space: SearchSpace) -> nn.Module:
     return _randomize_bn(Head.for_space(space)).eval()
 
 
+def entry_module(space: AnySpace, entry: Any, supernet: Callable[[], nn.Module] | None = None) -> nn.Module:
+    """The module of one latency-table entry (:class:`hwnas.latency.table.TableEntry`) of ``space``'s
+    family; ``supernet()`` gives the space's elastic supernet (built only where an entry needs it,
+    once per call when not given: callers with many entries pass a cached one)."""
+    if entry.kind == "overhead":
+        return overhead_module()
+    return _ENTRY_MODULES[space.family](space, entry, supernet or (lambda: _fresh_supernet(space)))
+
+
+def _fresh_supernet(space: AnySpace) -> nn.Module:
+    from hwnas.supernet.network import build_supernet
+
+    return build_supernet(space)
+
+
+def _mbconv_entry_module(space: SearchSpace, entry: Any, supernet: Callable[[], nn.Module]) -> nn.Module:
+    return {"stem": lambda: stem_module(space), "head": lambda: head_module(space),
+            "block": lambda: block_module(entry.block)}[entry.kind]()
+
+
+def _resnet_entry_module(space: AnySpace, entry: Any, supernet: Callable[[], nn.Module]) -> nn.Module:
+    """A bottleneck block, the stem (convs + max pooling) or the head (pooling + classifier), each as
+    :class:`~hwnas.supernet.resnet.SubnetResNet` runs it."""
+    from hwnas.supernet.resnet import SubnetResNet
+
+    net = supernet()
+    if entry.kind == "block":
+        return _randomize_bn(net.blocks[entry.block.block].export(entry.block)).eval()
+    if entry.kind == "stem":
+        mid, out, skip = entry.stem
+        part = SubnetResNet(net.export_stem(mid, out, skip), not skip, [], nn.Linear(1, 1), 0.0)
+    else:
+        part = SubnetResNet([], False, [], net.export_classifier(entry.input_shape[0]), 0.0)
+    return _randomize_bn(_Part(part, entry.kind)).eval()
+
+
+class _Part(nn.Module):
+    """Runs one part (``stem`` or ``head``) of a static ResNet subnet."""
+
+    def __init__(self, subnet: nn.Module, part: str) -> None:
+        super().__init__()
+        self.subnet, self.part = subnet, part
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return getattr(self.subnet, self.part)(x)
+
+
+_ENTRY_MODULES = {"mbconv": _mbconv_entry_module, "resnet": _resnet_entry_module}
+
+
 def overhead_module() -> nn.Module:
     """A trivial graph (one ReLU on a 1x1x1 input): its latency is the runtime's fixed cost per call.
 
@@ -53,14 +105,6 @@ def overhead_module() -> nn.Module:
     times while a whole network pays it once; the table subtracts it before calibration.
     """
     return nn.ReLU().eval()
-
-
-def entry_module(space: SearchSpace, entry: "TableEntry") -> nn.Module:
-    """The module a table entry times: its block, the space's stem or head, or the overhead graph."""
-    if entry.kind == "block":
-        return block_module(entry.block)
-    return {"stem": lambda: stem_module(space), "head": lambda: head_module(space),
-            "overhead": overhead_module}[entry.kind]()
 
 
 class EntryGraphs:
@@ -72,8 +116,8 @@ class EntryGraphs:
     at every shape. ``exported`` and ``moved`` count what was done.
     """
 
-    def __init__(self, space: SearchSpace) -> None:
-        self.space = space
+    def __init__(self, space: AnySpace, supernet: Callable[[], nn.Module] | None = None) -> None:
+        self.space, self.supernet = space, supernet
         self._exports: dict[tuple[str, Any], Any] = {}  # structure -> parsed export (None: not movable)
         self.exported = 0
         self.moved = 0
@@ -82,14 +126,16 @@ class EntryGraphs:
         """``entry``'s graph at ``input_shape`` (batch included), as ONNX bytes."""
         from hwnas.latency.onnx_reshape import with_input_shape
 
-        structure = (entry.kind, entry.block)
+        # what fixes the graph apart from its spatial size (a ResNet stem's widths and a head's input
+        # channels are not in ``block``)
+        structure = (entry.kind, entry.block, entry.stem, entry.input_shape[0])
         base = self._exports.get(structure)
         if base is not None:
             moved = with_input_shape(base, input_shape)
             if moved is not None:
                 self.moved += 1
                 return moved
-        graph = export_onnx(entry_module(self.space, entry), input_shape)
+        graph = export_onnx(entry_module(self.space, entry, self.supernet), input_shape)
         self.exported += 1
         if structure not in self._exports:
             self._exports[structure] = _movable(graph)

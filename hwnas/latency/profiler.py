@@ -33,9 +33,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from hwnas import __version__
-from hwnas.arch import Architecture, sample_architecture
+from hwnas.arch import Architecture
 from hwnas.atomic_io import append_jsonl, atomic_write_json, atomic_write_text, read_jsonl
 from hwnas.errors import ConfigError
+from hwnas.families import gene_layout, sample_architecture
 from hwnas.latency.device import DeviceProfile, load_device_profile
 from hwnas.latency.measure import (INTERLEAVE_BURST, LATENCY_STATISTIC, LatencyStats, Measurer, TimingProtocol,
                                   make_measurer, single_torch_thread, time_models)
@@ -43,7 +44,7 @@ from hwnas.latency.table import (LatencyTable, TableEntry, check_resolutions, en
                                  fit_correction, precision_speed_ratios, reference_architecture, table_path)
 from hwnas.metrics import prediction_agreement
 from hwnas.paths import TABLE_PRECISIONS, TABLES_DIR
-from hwnas.space import SearchSpace, get_space, require_family
+from hwnas.space import AnySpace, SearchSpace, get_space
 
 DEFAULT_CALIBRATE = 60
 DEFAULT_VALIDATE = 50
@@ -97,16 +98,19 @@ class ProfileResult:
 accuracy_metrics = prediction_agreement  # the name this module's callers and experiments use
 
 
-def sample_distinct(space: SearchSpace, n: int, seed: Sequence[int], resolutions: Sequence[int],
-                    exclude: set[Architecture] = frozenset()) -> list[Architecture]:
-    """``n`` distinct random subnets (canonical form: inactive slots do not make two archs differ)."""
+def sample_distinct(space: AnySpace, n: int, seed: Sequence[int], resolutions: Sequence[int],
+                    exclude: set[Any] = frozenset()) -> list[Any]:
+    """``n`` distinct random subnets of any family (canonical form: inactive blocks do not make two
+    archs differ)."""
     rng = np.random.default_rng(list(seed))
-    out: list[Architecture] = []
+    layout = gene_layout(space)
+    out: list[Any] = []
     seen = set(exclude)
     for _ in range(1000 * max(n, 1)):
         if len(out) == n:
             break
-        arch = sample_architecture(space, rng, resolution=int(rng.choice(resolutions))).canonical(space)
+        arch = sample_architecture(space, rng, resolution=int(rng.choice(resolutions)))
+        arch = layout.decode(layout.canonicalize(layout.encode(arch)))[0]
         if arch not in seen:
             seen.add(arch)
             out.append(arch)
@@ -122,7 +126,6 @@ class Profiler:
                  out_dir: str | Path = TABLES_DIR, options: ProfileOptions | None = None,
                  measurer: Measurer | None = None, progress: bool = True) -> None:
         self.space = get_space(space)
-        require_family(self.space, "mbconv", "latency profiling")
         self.options = options or ProfileOptions()
         profile = load_device_profile(profile)
         if self.options.fast:
@@ -429,9 +432,9 @@ class Profiler:
 
         shape = (self.profile.batch_size, *entry.input_shape)
         if self.profile.backend == "torch-cuda":
-            return entry_module(self.space, entry), shape
+            return entry_module(self.space, entry, self._get_supernet), shape
         if self._entry_graphs is None:
-            self._entry_graphs = EntryGraphs(self.space)
+            self._entry_graphs = EntryGraphs(self.space, self._get_supernet)
         return self._entry_graphs.graph(entry, shape), shape
 
     def _subnet_graph(self, arch: Architecture) -> tuple[Any, tuple[int, ...]]:

@@ -11,10 +11,19 @@ Search scores 100k+ candidates at a time, so :meth:`LatencyTable.predict_genes` 
 gene matrices (:class:`~hwnas.encoding.GeneLayout`): the table is precomputed as a dense array
 indexed ``[slot, kernel, expand, resolution]`` and the correction is folded into it, so a batch
 prediction is one gather and one masked sum. No torch here.
+
+A ``resnet``-family table (:class:`ResNetLatencyTable`, what ``LatencyTable(space, ...)`` builds for
+such a space) is the same file type with the same correction and report. A bottleneck block's cost
+depends on its own expand ratio *and* on the widths of its input and output, so its entries are keyed
+by the layer shapes it runs (input, hidden and output channels, stride, shortcut kind, input size);
+the stem (its widths, whether its middle conv runs) and the head (last width) are entries too. The
+dense form is :meth:`~hwnas.resnet_encoding.ResNetGeneLayout.additive_sum`'s stem / block / head tables.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,13 +32,15 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from hwnas.additive import slot_sum
-from hwnas.arch import Architecture, largest_architecture
+from hwnas.arch import Architecture
 from hwnas.atomic_io import atomic_write_json
-from hwnas.encoding import GeneLayout
 from hwnas.errors import ArchitectureError, ConfigError, MeasurementError
+from hwnas.families import gene_layout, largest_architecture
 from hwnas.plan import (BlockSpec, block_plan, conv_out, elastic_block_spec, final_size, first_block_spec,
                         stage_input_sizes, stem_output_size)
-from hwnas.space import SearchSpace, get_space, require_family
+from hwnas.resnet_arch import BottleneckSpec, ResNetArchitecture, resnet_plan
+from hwnas.resnet_encoding import ResNetGeneLayout
+from hwnas.space import AnySpace, ResNetSpace, SearchSpace, get_space
 
 TABLE_FORMAT = "hwnas-latency-table"
 TABLE_VERSION = 1
@@ -58,18 +69,25 @@ def head_key(resolution: int) -> str:
 
 @dataclass(frozen=True)
 class TableEntry:
-    """One thing to measure: a block, the stem or the head, with its input shape (C, H, W)."""
+    """One thing to measure: a block, the stem or the head, with its input shape (C, H, W).
+
+    ``block`` is the block's spec (an MBConv :class:`BlockSpec` or a ResNet :class:`BottleneckSpec`);
+    ``stem`` a ResNet stem's (mid width, out width, middle conv skipped)."""
 
     key: str
     kind: str  # "overhead" | "stem" | "block" | "head"
     input_shape: tuple[int, int, int]
-    block: BlockSpec | None = None
+    block: BlockSpec | BottleneckSpec | None = None
+    stem: tuple[int, int, bool] | None = None
 
 
-def enumerate_entries(space: SearchSpace | str, resolutions: Sequence[int] | None = None) -> list[TableEntry]:
+def enumerate_entries(space: AnySpace | str, resolutions: Sequence[int] | None = None) -> list[TableEntry]:
     """Every distinct block configuration the space can produce at ``resolutions`` (default: all), deduped."""
     space = get_space(space)
-    require_family(space, "mbconv", "a latency table")
+    return _ENTRIES[space.family](space, resolutions)
+
+
+def _mbconv_entries(space: SearchSpace, resolutions: Sequence[int] | None) -> list[TableEntry]:
     resolutions = check_resolutions(space, resolutions)
     entries: dict[str, TableEntry] = {}
 
@@ -94,14 +112,66 @@ def enumerate_entries(space: SearchSpace | str, resolutions: Sequence[int] | Non
     return list(entries.values())
 
 
-def arch_keys(space: SearchSpace | str, arch: Architecture) -> list[str]:
+def arch_keys(space: AnySpace | str, arch: Architecture | ResNetArchitecture) -> list[str]:
     """Keys of the entries an architecture runs: stem, every block (first fixed block included), head."""
     space = get_space(space)
+    return _ARCH_KEYS[space.family](space, arch)
+
+
+def _mbconv_arch_keys(space: SearchSpace, arch: Architecture) -> list[str]:
     blocks = [block_key(b.spec, b.input_size) for b in block_plan(space, arch)]
     return [stem_key(arch.resolution), *blocks, head_key(arch.resolution)]
 
 
-def reference_architecture(space: SearchSpace, resolutions: Sequence[int]) -> Architecture:
+# ------------------------------------------------------------------------------------- resnet keys
+
+def bottleneck_key(spec: BottleneckSpec) -> str:
+    """e.g. ``bottleneck:in64:mid16:out256:s1:ds:res56`` (``ds``: avg-pool + 1x1 conv shortcut, ``id``: identity)."""
+    return (f"bottleneck:in{spec.in_channels}:mid{spec.mid_channels}:out{spec.out_channels}:s{spec.stride}"
+            f":{'ds' if spec.downsample else 'id'}:res{spec.input_size}")
+
+
+def resnet_stem_key(space: ResNetSpace, mid: int, out: int, skip: bool, resolution: int) -> str:
+    """The stem convs and max pooling; ``skip``: without the middle conv."""
+    return f"resnet-stem:in{space.in_channels}:mid{mid}:out{out}:{'skip' if skip else 'full'}:res{resolution}"
+
+
+def resnet_head_key(features: int, size: int) -> str:
+    """Global pooling and the classifier on a ``features`` x ``size`` x ``size`` map."""
+    return f"resnet-head:in{features}:res{size}"
+
+
+def _resnet_entries(space: ResNetSpace, resolutions: Sequence[int] | None) -> list[TableEntry]:
+    """Every stem, block and head shape a subnet of ``space`` runs at ``resolutions``, one entry per key."""
+    resolutions = check_resolutions(space, resolutions)
+    layout = ResNetGeneLayout(dataclasses.replace(space, resolutions=resolutions))
+    tables = layout.part_tables(
+        lambda mid, out, skip, r: TableEntry(resnet_stem_key(space, mid, out, skip, r), "stem",
+                                             (space.in_channels, r, r), stem=(mid, out, skip)),
+        lambda b: TableEntry(bottleneck_key(b), "block", (b.in_channels, b.input_size, b.input_size), b),
+        lambda features, size: TableEntry(resnet_head_key(features, size), "head", (features, size, size)))
+    entries = {OVERHEAD_KEY: TableEntry(OVERHEAD_KEY, "overhead", (1, 1, 1))}
+    for table in tables:
+        for entry in table.ravel():
+            if entry is not None:
+                entries.setdefault(entry.key, entry)
+    return list(entries.values())
+
+
+def _resnet_arch_keys(space: ResNetSpace, arch: ResNetArchitecture) -> list[str]:
+    plan = resnet_plan(space, arch)
+    last = plan.blocks[-1]
+    return [resnet_stem_key(space, plan.stem_mid, plan.stem_out, plan.stem_skip, arch.resolution),
+            *(bottleneck_key(b) for b in plan.blocks),
+            resnet_head_key(plan.features, conv_out(last.input_size, last.stride))]
+
+
+_ENTRIES: dict[str, Callable[[Any, Sequence[int] | None], list[TableEntry]]] = {
+    "mbconv": _mbconv_entries, "resnet": _resnet_entries}
+_ARCH_KEYS: dict[str, Callable[[Any, Any], list[str]]] = {"mbconv": _mbconv_arch_keys, "resnet": _resnet_arch_keys}
+
+
+def reference_architecture(space: AnySpace, resolutions: Sequence[int]) -> Architecture | ResNetArchitecture:
     """The machine-speed reference ("canary") of a table: the largest subnet at the smallest profiled
     resolution. Its latency is stored with the table and re-measured beside exported models, so a
     later measurement on a machine whose speed has drifted can be told apart from a wrong prediction."""
@@ -113,7 +183,7 @@ def entry_ms(entry: dict[str, Any]) -> float:
     return float(entry["ms"] if "ms" in entry else entry["median_ms"])
 
 
-def check_resolutions(space: SearchSpace, resolutions: Sequence[int] | None) -> tuple[int, ...]:
+def check_resolutions(space: AnySpace, resolutions: Sequence[int] | None) -> tuple[int, ...]:
     if resolutions is None:
         return space.resolutions
     resolutions = tuple(sorted({int(r) for r in resolutions}))
@@ -276,7 +346,14 @@ class LatencyTable:
 
     ``predict``/``predict_genes`` give the calibrated prediction (ms per batch); pass
     ``calibrated=False`` for the plain sum of the entries (stem + blocks + head).
+    ``LatencyTable(space, ...)`` (and :meth:`load`) gives the table class of ``space``'s family
+    (:data:`TABLE_CLASSES`): this one for ``mbconv``, :class:`ResNetLatencyTable` for ``resnet``.
     """
+
+    def __new__(cls, space: AnySpace | str, *args: Any, **kwargs: Any) -> "LatencyTable":
+        if cls is LatencyTable:
+            cls = TABLE_CLASSES[get_space(space).family]
+        return super().__new__(cls)
 
     def __init__(self, space: SearchSpace | str, entries: dict[str, dict[str, Any]],
                  meta: dict[str, Any] | None = None, correction: LatencyCorrection | None = None,
@@ -287,7 +364,7 @@ class LatencyTable:
         self.correction = correction or LatencyCorrection.identity()
         self.calibration = dict(calibration or {})
         self.resolutions = check_resolutions(self.space, resolutions)
-        self.layout = GeneLayout(self.space)
+        self.layout = gene_layout(self.space)
         self._build_dense()
 
     @property
@@ -421,7 +498,7 @@ class LatencyTable:
 
     def with_correction(self, correction: LatencyCorrection,
                         calibration: dict[str, Any] | None = None) -> "LatencyTable":
-        return LatencyTable(self.space, self.entries, self.meta, correction, calibration or self.calibration,
+        return type(self)(self.space, self.entries, self.meta, correction, calibration or self.calibration,
                             self.resolutions)
 
     # --------------------------------------------------------------------------- extremes
@@ -491,6 +568,120 @@ class LatencyTable:
         return cls.from_dict(data, space, what=f"latency table {path}")
 
 
+class ResNetLatencyTable(LatencyTable):
+    """A ``resnet``-family table: entries keyed by the layer shapes a part runs (see the module doc).
+
+    Dense form: ``stem_ms[r, w0, w1, stem depth]``, ``block_ms[block, w_in, w_out, expand, r]`` and
+    ``head_ms[w_last, r]`` (NaN at resolutions not profiled), summed by
+    :meth:`~hwnas.resnet_encoding.ResNetGeneLayout.additive_sum`; the correction folds into them as it
+    folds into an mbconv table (no ``first`` block here: that feature is 0).
+    """
+
+    layout: ResNetGeneLayout
+
+    def _build_dense(self) -> None:
+        s, L = self.space, self.layout
+        self.profiled = np.array([r in self.resolutions for r in s.resolutions], dtype=bool)
+        stem_keys, block_keys, head_keys = L.part_tables(
+            lambda mid, out, skip, r: resnet_stem_key(s, mid, out, skip, r), bottleneck_key,
+            lambda features, size: resnet_head_key(features, size))
+        self.stem_ms = self._lookup(stem_keys, 0)
+        self.block_ms = self._lookup(block_keys, 4)
+        self.head_ms = self._lookup(head_keys, 1)
+        self.overhead_ms = entry_ms(self.entries[OVERHEAD_KEY]) if OVERHEAD_KEY in self.entries else 0.0
+        self._raw = (self.stem_ms, self.block_ms, self.head_ms)
+        self._calibrated = self._fold(self.correction)
+
+    def _lookup(self, keys: np.ndarray, res_axis: int) -> np.ndarray:
+        """Entry latencies for an array of keys: NaN at unprofiled resolutions, 0 where no subnet goes."""
+        out = np.zeros(keys.shape)
+        for index, key in np.ndenumerate(keys):
+            if not self.profiled[index[res_axis]]:
+                out[index] = np.nan
+            elif key is not None:
+                out[index] = self._ms(key)
+        return out
+
+    def _fold(self, corr: LatencyCorrection) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A linear correction of the net features folded into (stem, blocks, head) tables."""
+        s, ov = self.space, self.overhead_ms
+        block_w = np.zeros(self.layout.num_blocks)
+        stem_head = 0.0
+        per_res = np.full(len(s.resolutions), corr.intercept)
+        for name, c in zip(corr.features, corr.coef):
+            if name in ("total", "blocks"):
+                block_w += c
+            if name in ("total", "stem_head"):
+                stem_head += c
+            if name.startswith("stage"):
+                block_w[self.layout.block_stage == int(name[5:])] += c
+            if name.startswith("res"):
+                per_res[s.resolutions.index(int(name[3:]))] += c
+        stem = stem_head * (self.stem_ms - ov) + per_res[:, None, None, None]
+        return stem, block_w[:, None, None, None, None] * (self.block_ms - ov), stem_head * self.head_ms
+
+    def predict_genes(self, genes: np.ndarray, calibrated: bool = True) -> np.ndarray:
+        """Latency (ms per batch) of every row of a gene matrix: stem + active blocks + head entries."""
+        genes = self.layout.check(genes)
+        self._check_profiled(genes[:, self.layout.resolution_gene])
+        return self.layout.additive_sum(genes, *(self._calibrated if calibrated else self._raw))
+
+    def features(self, genes: np.ndarray) -> dict[str, np.ndarray]:
+        """As :meth:`LatencyTable.features` (``first`` is 0: a ResNet has no fixed first block)."""
+        genes = self.layout.check(genes)
+        self._check_profiled(genes[:, self.layout.resolution_gene])
+        i = self.layout.part_indices(genes)
+        r, ov = i["resolution"], self.overhead_ms
+        block = self.block_ms[np.arange(self.layout.num_blocks)[None, :], i["block_in"], i["block_out"],
+                              i["expand"], r[:, None]]
+        net = (block - ov) * i["active"]
+        stem_head = self.stem_ms[r, i["w0"], i["w1"], i["stem_depth"]] + self.head_ms[i["last_width"], r]
+        out = {"first": np.zeros(len(genes)), "stem_head": stem_head - ov}
+        for stage in range(self.space.num_stages):
+            out[f"stage{stage}"] = net[:, self.layout.block_stage == stage].sum(axis=1)
+        out["blocks"] = net.sum(axis=1)
+        out["total"] = out["blocks"] + out["stem_head"]
+        out["plain"] = (block * i["active"]).sum(axis=1) + stem_head
+        for ri, res in enumerate(self.space.resolutions):
+            if self.profiled[ri]:
+                out[f"res{res}"] = (r == ri).astype(np.float64)
+        return out
+
+    def fastest_genes(self, calibrated: bool = True) -> np.ndarray:
+        """Genes of the fastest architecture, exactly: every width and stem-depth choice at every
+        profiled resolution, with each block's best expand ratio and each stage's best depth."""
+        s, L = self.space, self.layout
+        stem, blocks, head = self._calibrated if calibrated else self._raw
+        widths = np.array(list(itertools.product(range(len(s.width_mults)), repeat=L.num_widths)), dtype=np.int64)
+        extra = np.asarray(s.depths)
+        best_total, best = np.inf, None
+        for ri in np.flatnonzero(self.profiled):
+            stem_c = stem[ri][widths[:, 0], widths[:, 1]]                                     # (C, stem depths)
+            per_block = blocks[np.arange(L.num_blocks)[None, :], widths[:, L.block_in_width],
+                               widths[:, L.block_out_width], :, ri]                          # (C, B, E)
+            expand, cost = per_block.argmin(axis=2), per_block.min(axis=2)
+            total = stem_c.min(axis=1) + head[widths[:, -1], ri]
+            depth = np.zeros((len(widths), s.num_stages), dtype=np.int64)
+            for stage, base in enumerate(s.base_depths):
+                cum = np.cumsum(cost[:, L.block_stage == stage], axis=1)                     # (C, blocks of stage)
+                by_depth = cum[:, base + extra - 1]                                           # (C, depth choices)
+                depth[:, stage] = by_depth.argmin(axis=1)
+                total += by_depth.min(axis=1)
+            c = int(np.argmin(total))
+            if total[c] < best_total:
+                genes = np.zeros(L.num_genes, dtype=np.int64)
+                genes[0] = stem_c[c].argmin()
+                genes[1:1 + s.num_stages] = depth[c]
+                genes[L.expand_genes] = expand[c]
+                genes[L.width_genes] = widths[c]
+                genes[L.resolution_gene] = ri
+                best_total, best = float(total[c]), genes
+        return L.canonicalize(best.astype(np.int8)[None, :])
+
+
+TABLE_CLASSES: dict[str, type[LatencyTable]] = {"mbconv": LatencyTable, "resnet": ResNetLatencyTable}
+
+
 # ------------------------------------------------------------------------------------- precisions
 
 def entry_type(entry: TableEntry) -> str:
@@ -498,6 +689,8 @@ def entry_type(entry: TableEntry) -> str:
     b = entry.block
     if b is None:
         return entry.kind
+    if isinstance(b, BottleneckSpec):
+        return f"bottleneck e{b.mid_channels / b.out_channels:.2g}{' downsample' if b.downsample else ''}"
     if not b.expand_conv:
         return f"first block k{b.kernel} {b.act}"
     return f"mbconv k{b.kernel} e{b.mid_channels / b.in_channels:g} {b.act}{' se' if b.se_channels else ''}"

@@ -20,7 +20,7 @@ from typing import Any, BinaryIO, Sequence
 import numpy as np
 
 from hwnas.atomic_io import atomic_write_stream
-from hwnas.encoding import GeneLayout
+from hwnas.encoding import GeneLayoutBase
 from hwnas.errors import ConfigError
 from hwnas.search.front import FrontRecord
 
@@ -51,11 +51,11 @@ class Evaluated(Scores):
 
     genes: np.ndarray
 
-    def record(self, i: int, layout: GeneLayout, precision: str = "fp32") -> FrontRecord:
+    def record(self, i: int, layout: GeneLayoutBase, precision: str = "fp32") -> FrontRecord:
         """Row ``i`` as the record ``front.json`` and ``picks.json`` hold (scored for ``precision``)."""
         return self.records([i], layout, precision)[0]
 
-    def records(self, rows: Sequence[int] | np.ndarray, layout: GeneLayout,
+    def records(self, rows: Sequence[int] | np.ndarray, layout: GeneLayoutBase,
                 precision: str = "fp32") -> list[FrontRecord]:
         """:meth:`record` of several rows, their genes decoded in one call (a large front decoded
         row by row cost a share of a search's marginal time)."""
@@ -69,31 +69,42 @@ class Evaluated(Scores):
 
 @dataclass(frozen=True)
 class EvaluatedTable(Scores):
-    """What :func:`read_evaluated` returns: the scores and each candidate's architecture as columns."""
+    """What :func:`read_evaluated` returns: the scores and each candidate's architecture as columns,
+    one per field of the family's architecture (``arch``; mbconv: kernel, expand, depth, resolution,
+    resnet: depth, expand, width, resolution), also readable as attributes (``table.kernel``).
+    Inactive blocks' columns hold the smallest choice."""
 
-    kernel: np.ndarray       # (n, slots) kernel size per slot (inactive slots: the smallest choice)
-    expand: np.ndarray
-    depth: np.ndarray        # (n, stages)
-    resolution: np.ndarray
+    arch: dict[str, np.ndarray]
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        arch = self.__dict__.get("arch") or {}
+        if name in arch:
+            return arch[name]
+        raise AttributeError(name)
 
 
-def evaluated_columns(ev: Evaluated, layout: GeneLayout) -> dict[str, Any]:
+def evaluated_columns(ev: Evaluated, layout: GeneLayoutBase) -> dict[str, Any]:
     """The arrays of ``evaluated.npz`` by member name (written uncompressed: fast, deterministic for
     the same search).
 
     Architectures are stored as the genes (int8) plus each gene group's choice values, decoded by
     :func:`read_evaluated`: writing the genes as they are costs nothing, decoding 100k rows here
-    cost a third of the file's writing time.
+    cost a third of the file's writing time. ``arch_fields`` names the groups (files without it hold
+    mbconv's :data:`ARCH_COLUMNS`); a group's values are one row for all its genes, or one per gene.
     """
     devices = list(ev.latency_ms)
+    groups = layout.arch_columns()
+    latency = (np.stack([ev.latency_ms[d] for d in devices], axis=1) if devices
+               else np.empty((len(ev.genes), 0), dtype=np.float64))
     columns: dict[str, Any] = {
         "devices": np.array(devices, dtype=np.str_),
-        "accuracy": ev.accuracy, "latency_ms": np.stack([ev.latency_ms[d] for d in devices], axis=1),
+        "accuracy": ev.accuracy, "latency_ms": latency,
         "macs": ev.macs, "params": ev.params, "violation": ev.violation, "feasible": ev.feasible,
         "on_front": ev.on_front, "genes": ev.genes,
-        "gene_columns": np.array([layout.num_slots, layout.num_slots, layout.num_stages, 1], dtype=np.int64)}
-    for name in ARCH_COLUMNS:
-        columns[f"{name}_values"] = getattr(layout, f"{name}_values")
+        "arch_fields": np.array([name for name, _, _ in groups], dtype=np.str_),
+        "gene_columns": np.array([n for _, n, _ in groups], dtype=np.int64)}
+    for name, _, values in groups:
+        columns[f"{name}_values"] = values
     return columns
 
 
@@ -108,7 +119,7 @@ def write_npz(fh: BinaryIO, columns: dict[str, Any]) -> None:
                 np.lib.format.write_array(member, np.asarray(value), allow_pickle=False)
 
 
-def write_evaluated(path: str | Path, ev: Evaluated, layout: GeneLayout) -> Path:
+def write_evaluated(path: str | Path, ev: Evaluated, layout: GeneLayoutBase) -> Path:
     """``evaluated.npz``, written straight into the file: through an in-memory buffer (grown while
     written, then copied out) it cost most of the file's writing time."""
     columns = evaluated_columns(ev, layout)
@@ -122,7 +133,7 @@ def read_evaluated(run_dir: str | Path) -> EvaluatedTable:
         with np.load(run_dir / EVALUATED_FILE, allow_pickle=False) as z:
             lat = z["latency_ms"]
             return EvaluatedTable(latency_ms={str(d): lat[:, j] for j, d in enumerate(z["devices"])},
-                                  **_decoded_genes(z),
+                                  arch=_decoded_genes(z),
                                   **{k: z[k] for k in ("accuracy", "macs", "params", "violation", "feasible",
                                                        "on_front")})
     if (run_dir / LEGACY_EVALUATED_FILE).is_file():
@@ -132,9 +143,13 @@ def read_evaluated(run_dir: str | Path) -> EvaluatedTable:
 
 
 def _decoded_genes(z: Any) -> dict[str, np.ndarray]:
-    """kernel, expand, depth and resolution columns from the stored genes and choice values."""
+    """The architecture's columns from the stored genes and choice values."""
     genes, bounds = z["genes"], np.cumsum(np.concatenate([[0], z["gene_columns"]]))
-    out = {name: z[f"{name}_values"][genes[:, bounds[i]:bounds[i + 1]]] for i, name in enumerate(ARCH_COLUMNS)}
+    names = [str(n) for n in z["arch_fields"]] if "arch_fields" in z else list(ARCH_COLUMNS)
+    out = {}
+    for i, name in enumerate(names):
+        values, chosen = z[f"{name}_values"], genes[:, bounds[i]:bounds[i + 1]]
+        out[name] = values[np.arange(chosen.shape[1])[None, :], chosen] if values.ndim == 2 else values[chosen]
     out["resolution"] = out["resolution"][:, 0]
     return out
 
@@ -153,5 +168,6 @@ def _read_legacy_csv(path: Path) -> EvaluatedTable:
     return EvaluatedTable(accuracy=col("accuracy", float), latency_ms={d: col(f"latency_ms[{d}]", float) for d in devices},
                           macs=col("flops", np.int64), params=col("params", np.int64),
                           violation=col("violation", float), feasible=col("feasible", int).astype(bool),
-                          on_front=col("on_front", int).astype(bool), kernel=dashed("kernel"),
-                          expand=dashed("expand"), depth=dashed("depth"), resolution=col("resolution", np.int16))
+                          on_front=col("on_front", int).astype(bool),
+                          arch={"kernel": dashed("kernel"), "expand": dashed("expand"), "depth": dashed("depth"),
+                                "resolution": col("resolution", np.int16)})

@@ -265,19 +265,18 @@ def constrained_ranks(F: np.ndarray, violation: np.ndarray, n_stop: int | None =
 
 @numba.njit(cache=True, nogil=True)
 def _breed(parents, entrants, cross, swap, mutate, crossover_prob, swap_prob, mutation_prob, cards,
-           active_by_depth, n_slots, n_stages):  # pragma: no cover - compiled
+           controller, active_when):  # pragma: no cover - compiled
     """Children from uniform draws (all in [0, 1)); ``parents`` sorted best first.
 
     Tournament: the entrant at the lowest position wins (survival order = rank, then crowding).
     Pair ``i`` crosses with probability ``crossover_prob``, swapping each gene with probability
     ``swap_prob``, into children ``2i`` and ``2i + 1``. Each gene then mutates with probability
     ``mutation_prob`` to a *different* index: when ``u < p``, ``u / p`` is itself uniform and
-    picks the step ``1 .. cardinality - 1``. Last, canonicalisation zeroes the kernel and expand
-    genes of slots beyond their stage's depth (as :meth:`GeneLayout.canonicalize`).
+    picks the step ``1 .. cardinality - 1``. Last, canonicalisation zeroes the genes their controller
+    gene puts out of use (inactive blocks' genes; as :meth:`GeneLayoutBase.canonicalize`).
     """
     n, G = mutate.shape
     n_pop = parents.shape[0]
-    max_depth = active_by_depth.shape[2]
     out = np.empty((n, G), dtype=np.int8)
     for pair in range((n + 1) // 2):
         a = n_pop
@@ -299,12 +298,10 @@ def _breed(parents, entrants, cross, swap, mutate, crossover_prob, swap_prob, mu
             if u < mutation_prob:
                 step = 1 + min(int(u / mutation_prob * (cards[g] - 1)), cards[g] - 2)
                 out[child, g] = (out[child, g] + step) % cards[g]
-        for stage in range(n_stages):
-            depth = out[child, 2 * n_slots + stage]
-            for pos in range(max_depth):
-                if not active_by_depth[stage, depth, pos]:
-                    out[child, stage * max_depth + pos] = 0
-                    out[child, n_slots + stage * max_depth + pos] = 0
+        for g in range(G):
+            c = controller[g]
+            if c >= 0 and not active_when[g, out[child, c]]:
+                out[child, g] = 0
     return out
 
 
@@ -460,7 +457,7 @@ class NSGA2:
         lay = self.layout
         return _breed(parents, entrants.reshape(2 * n_pairs, cfg.tournament_size), cross,
                       swap.reshape(n_pairs, G), mutate.reshape(n, G), cfg.crossover_prob, cfg.crossover_swap,
-                      self.mutation_prob, self._cards_i8, lay.active_by_depth, lay.num_slots, lay.num_stages)
+                      self.mutation_prob, self._cards_i8, lay.controller, lay.active_when)
 
     def _fresh_offspring(self, rng: np.random.Generator, archive: _Archive,
                          make: Callable[[int], np.ndarray], n: int) -> np.ndarray:

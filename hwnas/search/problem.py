@@ -18,8 +18,9 @@ from typing import Callable, Literal
 
 import numpy as np
 
-from hwnas.encoding import GeneLayout
+from hwnas.encoding import GeneLayoutBase
 from hwnas.errors import ConfigError
+from hwnas.families import gene_layout
 
 GeneFn = Callable[[np.ndarray], np.ndarray]
 
@@ -90,15 +91,16 @@ def _unit(value: str, unit: str) -> str:
 
 @dataclass
 class SearchProblem:
-    """Objectives and constraints over the integer genes of one :class:`GeneLayout`."""
+    """Objectives and constraints over the integer genes of one gene layout (any family's; a space
+    or its name is turned into its layout)."""
 
-    layout: GeneLayout
+    layout: GeneLayoutBase
     objectives: list[Objective]
     constraints: list[Constraint] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.layout, GeneLayout):
-            self.layout = GeneLayout(self.layout)
+        if not isinstance(self.layout, GeneLayoutBase):
+            self.layout = gene_layout(self.layout)
         self.objectives = list(self.objectives)
         self.constraints = list(self.constraints)
         if not self.objectives:

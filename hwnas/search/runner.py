@@ -17,6 +17,8 @@ does the wiring a user asks for on the command line:
 * a ``--device`` may also be a folder of once-for-all's ``<r>_lookup_table.yaml`` files;
 * objectives that need no predictor (latency, MACs, params) search without one: the records'
   accuracy is then ``None`` and each budget's pick is the subnet with the most MACs under it;
+  a MACs/params search needs no device either (no latency table, no budget, no picks);
+* every family's space searches alike: genes, MACs and params come from :mod:`hwnas.families`;
 * ``precision="int8"`` searches for ONNX Runtime statically quantised models: each device's INT8
   table (``latency_tables/<slug>/<space>.int8.json``) and the INT8 accuracy predictor
   (``predictors/<space>/int8/accuracy_xgb.json``); a table or predictor of another precision is
@@ -46,9 +48,9 @@ import numpy as np
 from hwnas.arch import Architecture
 from hwnas import paths
 from hwnas.atomic_io import atomic_write_bytes, atomic_write_json, atomic_write_text
-from hwnas.complexity import ComplexityCounter
-from hwnas.encoding import GeneLayout
+from hwnas.encoding import GeneLayoutBase
 from hwnas.errors import ConfigError, HwnasError
+from hwnas.families import complexity_counter, gene_layout
 from hwnas.search.evaluated import EVALUATED_FILE, Evaluated, write_evaluated
 from hwnas.search.front import FrontRecord, Pick, write_records
 from hwnas.search.nsga2 import NSGA2, NSGA2Config, SearchResult
@@ -256,10 +258,10 @@ class GeneMapper:
     """
 
     def __init__(self, space: SearchSpace, resolutions: Sequence[int] | None = None) -> None:
-        self.full = GeneLayout(space)
+        self.full = gene_layout(space)
         resolutions = tuple(resolutions or space.resolutions)
         self.restricted = (self.full if resolutions == tuple(space.resolutions)
-                           else GeneLayout(dataclasses.replace(space, resolutions=resolutions)))
+                           else gene_layout(dataclasses.replace(space, resolutions=resolutions)))
         self._res_map = np.array([space.resolutions.index(r) for r in resolutions], dtype=np.int8)
         self.identity = self.restricted is self.full
 
@@ -319,8 +321,9 @@ class SearchSettings:
     def __post_init__(self) -> None:
         self.objectives = parse_objectives(self.objectives)
         paths.check_precision(self.precision)
-        if not self.devices:
-            raise ConfigError("give at least one --device (a profile name such as cpu-1thread or a table .json)")
+        if not self.devices and "latency" in self.objectives:
+            raise ConfigError("the latency objective needs at least one --device (a profile name such as "
+                              "cpu-1thread or a table .json); or search MACs/params only: --objectives macs,params")
         if self.budget_mode not in ("any", "all"):
             raise ConfigError(f"budget mode {self.budget_mode!r} is not 'any' or 'all'")
         for name, cap in (("--params-cap", self.params_cap_m), ("--macs-cap", self.macs_cap_m)):
@@ -331,8 +334,13 @@ class SearchSettings:
                               f"({self.population}) >= 4")
 
     def budgets_by_device(self, devices: Sequence[str]) -> dict[str, list[float]]:
-        """One budget per device, one for all, or (one device) several budgets to pick under."""
+        """One budget per device, one for all, or (one device) several budgets to pick under; none
+        without a device (a MACs/params search)."""
         b = [float(x) for x in self.budgets_ms]
+        if not devices:
+            if b:
+                raise ConfigError("--budget-ms needs a --device whose latency it bounds; drop it, or add --device")
+            return {}
         bad = [x for x in b if not (math.isfinite(x) and x > 0)]
         if not b or bad:
             raise ConfigError(f"--budget-ms needs positive numbers of milliseconds, got {self.budgets_ms}")
@@ -371,7 +379,7 @@ class Scorers:
     def build(cls, space: SearchSpace, predictor: AccuracyModel | None, sources: Sequence[LatencySource],
               resolutions: Sequence[int] | None = None) -> "Scorers":
         mapper = GeneMapper(space, resolutions)
-        counter = ComplexityCounter(space)
+        counter = complexity_counter(space)
         return cls(mapper=mapper,
                    accuracy=None if predictor is None else BatchCache(mapper.wrap(predictor.predict)),
                    latency={s.device: BatchCache(mapper.wrap(s.table.predict_genes)) for s in sources},
@@ -398,7 +406,7 @@ def cap_constraints(scorers: Scorers, params_cap_m: float | None, macs_cap_m: fl
     return out
 
 
-def check_budgets(layout: GeneLayout, constraints: Sequence[Constraint], seed: int = 0) -> None:
+def check_budgets(layout: GeneLayoutBase, constraints: Sequence[Constraint], seed: int = 0) -> None:
     """Raise the engine's :class:`ConfigError` for the first budget no subnet meets, device by device."""
     for c in constraints:
         SearchProblem(layout, [Objective("none", lambda g: np.zeros(len(g)))], [c]).check_feasible(seed=seed)
@@ -423,7 +431,9 @@ def build_problem(scorers: Scorers, objectives: Sequence[str], budgets: dict[str
             objs.append(Objective("params_m", _millions(scorers.params), "min", unit="M"))
         elif name == "macs":
             objs.append(Objective("macs_m", _millions(scorers.macs), "min", unit="M"))
-    if budget_mode == "all" or len(per_device) == 1:
+    if not per_device:
+        constraints = []
+    elif budget_mode == "all" or len(per_device) == 1:
         constraints = [dataclasses.replace(c, name=f"latency@{d}") if len(per_device) > 1 else c
                        for c, d in zip(per_device, budgets)]
     else:
@@ -467,7 +477,7 @@ def score_result(scorers: Scorers, result: SearchResult) -> dict[str, Any]:
             "params": np.rint(column("params_m", scorers.params.fn, 1e6)).astype(np.int64)}
 
 
-def compute_picks(ev: Evaluated, budgets: dict[str, list[float]], layout: GeneLayout,
+def compute_picks(ev: Evaluated, budgets: dict[str, list[float]], layout: GeneLayoutBase,
                   precision: str = "fp32") -> list[Pick]:
     """Best predicted accuracy under each budget of each device (ties: lower latency there).
 
@@ -523,7 +533,7 @@ class SearchOutcome(PreparedSearch):
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def layout(self) -> GeneLayout:
+    def layout(self) -> GeneLayoutBase:
         return self.result.problem.layout
 
 
@@ -639,23 +649,23 @@ def config_dict(outcome: SearchOutcome) -> dict[str, Any]:
     }
 
 
-def _arch_cells(arch: Any) -> list[Any]:
-    return ["-".join(map(str, arch["kernel"])), "-".join(map(str, arch["expand"])),
-            "-".join(map(str, arch["depth"])), arch["resolution"]]
+def _arch_cells(arch: Any, fields: Sequence[str]) -> list[Any]:
+    return ["-".join(map(str, arch[f])) if isinstance(arch[f], (list, tuple)) else arch[f] for f in fields]
 
 
-def front_csv(front: Sequence[FrontRecord], devices: Sequence[str], with_precision: bool = False) -> str:
-    """``front.csv``; ``with_precision`` adds each record's precision after the rank (a run over
-    several precisions, :mod:`hwnas.search.precisions`)."""
+def front_csv(front: Sequence[FrontRecord], devices: Sequence[str],
+              fields: Sequence[str] = ("kernel", "expand", "depth", "resolution"), with_precision: bool = False) -> str:
+    """The front as CSV; ``fields`` are the architecture's (its family's :meth:`arch_columns` names);
+    ``with_precision`` adds each record's precision after the rank (a run over several precisions,
+    :mod:`hwnas.search.precisions`)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     extra = ["precision"] if with_precision else []
-    w.writerow(["rank", *extra, "accuracy", *[f"latency_ms[{d}]" for d in devices], "macs", "params",
-                "kernel", "expand", "depth", "resolution"])
+    w.writerow(["rank", *extra, "accuracy", *[f"latency_ms[{d}]" for d in devices], "macs", "params", *fields])
     for i, rec in enumerate(front):
         w.writerow([i, *([rec.precision] if with_precision else []),
                     "" if rec.accuracy is None else f"{rec.accuracy:.6f}", *[f"{rec.latency_ms[d]:.6f}" for d in devices],
-                    rec.macs, rec.params, *_arch_cells(rec.arch)])
+                    rec.macs, rec.params, *_arch_cells(rec.arch, fields)])
     return buf.getvalue()
 
 
@@ -665,7 +675,8 @@ def write_run_folder(out_dir: str | Path, outcome: SearchOutcome, plot: bool = T
     devices = [s.device for s in outcome.sources]
     written = [
         write_records(out_dir / "front.json", outcome.front),
-        atomic_write_text(out_dir / "front.csv", front_csv(outcome.front, devices)),
+        atomic_write_text(out_dir / "front.csv", front_csv(outcome.front, devices,
+                                                           [name for name, _, _ in outcome.layout.arch_columns()])),
         write_records(out_dir / "picks.json", outcome.picks),
         write_evaluated(out_dir / EVALUATED_FILE, outcome.evaluated, outcome.layout),
         atomic_write_json(out_dir / "config.json", config_dict(outcome)),

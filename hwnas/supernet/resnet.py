@@ -157,17 +157,28 @@ class ElasticResNet(nn.Module):
         """A standalone static subnet (sliced weights; BN statistics copied)."""
         arch = self.active if arch is None else arch
         plan = resnet_plan(self.space, arch)
-        stem = [self.input_stem[0].export(self.space.in_channels, plan.stem_mid, "relu")]
-        if not plan.stem_skip:
-            stem.append(self.input_stem[1].conv.export(plan.stem_mid, plan.stem_mid, "relu"))
-        stem.append(self.input_stem[2].export(plan.stem_mid, plan.stem_out, "relu"))
         blocks = [self.blocks[spec.block].export(spec) for spec in plan.blocks]
-        classifier = nn.Linear(plan.features, self.space.num_classes).to(self.classifier.linear.weight)
-        classifier.weight.copy_(self.classifier.linear.weight[:, :plan.features])
-        classifier.bias.copy_(self.classifier.linear.bias)
-        subnet = SubnetResNet(stem, not plan.stem_skip, blocks, classifier, self.space.dropout)
+        subnet = SubnetResNet(self.export_stem(plan.stem_mid, plan.stem_out, plan.stem_skip), not plan.stem_skip,
+                              blocks, self.export_classifier(plan.features), self.space.dropout)
         subnet.arch = arch
         return subnet.train(self.training)
+
+    @torch.no_grad()
+    def export_stem(self, stem_mid: int, stem_out: int, skip: bool) -> list[ConvBNAct]:
+        """The static stem convs at these widths (the middle one unless ``skip``)."""
+        stem = [self.input_stem[0].export(self.space.in_channels, stem_mid, "relu")]
+        if not skip:
+            stem.append(self.input_stem[1].conv.export(stem_mid, stem_mid, "relu"))
+        stem.append(self.input_stem[2].export(stem_mid, stem_out, "relu"))
+        return stem
+
+    @torch.no_grad()
+    def export_classifier(self, features: int) -> nn.Linear:
+        """The static classifier over the leading ``features`` inputs."""
+        classifier = nn.Linear(features, self.space.num_classes).to(self.classifier.linear.weight)
+        classifier.weight.copy_(self.classifier.linear.weight[:, :features])
+        classifier.bias.copy_(self.classifier.linear.bias)
+        return classifier
 
 
 # --------------------------------------------------------------------------------- static subnet
@@ -201,11 +212,19 @@ class SubnetResNet(nn.Module):
         self.classifier = classifier
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        for block in self.blocks:
+            x = block(x)
+        return self.head(x)
+
+    def stem(self, x: torch.Tensor) -> torch.Tensor:
+        """Stem convs and max pooling (a latency-table entry on its own)."""
         x = self.input_stem[0](x)
         if self.stem_residual:
             x = x + self.input_stem[1](x)
         x = self.input_stem[-1](x)
-        x = F.max_pool2d(x, 3, 2, 1)
-        for block in self.blocks:
-            x = block(x)
+        return F.max_pool2d(x, 3, 2, 1)
+
+    def head(self, x: torch.Tensor) -> torch.Tensor:
+        """Global pooling and the classifier (a latency-table entry on its own)."""
         return self.classifier(self.dropout(x.mean(dim=(2, 3))))
