@@ -178,3 +178,20 @@ def test_profile_exports_each_structure_once_and_resumes(tmp_path, precision):
     assert entries > structures and set(result.table.entries) == {e.key for e in enumerate_entries(space)}
     assert all(e["ms"] > 0 for e in result.table.entries.values())
     assert result.measured["entry"] == entries
+
+
+def test_resnet_entries_each_get_a_graph_of_their_own_shape():
+    """ResNet stems and heads differ in channel counts that ``entry.block`` does not hold, so their
+    graphs are moved only between entries of the same widths: every stem and head graph the
+    profiler would time runs in ONNX Runtime at its own entry's input shape, and heads are moved."""
+    from tiny_spaces import tiny_resnet_space
+
+    space = tiny_resnet_space()
+    graphs = EntryGraphs(space)
+    for entry in enumerate_entries(space):
+        if entry.kind not in ("stem", "head"):
+            continue
+        shape = (1, *entry.input_shape)
+        out = _run(graphs.graph(entry, shape), np.zeros(shape, dtype=np.float32))
+        assert np.isfinite(out).all(), entry.key
+    assert graphs.moved > 0
