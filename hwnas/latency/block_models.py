@@ -157,9 +157,7 @@ def reference_graph(space: SearchSpace, arch: Architecture, batch_size: int) -> 
     from hwnas.supernet.network import build_supernet
 
     torch.manual_seed(0)
-    subnet = build_supernet(space).extract(arch).eval()
-    shape = (batch_size, space.in_channels, arch.resolution, arch.resolution)
-    return export_onnx(subnet, shape), shape
+    return subnet_onnx(build_supernet(space), arch, batch_size)
 
 
 def export_onnx(module: nn.Module, input_shape: tuple[int, ...], opset: int = ONNX_OPSET) -> bytes:

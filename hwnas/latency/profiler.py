@@ -22,6 +22,7 @@ checkpoint; the report adds the FP32/INT8 speed ratio per entry type when the FP
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -327,15 +328,12 @@ class Profiler:
 
         pooled = [i for i, job in enumerate(jobs) if job.arch is not None]
         workers = self.options.build_workers or default_workers(len(pooled))
+        if workers <= 1:
+            pooled = []
         bar = self._count_bar("building graphs", len(jobs))
         graphs: list[Any] = [None] * len(jobs)
-        if workers <= 1 or not pooled:
-            for i, job in enumerate(jobs):
-                graphs[i] = job.build()
-                bar.update()
-            bar.close()
-            return graphs
-        with SubnetGraphPool(self.space, self.profile.batch_size, self.int8, workers) as pool:
+        with (SubnetGraphPool(self.space, self.profile.batch_size, self.int8, workers) if pooled
+              else contextlib.nullcontext()) as pool:
             futures = {i: pool.submit(jobs[i].arch) for i in pooled}
             for i, job in enumerate(jobs):
                 if i not in futures:
@@ -438,11 +436,12 @@ class Profiler:
         return self._entry_graphs.graph(entry, shape), shape
 
     def _subnet_graph(self, arch: Architecture) -> tuple[Any, tuple[int, ...]]:
-        from hwnas.latency.block_models import export_onnx
+        from hwnas.latency.block_models import subnet_onnx
 
-        subnet = self._get_supernet().extract(arch).eval()
+        if self.profile.backend != "torch-cuda":
+            return subnet_onnx(self._get_supernet(), arch, self.profile.batch_size)
         shape = (self.profile.batch_size, self.space.in_channels, arch.resolution, arch.resolution)
-        return (subnet if self.profile.backend == "torch-cuda" else export_onnx(subnet, shape)), shape
+        return self._get_supernet().extract(arch).eval(), shape
 
     def _reference_graph(self) -> tuple[Any, tuple[int, ...]]:
         from hwnas.latency.block_models import reference_graph

@@ -22,12 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import numpy as np
+
 from hwnas.atomic_io import atomic_write_json, atomic_write_text
 from hwnas.errors import ConfigError
 from hwnas.paths import check_precision
 from hwnas.search.front import FrontRecord, Pick, write_records
-from hwnas.search.runner import (PreparedSearch, SearchOutcome, SearchSettings, config_dict, default_predictor_path,
-                                 execute_search, front_csv, prepare_search, resolve_space,
+from hwnas.search.nsga2 import pareto_mask
+from hwnas.search.runner import (PreparedSearch, SearchOutcome, SearchSettings, arch_fields, config_dict,
+                                 default_predictor_path, execute_search, front_csv, prepare_search, resolve_space,
                                  write_run_folder)
 
 Log = Callable[[str], None]
@@ -99,15 +102,12 @@ def _objective_values(rec: FrontRecord, objectives: Sequence[str]) -> list[float
 
 def merge_fronts(fronts: Sequence[Sequence[FrontRecord]], objectives: Sequence[str]) -> list[FrontRecord]:
     """The non-dominated records of several fronts, ordered as a search orders its front (accuracy
-    descending, then latency). Fronts hold at most a few hundred records: a pairwise check is enough."""
+    descending, then latency), by the search engine's own non-dominance test."""
     records = [r for front in fronts for r in front]
-    values = [_objective_values(r, objectives) for r in records]
-
-    def dominated(i: int) -> bool:
-        return any(all(a <= b for a, b in zip(values[j], values[i])) and values[j] != values[i]
-                   for j in range(len(records)) if j != i)
-
-    kept = [r for i, r in enumerate(records) if not dominated(i)]
+    if not records:
+        return []
+    mask = pareto_mask(np.array([_objective_values(r, objectives) for r in records], dtype=np.float64))
+    kept = [r for r, keep in zip(records, mask) if keep]
     return sorted(kept, key=lambda r: (-(r.accuracy if r.accuracy is not None else -math.inf),
                                        sum(r.latency_ms.values()), -r.macs))
 
@@ -138,10 +138,12 @@ def write_multi_run(out_dir: str | Path, outcome: MultiOutcome, plot: bool = Tru
         config = config_dict(single)
         configs[precision] = {"run": precision, "predictor": config["predictor"],
                               "latency_tables": config["latency_tables"], "front_size": len(single.front)}
-    first = config_dict(next(iter(outcome.outcomes.values())))
+    first_outcome = next(iter(outcome.outcomes.values()))
+    first = config_dict(first_outcome)
     config = {**first, "precision": ",".join(outcome.outcomes), "precisions": configs}
     written += [write_records(out_dir / "front.json", outcome.front),
-                atomic_write_text(out_dir / "front.csv", front_csv(outcome.front, outcome.devices, with_precision=True)),
+                atomic_write_text(out_dir / "front.csv", front_csv(outcome.front, outcome.devices, arch_fields(first_outcome.layout),
+                                                                with_precision=True)),
                 write_records(out_dir / "picks.json", outcome.picks),
                 atomic_write_json(out_dir / "config.json", config)]
     return written

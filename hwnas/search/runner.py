@@ -649,6 +649,11 @@ def config_dict(outcome: SearchOutcome) -> dict[str, Any]:
     }
 
 
+def arch_fields(layout: GeneLayoutBase) -> list[str]:
+    """The architecture fields of ``layout``'s family, as ``front.csv`` names its columns."""
+    return [name for name, _, _ in layout.arch_columns()]
+
+
 def _arch_cells(arch: Any, fields: Sequence[str]) -> list[Any]:
     return ["-".join(map(str, arch[f])) if isinstance(arch[f], (list, tuple)) else arch[f] for f in fields]
 
@@ -675,8 +680,7 @@ def write_run_folder(out_dir: str | Path, outcome: SearchOutcome, plot: bool = T
     devices = [s.device for s in outcome.sources]
     written = [
         write_records(out_dir / "front.json", outcome.front),
-        atomic_write_text(out_dir / "front.csv", front_csv(outcome.front, devices,
-                                                           [name for name, _, _ in outcome.layout.arch_columns()])),
+        atomic_write_text(out_dir / "front.csv", front_csv(outcome.front, devices, arch_fields(outcome.layout))),
         write_records(out_dir / "picks.json", outcome.picks),
         write_evaluated(out_dir / EVALUATED_FILE, outcome.evaluated, outcome.layout),
         atomic_write_json(out_dir / "config.json", config_dict(outcome)),
