@@ -18,7 +18,6 @@ import argparse
 import datetime as dt
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from hwnas.atomic_io import atomic_write_json

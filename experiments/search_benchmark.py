@@ -47,7 +47,6 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import io
-import math
 import multiprocessing
 import os
 import platform

@@ -260,6 +260,14 @@ class ResNetSpace:
             raise SpaceError(f"space {self.name!r}: expand ratios and width multipliers must be positive")
         if min(self.resolutions) < 32:
             raise SpaceError(f"space {self.name!r}: resolutions must be >= 32 px (stem, pooling and 3 strided stages)")
+        stem_choices = [self.width(self.stem_width, i) for i in range(len(self.width_mults))]
+        if self.stage_strides[0] == 1 and stem_choices == [self.stage_width(0, i) for i in range(len(self.width_mults))]:
+            # once-for-all then gives the first block an identity shortcut, which breaks every subnet
+            # whose stem and first-stage width choices differ (their channel counts no longer match)
+            raise SpaceError(f"space {self.name!r}: stem_width {self.stem_width} gives the same width choices as "
+                             f"the first stage ({self.stage_widths[0]}) with stride 1, so the first block's "
+                             "shortcut would be an identity that breaks subnets of unequal widths; choose a "
+                             "different stem_width or first stage width")
 
     # ----------------------------------------------------------------------------- shape facts
     @property

@@ -22,7 +22,7 @@ from hwnas.latency.profiler import Profiler, ProfileOptions, accuracy_metrics
 from hwnas.latency.table import (OVERHEAD_KEY, LatencyCorrection, LatencyTable, arch_keys, block_key,
                                  enumerate_entries, fit_correction, head_key, nnls, stem_key)
 from hwnas.plan import block_plan
-from hwnas.space import SearchSpace, get_space, list_spaces
+from hwnas.space import SearchSpace, get_space
 
 from latency_measurers import CountingMeasurer, InterleavingMeasurer, cpu_test_profile  # noqa: E402
 from tiny_spaces import TINY_ENTRIES, tiny_space  # noqa: E402 (tests/ is on sys.path)

@@ -93,10 +93,13 @@ def test_tiny_space_entries_move_exactly_to_other_sizes():
             assert_moved_equals_fresh(module, (1, *entry.input_shape), (1, c, size, size))
 
 
-def test_ofa_space_entries_move_exactly_to_other_resolutions():
+@pytest.mark.parametrize("space_name, se_options", [("ofa-mbv3-w1.0", (False, True)),
+                                                     ("ofa-proxyless-w1.3", (False,))])
+def test_ofa_space_entries_move_exactly_to_other_resolutions(space_name, se_options):
     """A representative of every block kind (SE or not, stride, kernel, expand conv or not), the stem
-    and the head of ofa-mbv3-w1.0, from 128 px to an odd-sized resolution and to 224 px."""
-    space = get_space("ofa-mbv3-w1.0")
+    and the head of each MBConv-family OFA space, from 128 px to an odd-sized resolution and to
+    224 px. ProxylessNAS graphs hold ReLU6's clip bounds as float ``Constant`` nodes."""
+    space = get_space(space_name)
     first, others = _structures(space, (128, 132, 224))
     picked = {}
     for key, entry in first.items():
@@ -104,13 +107,34 @@ def test_ofa_space_entries_move_exactly_to_other_resolutions():
                                (entry.block.se_channels > 0, entry.block.stride, entry.block.kernel,
                                 entry.block.expand_conv)))
         picked.setdefault(kind, key)
-    assert {k[1:4] for k in picked if k[0] == "block"} == {(se, s, k) for se in (False, True) for s in (1, 2)
+    assert {k[1:4] for k in picked if k[0] == "block"} == {(se, s, k) for se in se_options for s in (1, 2)
                                                            for k in space.kernel_sizes}
+    assert {k[0] for k in picked} == {"stem", "block", "head"}
     for key in picked.values():
         torch.manual_seed(0)
         module = entry_module(space, first[key])
         for target in others[key]:
             assert_moved_equals_fresh(module, (1, *first[key].input_shape), (1, *target.input_shape))
+
+
+def _constant_graph(value: np.ndarray) -> onnx.ModelProto:
+    """input -> Add(input, Constant(value)) -> output."""
+    from onnx import helper, numpy_helper
+
+    const = helper.make_node("Constant", [], ["c"], value=numpy_helper.from_array(value, "c"))
+    add = helper.make_node("Add", ["input", "c"], ["output"])
+    io = [helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, [1, 2, 4, 4]) for n in ("input", "output")]
+    return helper.make_model(helper.make_graph([const, add], "g", io[:1], io[1:]))
+
+
+def test_float_constant_nodes_move_and_integer_ones_block():
+    """A float Constant is a value (clip bounds); an integer one is how exporters write shapes."""
+    assert reshape_blockers(_constant_graph(np.array(6.0, np.float32))) == []
+    moved = with_input_shape(_constant_graph(np.array(6.0, np.float32)), (1, 2, 8, 8))
+    assert moved is not None and _dims(onnx.load_from_string(moved).graph.output[0]) == [1, 2, 8, 8]
+    blocked = _constant_graph(np.array([1, 2, 4, 4], np.int64))
+    assert reshape_blockers(blocked) == ["non-float Constant node 'c'"]
+    assert with_input_shape(blocked, (1, 2, 8, 8)) is None
 
 
 class _AdaptivePool(nn.Module):

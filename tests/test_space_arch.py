@@ -49,6 +49,19 @@ def test_malformed_space_rejected(bad):
         SearchSpace.from_dict({**base, **bad})
 
 
+def test_resnet_space_rejects_a_stem_as_wide_as_its_first_stride1_stage():
+    """once-for-all gives such a first block an identity shortcut that breaks unequal-width subnets."""
+    import dataclasses
+
+    from tiny_spaces import tiny_resnet_space
+
+    space = tiny_resnet_space()
+    with pytest.raises(SpaceError, match="choose a different stem_width"):
+        dataclasses.replace(space, name="bad-stem", stem_width=space.stage_widths[0])
+    dataclasses.replace(space, name="ok-stem", stem_width=space.stage_widths[0],
+                        stage_strides=(2, *space.stage_strides[1:]))  # a strided first stage projects
+
+
 def test_stage_validation():
     with pytest.raises(SpaceError, match="activation"):
         StageSpec(8, 1, False, "gelu")

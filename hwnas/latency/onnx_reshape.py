@@ -10,7 +10,8 @@ That is exact only for graphs whose nodes do not encode the spatial size. An exp
 size into an ``AveragePool`` kernel (adaptive pooling), a ``Reshape``'s constant shape, ``Pad`` or
 ``Resize`` inputs, ... so a graph may be moved only when every node is an operator whose behaviour
 is fixed by its attributes alone (:data:`SHAPE_FREE_OPS`) and it holds no integer constant (the form
-shapes, axes and indices take). Anything else is reported by :func:`reshape_blockers` and the caller
+shapes, axes and indices take), neither as an initializer nor as a ``Constant`` node. A float
+``Constant`` node is a value such as ReLU6's clip bounds (ProxylessNAS blocks), never a size. Anything else is reported by :func:`reshape_blockers` and the caller
 exports afresh. ``tests/test_onnx_reshape.py`` checks moved graphs against fresh exports.
 """
 
@@ -36,9 +37,21 @@ def reshape_blockers(model: onnx.ModelProto) -> list[str]:
     """Why ``model`` cannot be moved to another input shape exactly (empty: it can)."""
     graph = model.graph
     reasons = [f"{len(graph.input)} graph inputs (one expected)"] if len(graph.input) != 1 else []
-    reasons += [f"operator {op}" for op in sorted({n.op_type for n in graph.node} - SHAPE_FREE_OPS)]
+    reasons += [f"operator {op}" for op in sorted({n.op_type for n in graph.node} - SHAPE_FREE_OPS - {"Constant"})]
     reasons += [f"integer constant {t.name!r}" for t in graph.initializer if t.data_type not in _FLOAT_TYPES]
+    reasons += [f"non-float Constant node {n.output[0]!r}" for n in graph.node
+                if n.op_type == "Constant" and not _is_float_constant(n)]
     return reasons
+
+
+def _is_float_constant(node: onnx.NodeProto) -> bool:
+    """A ``Constant`` node holding a float value (a tensor of a float type, ``value_float(s)``)."""
+    if len(node.attribute) != 1:
+        return False
+    attr = node.attribute[0]
+    if attr.name == "value":
+        return attr.t.data_type in _FLOAT_TYPES
+    return attr.name in ("value_float", "value_floats")
 
 
 def with_input_shape(model: onnx.ModelProto, shape: Sequence[int]) -> bytes | None:
