@@ -132,6 +132,34 @@ def latency_rows(root: Path) -> list[Row]:
     ]
 
 
+def int8_rows(root: Path) -> list[Row]:
+    """The INT8 table's validation, and (once collected) the INT8 predictor choice and the budgets table."""
+    report = _load(REPO / "latency_tables" / "cpu-1thread" / "fmnist-mbv3.int8.report.json")
+    ratios = report.get("speedup_vs_fp32", {}).get("ratios", [])
+    spread = (f"; INT8 speed-up over FP32 (FP32/INT8 latency) per block type {min(r['median'] for r in ratios):.2f}x to "
+              f"{max(r['median'] for r in ratios):.2f}x (medians; under 1x INT8 is slower)" if ratios else "")
+    rows: list[Row] = [(f"INT8 latency table cpu-1thread (QDQ per-channel), {report['validation']['calibrated']['n']} "
+                        "fresh quantised subnets", _validation(report["validation"]["calibrated"]) + spread,
+                        "`latency_tables/cpu-1thread/fmnist-mbv3.int8.report.json`")]
+    if (root / "int8_predictor.json").exists():
+        d = _load(root / "int8_predictor.json")
+        taus = ", ".join(f"{k} {c['kendall_tau']:.3f}" for k, c in d["candidates"].items())
+        rows.append((f"INT8 accuracy predictor, {d['n_heldout']} held-out of {d['n_subnets']} quantised subnets "
+                     f"(Kendall τ vs INT8 labels)", f"{taus}; shipped: {d['best']}; measured drop "
+                     f"{100 * d['measured_drop']['mean']:.2f} ± {100 * d['measured_drop']['std']:.2f} points",
+                     "`int8_predictor.json`"))
+    if (root / "int8_budgets.json").exists():
+        d = _load(root / "int8_budgets.json")
+        cells = []
+        for row in d["rows"]:
+            parts = [f"{p.upper()} {100 * row[p]['measured']['accuracy']:.1f} % / {row[p]['measured']['latency_ms']:.3f} ms"
+                     for p in ("fp32", "int8") if row.get(p) and row[p]["measured"]["accuracy"] is not None]
+            cells.append(f"{row['budget_ms']:.3f} ms: " + (", ".join(parts) or "no pick"))
+        rows.append((f"best FP32 vs best INT8 model under {len(d['rows'])} budgets on {d['device']} "
+                     "(measured test accuracy / latency)", "; ".join(cells), "`int8_budgets.json`"))
+    return rows
+
+
 def predictor_rows(root: Path) -> list[Row]:
     meta = _load(REPO / "predictors" / "fmnist-mbv3" / "accuracy_xgb.meta.json")
     hold = meta["metrics"]["holdout"]
@@ -241,7 +269,7 @@ def _reference_verdicts(rows: list[dict[str, Any]]) -> str:
     return "; hand-designed references timed beside them: " + ", ".join(parts) if parts else ""
 
 
-MAIN_ROWS: list[Callable[[Path], Row | list[Row]]] = [training_row, train_speed_row, supernet_quality_row, collect_speed_row, ofa_parity_row, latency_rows, predictor_rows,
+MAIN_ROWS: list[Callable[[Path], Row | list[Row]]] = [training_row, train_speed_row, supernet_quality_row, collect_speed_row, ofa_parity_row, latency_rows, int8_rows, predictor_rows,
                                                         speed_rows, search_cli_row, ofa_search_row, export_form_row,
                                                         quickstart_row]
 
@@ -370,9 +398,15 @@ def known_gaps(root: Path) -> str:
             f"{upper['tau_simulated']:.2f}; {halves['tau_simulated']:.2f} once validation-sampling noise counts, "
             f"from only {halves['n']} subnets{_previous_supernet(halves.get('supernet_sha256'))}) and the 3,000-sample "
             "point of the learning curve is missing; GPU tables "
-            "(`cuda-b1`, `cuda-b64`) are not shipped. This VM's speed drifts over seconds: exported models are timed "
+            f"(`cuda-b1`, `cuda-b64`) are not shipped{_int8_gap(root)}. This VM's speed drifts over seconds: exported models are timed "
             f"together for at least {MIN_MEASURE_SECONDS:g} s, but a later measurement still sees a different machine speed than the "
             "profile did, so export-time agreement is looser than the tables' own validation.")
+
+
+def _int8_gap(root: Path) -> str:
+    missing = [f"`{n}`" for n in ("int8_predictor.json", "int8_budgets.json") if not (root / n).exists()]
+    return f"; INT8 accuracy labels and the FP32-vs-INT8 budget table ({', '.join(missing)}) are not collected yet" \
+        if missing else ""
 
 
 def replace_section(readme: str, section: str) -> str:
