@@ -1,0 +1,37 @@
+"""The measurement-noise ceiling of experiments/latency_repeatability.py: its two statistics."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _experiment():
+    spec = importlib.util.spec_from_file_location("latency_repeatability",
+                                                  ROOT / "experiments" / "latency_repeatability.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_single_noise_sigma_recovers_the_spread_of_one_measurement():
+    exp = _experiment()
+    rng = np.random.default_rng(0)
+    true = rng.uniform(1.0, 10.0, 4000)
+    runs = true * np.exp(rng.normal(0.0, 0.05, (3, true.size)))  # each run: 5 % log noise
+    assert exp.single_noise_sigma(runs) == pytest.approx(0.05, rel=0.05)
+    assert exp.single_noise_sigma(np.stack([true, true])) == 0.0
+
+
+def test_perfect_predictor_share_matches_a_simulation():
+    exp = _experiment()
+    assert exp.normal_share_within10(0.0) == 100.0
+    eps = np.random.default_rng(1).normal(0.0, 0.06, 200_000)
+    simulated = 100 * np.mean(np.abs(1 / np.exp(eps) - 1) < 0.1)  # prediction = truth, measured = truth * e^eps
+    assert exp.normal_share_within10(0.06) == pytest.approx(simulated, abs=0.3)
+    assert exp.normal_share_within10(0.02) > 99.9 > exp.normal_share_within10(0.06) > exp.normal_share_within10(0.1)
