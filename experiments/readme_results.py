@@ -91,7 +91,7 @@ def supernet_quality_row(root: Path) -> Row:
     unmet = [k for k, c in d["thresholds"].items() if not c["met"]]
     verdict = "thresholds met" if not unmet else "below the goal (largest >= 93.0 %, smallest >= 90.5 %)"
     return (f"shipped supernet on the 10k test set (BN recalibrated), {d['supernet']}",
-            f"largest {100 * acc['largest']:.1f} %, smallest {100 * acc['smallest']:.1f} %, "
+            f"largest {100 * acc['largest']:.2f} %, smallest {100 * acc['smallest']:.2f} %, "
             f"{len(randoms)} random {100 * min(randoms):.1f}-{100 * max(randoms):.1f} %: {verdict}",
             "`supernet_quality.json`")
 
