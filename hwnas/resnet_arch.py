@@ -175,8 +175,9 @@ def block_positions(space: ResNetSpace | str) -> tuple[BlockPosition, ...]:
         for i in range(n):
             s = stride if i == 0 else 1
             # once-for-all keeps a block's identity shortcut only where the *lists* of input and
-            # output widths are equal, whatever widths are active
-            identity = s == 1 and (i > 0 or space.stage_widths[stage] == _stage_in_base(space, stage))
+            # output widths are equal, whatever widths are active: within a stage, never at its first
+            # block (ResNetSpace rejects a stride-1 stage as wide as its input)
+            identity = s == 1 and i > 0
             out.append(BlockPosition(len(out), stage, i, s, not identity))
     return tuple(out)
 
@@ -215,11 +216,6 @@ def resnet_plan(space: ResNetSpace | str, arch: ResNetArchitecture) -> ResNetPla
             blocks.append(bottleneck_spec(space, where, in_ch, out_ch, arch.expand[where.block], arch.resolution))
             in_ch = out_ch
     return ResNetPlan(stem_mid, stem_out, arch.depth[0] != max(space.depths), stem_size, pooled, tuple(blocks), in_ch)
-
-
-def _stage_in_base(space: ResNetSpace, stage: int) -> int:
-    """Base (multiplier 1) width entering a stage."""
-    return space.stem_width if stage == 0 else space.stage_widths[stage - 1]
 
 
 def conv_cost(c_in: int, c_out: int, k: int, out_size: int) -> tuple[int, int]:

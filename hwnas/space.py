@@ -260,14 +260,14 @@ class ResNetSpace:
             raise SpaceError(f"space {self.name!r}: expand ratios and width multipliers must be positive")
         if min(self.resolutions) < 32:
             raise SpaceError(f"space {self.name!r}: resolutions must be >= 32 px (stem, pooling and 3 strided stages)")
-        stem_choices = [self.width(self.stem_width, i) for i in range(len(self.width_mults))]
-        if self.stage_strides[0] == 1 and stem_choices == [self.stage_width(0, i) for i in range(len(self.width_mults))]:
-            # once-for-all then gives the first block an identity shortcut, which breaks every subnet
-            # whose stem and first-stage width choices differ (their channel counts no longer match)
-            raise SpaceError(f"space {self.name!r}: stem_width {self.stem_width} gives the same width choices as "
-                             f"the first stage ({self.stage_widths[0]}) with stride 1, so the first block's "
-                             "shortcut would be an identity that breaks subnets of unequal widths; choose a "
-                             "different stem_width or first stage width")
+        for stage, stride in enumerate(self.stage_strides):
+            if stride == 1 and self.stage_widths[stage] == self.stage_input_width(stage):
+                # the stage's first block then gets an identity shortcut (hwnas.resnet_arch.block_positions,
+                # as once-for-all), which breaks every subnet whose width choices on its two sides differ
+                raise SpaceError(f"space {self.name!r}: stage {stage} has stride 1 and the width of its input "
+                                 f"({self.stage_widths[stage]}), so its first block's shortcut would be an identity "
+                                 "that breaks subnets of unequal widths; choose a different width for the stage or "
+                                 "for what precedes it (stem_width for stage 0)")
 
     # ----------------------------------------------------------------------------- shape facts
     @property
@@ -295,6 +295,10 @@ class ResNetSpace:
         """(first two stem convs' width, the last stem conv's width) for width choices ``w0``, ``w1``."""
         return (make_divisible(self.width(self.stem_width, w0) // 2, self.channel_divisor),
                 self.width(self.stem_width, w1))
+
+    def stage_input_width(self, stage: int) -> int:
+        """Base (multiplier 1) width entering a stage: the stem's for stage 0, else the previous stage's."""
+        return self.stem_width if stage == 0 else self.stage_widths[stage - 1]
 
     def stage_width(self, stage: int, mult_index: int) -> int:
         return self.width(self.stage_widths[stage], mult_index)

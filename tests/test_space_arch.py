@@ -49,15 +49,17 @@ def test_malformed_space_rejected(bad):
         SearchSpace.from_dict({**base, **bad})
 
 
-def test_resnet_space_rejects_a_stem_as_wide_as_its_first_stride1_stage():
-    """once-for-all gives such a first block an identity shortcut that breaks unequal-width subnets."""
+def test_resnet_space_rejects_a_stride1_stage_as_wide_as_its_input():
+    """once-for-all gives such a stage's first block an identity shortcut that breaks unequal-width subnets."""
     import dataclasses
 
     from tiny_spaces import tiny_resnet_space
 
     space = tiny_resnet_space()
-    with pytest.raises(SpaceError, match="choose a different stem_width"):
+    with pytest.raises(SpaceError, match="stage 0 has stride 1"):
         dataclasses.replace(space, name="bad-stem", stem_width=space.stage_widths[0])
+    with pytest.raises(SpaceError, match="stage 1 has stride 1"):
+        dataclasses.replace(space, name="bad-stage", stage_widths=(32, 32), stage_strides=(1, 1))
     dataclasses.replace(space, name="ok-stem", stem_width=space.stage_widths[0],
                         stage_strides=(2, *space.stage_strides[1:]))  # a strided first stage projects
 
