@@ -79,18 +79,18 @@ def single_noise_sigma(runs: np.ndarray) -> float:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     meta = json.loads(args.table.read_text())
+    if meta.get("protocol", {}).get("precision", "fp32") != "fp32":
+        raise SystemExit(f"{args.table} is an INT8 table; this experiment re-times FP32 subnets only")
     report = json.loads(args.table.with_suffix(".report.json").read_text())
-    table = LatencyTable.load(args.table, meta["space"]["name"] if isinstance(meta["space"], dict) else meta["space"])
+    table = LatencyTable.load(args.table, meta["space"]["name"])
     space = table.space
-    profile = load_device_profile(meta["device"]["name"] if isinstance(meta["device"], dict) else meta["device"])
+    profile = load_device_profile(meta["device"]["name"])
     points = report["validation"]["points"]
     archs = [Architecture.from_dict(p["arch"], space) for p in points]
     protocol = TimingProtocol.of_table(meta)
     supernet = build_supernet(space).eval()
     graphs = [subnet_onnx(supernet, a, profile.batch_size) for a in archs]
     ref = reference_graph(space, reference_architecture(space, table.resolutions), profile.batch_size)
-    if meta.get("protocol", {}).get("precision", "fp32") != "fp32":
-        raise SystemExit(f"{args.table} is an INT8 table; this experiment re-times FP32 subnets only")
     measurer = make_measurer(profile)
     load_before = os.getloadavg()
     runs = []
