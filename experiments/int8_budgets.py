@@ -6,9 +6,12 @@ Runtime's static quantiser) and measured: test accuracy by ONNX Runtime on the e
 latency with the device table's protocol, every model timed in the same interleaved passes
 (``hwnas export``'s one timing path), so FP32 and INT8 see the same machine speed.
 
-Budgets: ``--budgets auto`` (default) places three budgets at a quarter, half and three quarters of
-the way from the smallest to the largest subnet's predicted FP32 latency on the device, so they
-follow the machine's table instead of being typed in; or pass three numbers in ms.
+Budgets: ``--budgets auto`` (default) places three budgets at the quartiles (25 %, 50 %, 75 %) of the
+predicted latencies of the front of an FP32 search under the largest subnet's latency on the device,
+so they follow the machine's table instead of being typed in and each admits a different part of
+the front (two of three budgets picked the same model when they were spread evenly up to the
+largest subnet's latency, and again up to the front's most accurate model: the predicted front is
+flat at its slow end); or pass three numbers in ms.
 
 Needs the device's FP32 and INT8 tables (`hwnas profile --device D` and `... --precision int8`), the
 FP32 predictor and the INT8 predictor (experiments/int8_predictor.py). Run on an idle machine:
@@ -30,7 +33,7 @@ import numpy as np
 
 from hwnas import paths
 from hwnas.atomic_io import atomic_write_json
-from hwnas.search.front import Pick
+from hwnas.search.front import FrontRecord, Pick
 from hwnas.search.precisions import MultiOutcome, execute_all, prepare_all, settings_per_precision, write_multi_run
 from hwnas.search.runner import SearchSettings
 
@@ -52,14 +55,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def auto_budgets(table: Any, layout: Any) -> list[float]:
-    """Three budgets at 1/4, 1/2 and 3/4 of the way from the smallest to the largest subnet's latency."""
-    from hwnas.arch import largest_architecture, smallest_architecture
-
-    space = layout.space
-    low, high = (float(table.predict_genes(layout.encode(a))[0])
-                 for a in (smallest_architecture(space), largest_architecture(space)))
-    return [round(low + f * (high - low), 4) for f in (0.25, 0.5, 0.75)]
+def auto_budgets(front: Sequence[FrontRecord], device: str) -> list[float]:
+    """The quartiles of the front's predicted latencies on ``device`` (an unconstrained FP32 search's front)."""
+    latencies = sorted({r.latency_ms[device] for r in front})
+    if len(latencies) < 3:
+        raise SystemExit(f"the FP32 front has {len(latencies)} distinct latencies on {device}: too few to place "
+                         "three budgets on; pass --budgets A B C")
+    return [round(float(q), 4) for q in np.quantile(latencies, [0.25, 0.5, 0.75])]
 
 
 def search_both(args: argparse.Namespace) -> tuple[MultiOutcome, list[float]]:
@@ -79,11 +81,15 @@ def _budgets(args: argparse.Namespace, base: SearchSettings) -> list[float]:
         if len(budgets) != 3:
             raise SystemExit(f"--budgets needs three values in ms (or auto), got {args.budgets}")
         return budgets
+    from hwnas.arch import largest_architecture
     from hwnas.encoding import GeneLayout
     from hwnas.search.runner import resolve_latency_source, resolve_space
 
     space, _ = resolve_space(base.supernet, None)
-    return auto_budgets(resolve_latency_source(args.device, space).table, GeneLayout(space))
+    table, layout = resolve_latency_source(args.device, space).table, GeneLayout(space)
+    high = float(table.predict_genes(layout.encode(largest_architecture(space)))[0])
+    loose = settings_per_precision(dataclasses.replace(base, budgets_ms=[high]), ("fp32",), {})
+    return auto_budgets(execute_all(prepare_all(loose)).outcomes["fp32"].front, args.device)
 
 
 def export_picks(args: argparse.Namespace, run: Path) -> list[Any]:
@@ -127,11 +133,17 @@ def main(argv: list[str] | None = None) -> int:
     write_multi_run(args.runs, outcome, plot=False)
     results = export_picks(args, args.runs)
     table = rows({p: single.picks for p, single in outcome.outcomes.items()}, results, args.device, budgets)
+    from hwnas.export.report import latency_agreement
+
+    # predicted vs measured over every exported model, and how much slower the machine ran the table's
+    # reference subnet than when the table was profiled (the export report's diagnostic)
+    agreement = latency_agreement(results, args.device)
     result = {"device": args.device, "supernet": str(args.supernet), "budgets_ms": budgets,
-              "budgets_from": "auto: 1/4, 1/2, 3/4 from the smallest to the largest subnet's FP32 table latency"
+              "budgets_from": ("auto: quartiles of the predicted latencies of an FP32 search's front under the largest "
+                               "subnet's latency")
               if args.budgets == ["auto"] else "given",
               "evaluations": args.evaluations, "seed": args.seed, "eval_images": args.eval_images,
-              "rows": table, "report": str(args.runs / "export" / "report.md"),
+              "rows": table, "latency_agreement": agreement, "report": str(args.runs / "export" / "report.md"),
               "command": "python experiments/int8_budgets.py " + " ".join(sys.argv[1:] if argv is None else argv)}
     atomic_write_json(args.out, result)
     print_table(table, args.device)

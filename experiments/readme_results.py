@@ -155,6 +155,12 @@ def int8_rows(root: Path) -> list[Row]:
             parts = [f"{p.upper()} {100 * row[p]['measured']['accuracy']:.1f} % / {row[p]['measured']['latency_ms']:.3f} ms"
                      for p in ("fp32", "int8") if row.get(p) and row[p]["measured"]["accuracy"] is not None]
             cells.append(f"{row['budget_ms']:.3f} ms: " + (", ".join(parts) or "no pick"))
+        agreement = d.get("latency_agreement") or {}
+        if agreement.get("slowdown_since_profiling"):
+            cells.append(f"predicted latency {agreement['bias_pct']:+.0f} % off the measured (mean); the table's reference "
+                         f"subnet ran {agreement['slowdown_since_profiling']:.2f}x slower than when the table was "
+                         "profiled, so compare FP32 with INT8 within a row (timed in the same passes), not with the "
+                         "budget")
         rows.append((f"best FP32 vs best INT8 model under {len(d['rows'])} budgets on {d['device']} "
                      "(measured test accuracy / latency)", "; ".join(cells), "`int8_budgets.json`"))
     return rows

@@ -7,7 +7,7 @@ import importlib.util
 import json
 from pathlib import Path
 
-import numpy as np
+import pytest
 
 from export_fixtures import random_checkpoint
 from search_fakes import FakeTable, fake_search_env
@@ -57,10 +57,24 @@ def test_best_fp32_and_int8_model_per_budget_are_exported_and_measured(tmp_path,
 
     ends = [float(fp32_table.predict_genes(GeneLayout(SPACE).encode(a))[0])
             for a in (smallest_architecture(SPACE), largest_architecture(SPACE))]
-    np.testing.assert_allclose(budgets, [ends[0] + f * (ends[1] - ends[0]) for f in (0.25, 0.5, 0.75)], atol=1e-4)
+    # inside the range of the space: quartiles of a front under the largest subnet's latency
+    assert ends[0] <= budgets[0] < budgets[2] <= ends[1]
+    picks = {precision: {row[precision]["name"] for row in result["rows"]} for precision in ("fp32", "int8")}
+    assert len(picks["fp32"]) == 3  # three budgets, three different FP32 models
     for row in result["rows"]:
         for precision in ("fp32", "int8"):
             model = row[precision]
             assert model["status"] == "ok" and model["predicted"]["latency_ms"] <= row["budget_ms"]
             assert model["measured"]["latency_ms"] > 0 and 0 <= model["measured"]["accuracy"] <= 1
     assert "INT8 acc" in capsys.readouterr().out
+
+
+def test_auto_budgets_are_the_quartiles_of_the_front_latencies():
+    """Each budget admits a different part of the front, so each can pick a different model."""
+    from hwnas.search.front import FrontRecord
+
+    arch = {"kernel": [3], "expand": [3], "depth": [1], "resolution": 32}
+    front = [FrontRecord(arch, 0.9 + ms / 100, {"dev": ms}, 1, 1) for ms in (5.0, 1.0, 3.0, 2.0, 4.0, 4.0)]
+    assert _experiment().auto_budgets(front, "dev") == [2.0, 3.0, 4.0]
+    with pytest.raises(SystemExit, match="--budgets"):
+        _experiment().auto_budgets(front[:2], "dev")

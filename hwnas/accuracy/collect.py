@@ -487,7 +487,7 @@ def collect(config: CollectConfig, *, dataset: Any = None, progress: bool = True
             "total_records": total, "merged": merged,
             "seconds_per_subnet": float(np.mean(seconds)) if seconds else None,
             "subnets_per_second": len(seconds) / wall if seconds and wall > 0 else None,
-            "precision": config.precision,
+            "precision": config.precision, "world": world,
             "device": str(device), "config": asdict(config)}
 
 

@@ -75,7 +75,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     per = summary["seconds_per_subnet"]
     rate = summary["subnets_per_second"]
-    print(f"measured {summary['measured']} {summary['precision'].upper()} subnets ({per:.2f} s per subnet, "
+    # under torchrun, rank 0 speaks for its own shard: say so, or 150 of 300 subnets reads as half done
+    who = f"rank 0 of {summary['world']} " if summary.get("world", 1) > 1 else ""
+    print(f"{who}measured {summary['measured']} {summary['precision'].upper()} subnets ({per:.2f} s per subnet, "
           f"{rate:.2f} subnets/s on {summary['device']}), "
           f"skipped {summary['skipped']} already present; {summary['total_records']} records in {summary['out']}"
           if per is not None else
