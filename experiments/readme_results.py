@@ -132,6 +132,33 @@ def latency_rows(root: Path) -> list[Row]:
     ]
 
 
+def ofa_table_rows(root: Path) -> list[Row]:
+    """once-for-all spaces' shipped tables (their validation reports), and how repeatable one timing is."""
+    rows = []
+    for space in ("ofa-mbv3-w1.0", "ofa-proxyless-w1.3"):
+        report_file = REPO / "latency_tables" / "cpu-1thread" / f"{space}.report.json"
+        if not report_file.exists():
+            continue
+        report = _load(report_file)
+        v = report["validation"]["calibrated"]
+        rows.append((f"latency table cpu-1thread, `{space}` (all {len(_load(report_file.with_name(space + '.json'))['resolutions'])} "
+                     f"resolutions), {v['n']} fresh subnets", f"{_validation(v)}; profiled in "
+                     f"{report['seconds']['this_run_wall'] / 60:.1f} min wall", f"`latency_tables/cpu-1thread/{space}.report.json`"))
+    rep_file = root / "latency_repeatability_cpu-1thread_ofa-mbv3-w1.0.json"
+    if rep_file.exists():
+        d = _load(rep_file)
+        runs = ", ".join(f"{m['within10_pct']:.0f} %" for m in d["runs"])
+        cell = (f"table vs {len(d['runs'])} independent re-timings: {runs} within ±10 %; one measurement's spread "
+                f"σ {100 * d['noise']['sigma_log_single']:.1f} %, so a perfect table would score "
+                f"{d['noise']['perfect_predictor_within10_pct']:.0f} %")
+        if "runs_rescaled" in d:
+            rescaled = ", ".join(f"{m['within10_pct']:.0f} %" for m in d["runs_rescaled"])
+            cell += f"; rescaled by the speed reference timed in the same passes: {rescaled}"
+        rows.append((f"repeatability of the `ofa-mbv3-w1.0` table's {d['n']} validation subnets (load average "
+                     f"{d['loadavg_before_after'][0]:g})", cell, f"`{rep_file.name}`"))
+    return rows
+
+
 def int8_rows(root: Path) -> list[Row]:
     """The INT8 table's validation, and (once collected) the INT8 predictor choice and the budgets table."""
     report = _load(REPO / "latency_tables" / "cpu-1thread" / "fmnist-mbv3.int8.report.json")
@@ -275,7 +302,7 @@ def _reference_verdicts(rows: list[dict[str, Any]]) -> str:
     return "; hand-designed references timed beside them: " + ", ".join(parts) if parts else ""
 
 
-MAIN_ROWS: list[Callable[[Path], Row | list[Row]]] = [training_row, train_speed_row, supernet_quality_row, collect_speed_row, ofa_parity_row, latency_rows, int8_rows, predictor_rows,
+MAIN_ROWS: list[Callable[[Path], Row | list[Row]]] = [training_row, train_speed_row, supernet_quality_row, collect_speed_row, ofa_parity_row, latency_rows, ofa_table_rows, int8_rows, predictor_rows,
                                                         speed_rows, search_cli_row, ofa_search_row, export_form_row,
                                                         quickstart_row]
 
