@@ -259,7 +259,7 @@ class FeatureEncoder:
             return genes.astype(np.float32)
         lay, n = self.layout, len(genes)
         out = np.empty((n, self.num_features), dtype=np.float32)
-        _encode_rows(genes, lay.num_slots, lay.num_stages, self.space.max_depth, self._kernel_f32,
+        _encode_rows(genes, lay.num_slots, lay.num_stages, lay.active_by_depth.shape[2], self._kernel_f32,
                      self._expand_f32, lay.stage_depth_values, lay.resolution_values, lay.active_by_depth,
                      self.encoding != "masked", out)
         if self.tables is not None:
