@@ -5,8 +5,8 @@ a compiled breeding pass (binary tournaments, uniform crossover, per-gene mutati
 gene's cardinality, canonicalisation - inactive block slots zeroed, so equal networks have equal
 genes); de-duplication against everything evaluated so far spends the evaluation budget on
 distinct networks only; survival is constrained non-dominated sorting (Deb et al. 2002; feasible
-beats infeasible, lower violation beats higher) plus crowding distance, with the 2-objective
-front sweep and the crowding pass compiled by numba. The Pareto front reported is over *all*
+beats infeasible, lower violation beats higher) plus crowding distance; for two objectives the
+whole survival step (front sweep, crowding, ordering) is one compiled pass. The Pareto front reported is over *all*
 evaluated candidates.
 
 Why compiled pieces: at the default population of 64 a generation is ~64 candidates, and a numpy
