@@ -232,7 +232,9 @@ def predictor_rows(root: Path) -> list[Row]:
 def search_cli_row(root: Path) -> Row:
     d = _load(root / "search_cli.json")
     return (f"`hwnas search` as a user times it ({d['large'] // 1000}k minus {d['small'] // 1000}k evaluations, "
-            f"median of {d['repeats']}, pinned to one core; load average {d['loadavg_before'][0]:.1f})",
+            f"median of {d['repeats']}, pinned to one core; load average {d['loadavg_before'][0]:.1f}"
+            + (f"; shipped predictor {d['predictor']['trees']} trees of depth {d['predictor']['max_depth']}"
+               if "predictor" in d else "") + ")",
             f"{_rate(d['marginal_candidates_per_cpu_s'])} candidates per CPU second (engine alone, same run: "
             f"{_rate(d['engine_marginal_candidates_per_cpu_s'])}); wall clock {_rate(d['marginal_candidates_per_s'])}/s"
             f"{' while other processes shared the core' if d['loadavg_before'][0] >= 1.0 else ''}; goal 100k/s "
