@@ -71,11 +71,10 @@ def engine_cpu_seconds(evaluations: int, core: int | None) -> float:
 def shipped_predictor_size() -> dict[str, int]:
     """Trees and depth of the shipped predictor: its scoring is a large share of a generation, so a refit
     with more or deeper trees moves this benchmark (the number is meaningless without it)."""
-    import json
-
+    from hwnas.accuracy.model_file import read_predictor_file
     from hwnas.search import runner
 
-    meta = json.loads(runner.default_predictor_path("fmnist-mbv3").with_suffix(".meta.json").read_text())
+    meta = read_predictor_file(runner.default_predictor_path("fmnist-mbv3")).meta
     hp = meta["hyperparameters"]
     return {"trees": int(hp["num_boost_round"]), "max_depth": int(hp["max_depth"]),
             "n_train": int(meta["n_train"])}

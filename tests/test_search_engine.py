@@ -147,7 +147,6 @@ def test_constrained_ranks_put_feasible_first_then_lower_violation():
     np.testing.assert_array_equal(ranks, [0, 3, 2, 1, 3])
 
 
-
 @pytest.mark.parametrize("seed", range(20))
 def test_compiled_two_objective_survival_matches_the_general_path(seed):
     """The per-generation fast path must keep exactly the rows (and order) the numpy path keeps:
@@ -160,6 +159,17 @@ def test_compiled_two_objective_survival_matches_the_general_path(seed):
     v = np.where(rng.random(n) < [0.3, 0.0, 1.0, 0.5][seed % 4], rng.integers(1, 4, n) / 8, 0.0)
     for got, want in zip(_survival_2d(F, v), survival_order(F, v)):
         np.testing.assert_array_equal(got, want)
+
+
+def test_archive_fresh_keeps_first_occurrences_up_to_the_limit_and_forgets_the_rest():
+    """Rows past the limit are not evaluated, so they must stay fresh for a later batch."""
+    from hwnas.search.nsga2 import _Archive
+
+    rows = np.array([[0, 1], [0, 1], [1, 1], [2, 0], [1, 1], [0, 2]], dtype=np.int8)
+    archive = _Archive(num_genes=2)
+    np.testing.assert_array_equal(archive.fresh(rows, limit=2), [0, 2])  # row 1 repeats row 0
+    np.testing.assert_array_equal(archive.fresh(rows, limit=10), [3, 5])  # 0, 1, 2 and 4 are seen
+    assert archive.fresh(rows, limit=10).size == 0
 
 
 # --------------------------------------------------------------------------------- hypervolume
@@ -392,13 +402,3 @@ def _throughput() -> None:
 if __name__ == "__main__":
     _throughput()
 
-
-def test_archive_fresh_keeps_first_occurrences_up_to_the_limit_and_forgets_the_rest():
-    """Rows past the limit are not evaluated, so they must stay fresh for a later batch."""
-    from hwnas.search.nsga2 import _Archive
-
-    rows = np.array([[0, 1], [0, 1], [1, 1], [2, 0], [1, 1], [0, 2]], dtype=np.int8)
-    archive = _Archive(num_genes=2)
-    np.testing.assert_array_equal(archive.fresh(rows, limit=2), [0, 2])  # row 1 repeats row 0
-    np.testing.assert_array_equal(archive.fresh(rows, limit=10), [3, 5])  # 0, 1, 2 and 4 are seen
-    assert archive.fresh(rows, limit=10).size == 0

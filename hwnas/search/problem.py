@@ -148,22 +148,11 @@ class SearchProblem:
         """Total normalised violation: sum of ``max(0, g - upper) / |upper|`` (0 = feasible)."""
         if G.shape[1] == 0:
             return np.zeros(len(G))
-        upper, scale = self._bounds()
+        upper = np.array([c.upper for c in self.constraints], dtype=np.float64)
         excess = G - upper
         np.maximum(excess, 0.0, out=excess)
-        excess /= scale
+        excess /= np.where(upper != 0, np.abs(upper), 1.0)
         return excess.sum(axis=1)
-
-    def _bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        """Upper bounds and their scales as arrays, rebuilt only when the limits change (a search asks
-        once per generation, where three small numpy calls are a measurable share)."""
-        limits = tuple(c.upper for c in self.constraints)
-        cached = self.__dict__.get("_bounds_cache")
-        if cached is None or cached[0] != limits:
-            upper = np.array(limits, dtype=np.float64)
-            cached = (limits, upper, np.where(upper != 0, np.abs(upper), 1.0))
-            self.__dict__["_bounds_cache"] = cached
-        return cached[1], cached[2]
 
     def evaluate_full(self, genes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(F, G, violation)``: minimisation objectives, raw constraint values, total violation."""
