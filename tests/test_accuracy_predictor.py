@@ -185,6 +185,33 @@ def test_sidecar_records_every_tuning_trial(fitted, tmp_path):
     assert AccuracyPredictor.load(path).trials_ == meta["cv"]["trial_log"]
 
 
+def test_fit_predictor_refit_records_the_tuning_it_ran(tmp_path, capsys):
+    """The shipped (refit-on-all) file says how many trials chose its parameters, not 0; with both
+    noise sources measured, both ceilings are printed and recorded."""
+    from hwnas.cli import main as cli_main
+    from hwnas.space import get_space
+
+    genes, y = synthetic(80, 9)
+    rng = np.random.default_rng(1)
+    lines = [json.dumps({"arch": a.to_dict(), "accuracy": float(v), "accuracy_2": float(v + rng.normal(0, 0.002)),
+                         "accuracy_half1": float(v + rng.normal(0, 0.003)),
+                         "accuracy_half2": float(v + rng.normal(0, 0.003))})
+             for a, v in zip(LAYOUT.decode(genes), y)]
+    (tmp_path / "dataset.jsonl").write_text("\n".join(lines) + "\n")
+    (tmp_path / "dataset.meta.json").write_text(json.dumps(
+        {"space": SPACE, "space_fingerprint": get_space(SPACE).fingerprint(), "val_images": 2000}))
+    assert cli_main(["fit-predictor", "--data", str(tmp_path / "dataset.jsonl"), "--trials", "2", "--folds", "3",
+                     "--threads", "1", "--no-progress", "--max-trees", "7"]) == 0
+    meta = json.loads((tmp_path / "accuracy_xgb.meta.json").read_text())
+    assert meta["training_data"]["refit_on_all"] is True
+    assert meta["cv"]["max_rounds"] == 7 and meta["hyperparameters"]["num_boost_round"] <= 7  # the cap holds
+    assert meta["cv"]["trials"] == 2 and len(meta["cv"]["trial_log"]) == 2
+    assert meta["n_train"] == 80
+    assert "with calibration noise only" in capsys.readouterr().out
+    ceiling = meta["metrics"]["noise_ceiling"]
+    assert ceiling["validation_noise_measured"] and ceiling["kendall_tau_calibration_only"] > ceiling["kendall_tau"]
+
+
 def test_fit_predictor_prints_the_noise_ceiling_beside_the_held_out_tau(tmp_path, capsys):
     from hwnas.cli import main as cli_main
     from hwnas.space import get_space

@@ -37,6 +37,9 @@ from hwnas.space import SearchSpace, get_space
 __all__ = ["AccuracyPredictor", "FORMAT", "meta_path", "ranking_metrics", "as_genes", "check_training_data"]
 
 MAX_ROUNDS = 1500
+#: Boosting rounds ``hwnas fit-predictor`` lets the tuner use. Every search candidate is scored by
+#: every tree, so trees cost search speed.
+DEFAULT_TREE_CAP = MAX_ROUNDS
 EARLY_STOP = 50
 #: Deepest trees the tuner tries: at most 64 leaves per tree, what the compiled scorer takes.
 MAX_TUNED_DEPTH = 6
@@ -239,6 +242,7 @@ class AccuracyPredictor(RegressorMixin, BaseEstimator):
             "features": self.encoder_.describe(),
             "hyperparameters": self.best_params_,
             "cv": {"folds": self.cv_folds, "trials": self.n_trials, "seed": self.seed, "rmse": self.cv_rmse_,
+                   "max_rounds": self.max_rounds,
                    "trial_log": getattr(self, "trials_", [])},
             "n_train": self.n_train_,
             "metrics": self.metrics_,
@@ -257,7 +261,7 @@ class AccuracyPredictor(RegressorMixin, BaseEstimator):
         saved = read_predictor_file(path, space)
         meta, cv = saved.meta, saved.meta.get("cv", {})
         pred = cls(space=saved.space, encoding=saved.encoder.encoding, n_trials=cv.get("trials", 0),
-                   cv_folds=cv.get("folds", 5), seed=cv.get("seed", 0))
+                   cv_folds=cv.get("folds", 5), seed=cv.get("seed", 0), max_rounds=cv.get("max_rounds", MAX_ROUNDS))
         pred.__dict__["_encoder"] = saved.encoder  # already built and checked against the sidecar
         booster = xgb.Booster()
         booster.load_model(bytearray(saved.model))

@@ -44,6 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--space", help="search space (default: from the data set's meta file)")
     p.add_argument("--noise-ceiling", type=Path, help="repeat data set (.jsonl) or experiments/noise_ceiling.py "
                    "result (.json) giving the labels' noise ceiling (default: found beside --data)")
+    p.add_argument("--max-trees", type=int, help="cap on boosting rounds the tuner may use (default: "
+                   "hwnas.accuracy.predictor.DEFAULT_TREE_CAP; the search scores every candidate with every tree)")
     p.add_argument("--threads", type=int, default=0, help="XGBoost threads (0 = all cores)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -54,11 +56,14 @@ def run(args: argparse.Namespace) -> int:
 
     from hwnas.accuracy.collect import INT8_FIELD, read_accuracy_data
     from hwnas.accuracy.label_noise import find_ceiling
-    from hwnas.accuracy.predictor import AccuracyPredictor
+    from hwnas.accuracy.predictor import DEFAULT_TREE_CAP, AccuracyPredictor
     from hwnas.errors import ConfigError
 
     if not 0 <= args.holdout < 0.9:
         raise ConfigError(f"--holdout must be a fraction in [0, 0.9), got {args.holdout}")
+    max_trees = DEFAULT_TREE_CAP if args.max_trees is None else args.max_trees
+    if max_trees < 1:
+        raise ConfigError(f"--max-trees must be a positive number of boosting rounds, got {max_trees}")
     data = read_accuracy_data(args.data, args.target, args.space)
     ceiling, source = find_ceiling(args.data, data.records, data.meta, args.noise_ceiling)  # fail before tuning
     out = args.out or args.data.with_name("accuracy_xgb.json")
@@ -67,19 +72,23 @@ def run(args: argparse.Namespace) -> int:
     n_test = int(round(args.holdout * n))
     test, train = order[:n_test], order[n_test:]
     pred = AccuracyPredictor(data.space, encoding=args.encoding, n_trials=args.trials, cv_folds=args.folds,
-                             seed=args.seed, n_jobs=args.threads or None, progress=not args.no_progress)
+                             seed=args.seed, n_jobs=args.threads or None, progress=not args.no_progress,
+                             max_rounds=max_trees)
     pred.fit(data.genes[train], data.y[train])
     metrics = {"cv_rmse": pred.cv_rmse_, "n_train": len(train)}
     if n_test:
         metrics["holdout"] = pred.evaluate(data.genes[test], data.y[test])
     if not args.no_refit and n_test:
         final = AccuracyPredictor(data.space, encoding=args.encoding, n_trials=0, cv_folds=args.folds,
-                                  seed=args.seed, params=pred.best_params_, n_jobs=args.threads or None)
+                                  seed=args.seed, params=pred.best_params_, n_jobs=args.threads or None,
+                                  max_rounds=max_trees)
         final.fit(data.genes, data.y)
-        final.cv_rmse_, final.trials_, pred = pred.cv_rmse_, pred.trials_, final
+        # the refit is the tuned model: its file records the tuning that chose its parameters
+        final.cv_rmse_, final.trials_, final.n_trials, pred = pred.cv_rmse_, pred.trials_, pred.n_trials, final
     if ceiling is not None:
         metrics["noise_ceiling"] = {"kendall_tau": ceiling.tau_simulated, "source": source,
-                                    "validation_noise_measured": ceiling.noise_var_validation is not None}
+                                    "validation_noise_measured": ceiling.noise_var_validation is not None,
+                                    "kendall_tau_calibration_only": ceiling.tau_calibration_only}
     pred.metrics_ = metrics
     extra = {"data": str(args.data), "target": args.target, "supernet_sha256": data.meta.get("supernet_sha256"),
              "refit_on_all": bool(not args.no_refit and n_test)}
@@ -103,4 +112,8 @@ def _ceiling_line(holdout: dict[str, Any] | None, ceiling: "NoiseCeiling | None"
     bound = "" if ceiling.noise_var_validation is not None else ", an upper bound: validation noise unmeasured"
     tau = (holdout or {}).get("kendall_tau")
     share = f"held-out tau = {tau / ceiling.tau_simulated:.0%} of it; " if tau is not None and math.isfinite(tau) else ""
-    return f"noise ceiling: Kendall tau {ceiling.tau_simulated:.3f} ({share}from {source}{bound})"
+    upper = ceiling.tau_calibration_only
+    also = ("" if upper is None or ceiling.noise_var_validation is None else
+            f"; {upper:.3f} with calibration noise only, if the validation images' own sampling error is learnable"
+            + (f" (held-out tau = {tau / upper:.0%} of it)" if share else ""))
+    return f"noise ceiling: Kendall tau {ceiling.tau_simulated:.3f} ({share}from {source}{bound}){also}"
