@@ -45,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{ceiling.tau_simulated:8.3f} {ceiling.tau_analytic:9.3f} {ceiling.tau_between_repeats:11.3f}")
     lo, hi = ceiling.tau_analytic_interval
     print(f"bootstrap over subnets, 90 % interval of the Gaussian ceiling: {lo:.3f} .. {hi:.3f}")
+    print(f"calibration noise only (if the validation images' sampling error were learnable): tau "
+          f"{ceiling.tau_calibration_only:.3f}")
     print(ceiling.method)
     atomic_write_json(args.out, result)
     print(f"wrote {args.out}")

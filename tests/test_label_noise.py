@@ -55,6 +55,18 @@ def test_without_halves_only_calibration_noise_counts_and_the_ceiling_is_higher(
     assert "NOT measured" in without.method
 
 
+def test_calibration_only_ceiling_is_the_ceiling_without_validation_noise():
+    """The upper ceiling (validation error treated as learnable) equals what the estimator gives
+    when the halves are left out, and sits above the main ceiling; without halves they coincide."""
+    t, a, b, halves = _synthetic()
+    with_v = estimate_ceiling(a, b, halves, draws=20)
+    without = estimate_ceiling(a, b, None, draws=20)
+    assert with_v.tau_calibration_only == pytest.approx(without.tau_simulated)
+    assert with_v.tau_calibration_only > with_v.tau_simulated + 0.02
+    assert without.tau_calibration_only == without.tau_simulated
+    assert with_v.tau_calibration_only == pytest.approx(_true_ceiling(t, 0.003), abs=0.03)
+
+
 def test_gaussian_tau_limits():
     assert gaussian_tau(1.0) == pytest.approx(1.0)
     assert gaussian_tau(0.0) == pytest.approx(0.0)
@@ -110,6 +122,9 @@ def test_result_file_round_trips(tmp_path):
     est = estimate_ceiling(a, b, halves, draws=5)
     (tmp_path / "c.json").write_text(json.dumps(est.to_dict()))
     assert read_ceiling_file(tmp_path / "c.json") == est
+    old = {k: v for k, v in est.to_dict().items() if k != "tau_calibration_only"}  # files from before the field
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    assert read_ceiling_file(tmp_path / "old.json").tau_calibration_only is None
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(DataError, match="not a noise-ceiling result"):
         read_ceiling_file(tmp_path / "bad.json")

@@ -92,8 +92,12 @@ def test_readme_results_follow_a_changed_result_file(tmp_path):
     shutil.copytree(ROOT / "experiments" / "results", root)
     ceiling = json.loads((root / "noise_ceiling.json").read_text())
     before = gen.render(root)
-    assert f"at most {ceiling['tau_simulated']:.3f}" in before
+    assert f"{ceiling['tau_simulated']:.3f} simulated" in before
     ceiling["tau_simulated"] = 0.123456
     (root / "noise_ceiling.json").write_text(json.dumps(ceiling))
     after = gen.render(root)
-    assert "at most 0.123" in after and after != before
+    assert "0.123 simulated" in after and after != before
+    # a repeat set without the validation halves is an upper bound, and the text says so
+    ceiling["noise_var_validation"] = None
+    (root / "noise_ceiling.json").write_text(json.dumps(ceiling))
+    assert "at most 0.123 (calibration noise only" in gen.render(root)
