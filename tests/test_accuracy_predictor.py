@@ -10,7 +10,7 @@ import torch
 from scipy.stats import kendalltau
 
 from hwnas.accuracy.baselines import MLPPredictor, RidgePredictor
-from hwnas.accuracy.features import (ENCODINGS, ComplexityTables, FeatureEncoder, count_macs_params,
+from hwnas.accuracy.features import (DEFAULT_ENCODING, ENCODINGS, ComplexityTables, FeatureEncoder, count_macs_params,
                                      one_hot_features)
 from hwnas.accuracy.predictor import AccuracyPredictor, meta_path, ranking_metrics
 from hwnas.arch import Architecture
@@ -68,7 +68,7 @@ def test_save_load_roundtrip_and_wrong_space(fitted, tmp_path):
     pred, genes, _ = fitted
     path = pred.save(tmp_path / "accuracy_xgb.json")
     meta = json.loads(meta_path(path).read_text())
-    assert meta["space"] == SPACE and meta["features"]["encoding"] == "full"
+    assert meta["space"] == SPACE and meta["features"]["encoding"] == DEFAULT_ENCODING
     assert meta["features"]["feature_names"] == pred.encoder_.feature_names
     assert json.loads(path.read_text())["learner"]  # XGBoost's own JSON model
     loaded = AccuracyPredictor.load(path, SPACE)

@@ -55,10 +55,15 @@ def test_benchmark_end_to_end_skips_sizes_it_cannot_fill(tmp_path):
     bench = _bench()
     assert bench.main(["--data", str(data), "--out", str(tmp_path / "out"), "--sizes", "20", "40", "3000",
                        "--seeds", "2", "--trials", "1", "--folds", "2", "--models", "xgboost", "ridge",
-                       "--compare-encodings", "full", "rich", "--threads", "1", "--throughput-rows", "500"]) == 0
+                       "--compare-encodings", "full", "rich", "--features", "full", "--threads", "1", "--throughput-rows", "500",
+                       "--tree-caps", "5", "50"]) == 0
     res = json.loads((tmp_path / "out/predictor_benchmark.json").read_text())
     assert res["sizes"] == [20, 40] and "3000" in res["notes"][0]
-    assert len(res["runs"]) == 2 * (2 * 2 + 2)  # seeds x (sizes x models + encodings)
+    assert len(res["runs"]) == 2 * (2 * 2 + 2 + 2)  # seeds x (sizes x models + encodings + tree caps)
+    caps = {r["cap"]: r for r in res["tree_caps"]}
+    assert caps[5]["trees"] <= 5 < caps[50]["trees"] <= 50  # each model was tuned under its own cap
+    assert all(r["predict_rows_per_s"] > 0 for r in caps.values())
+    assert res["tree_cap_decision"]["chosen"] in (5, 50)
     ceiling = res["noise_ceiling"]["tau_simulated"]
     assert 0 < ceiling < 1
     for row in res["learning_curve"]:
@@ -66,8 +71,25 @@ def test_benchmark_end_to_end_skips_sizes_it_cannot_fill(tmp_path):
         assert row["tau_share_of_ceiling"] == pytest.approx(row["kendall_tau"] / ceiling)
     # the held-out set is the same for every seed: the MACs floor is one number
     assert -1 <= res["macs_floor"]["kendall_tau"] <= 1
-    assert res["feature_decision"].startswith("rich vs full")
-    assert (tmp_path / "out/predictor_learning_curve.png").stat().st_size > 0
+    assert " vs full" in res["feature_decision"] or "full ranks best" in res["feature_decision"]
+    png = tmp_path / "out/predictor_learning_curve.png"
+    assert png.stat().st_size > 0
+    png.unlink()
+    assert bench.main(["--replot", "--out", str(tmp_path / "out")]) == 0 and png.stat().st_size > 0
+
+
+def test_tree_cap_decision_takes_the_smallest_cap_within_the_seed_spread():
+    bench = _bench()
+
+    def row(cap, tau, std, rate):
+        return {"cap": cap, "kendall_tau": tau, "kendall_tau_std": std, "predict_rows_per_s": rate}
+
+    caps = [row(1500, 0.800, 0.004, 1e5), row(100, 0.780, 0.004, 5e5), row(400, 0.797, 0.005, 2e5)]
+    choice = bench.tree_cap_decision(caps)
+    assert choice["chosen"] == 400 and choice["speedup"] == pytest.approx(2.0)
+    caps[1] = row(100, 0.797, 0.004, 5e5)  # now the smallest is within the spread too
+    assert bench.tree_cap_decision(caps)["chosen"] == 100
+    assert bench.tree_cap_decision([])["chosen"] is None
 
 
 def test_goal_check_takes_the_lower_target_and_names_sizes_the_mlp_wins():
@@ -85,8 +107,12 @@ def test_goal_check_takes_the_lower_target_and_names_sizes_the_mlp_wins():
 def test_feature_decision_needs_a_gain_beyond_the_seed_spread():
     bench = _bench()
     row = lambda enc, tau, sd: {"encoding": enc, "kendall_tau": tau, "kendall_tau_std": sd}  # noqa: E731
-    assert "does not pay" in bench.feature_decision([row("full", 0.60, 0.02), row("rich", 0.62, 0.02)])
-    assert "pays: make" in bench.feature_decision([row("full", 0.60, 0.005), row("rich", 0.63, 0.005)])
+    assert "does not pay" in bench.feature_decision([row("full", 0.60, 0.02), row("rich", 0.62, 0.02)], "full")
+    assert "pays: make" in bench.feature_decision([row("full", 0.60, 0.005), row("rich", 0.63, 0.005)], "full")
+    # every encoding compared competes, not only one candidate: the best one is named
+    rows = [row("full", 0.60, 0.005), row("rich", 0.61, 0.005), row("masked", 0.64, 0.005)]
+    assert bench.feature_decision(rows, "full").startswith("masked vs full")
+    assert "keep it" in bench.feature_decision(rows, "masked")
 
 
 def test_tune_baseline_logs_every_trial_and_starts_from_the_defaults():
