@@ -39,7 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the split, CV folds, TPE sampler and XGBoost")
     p.add_argument("--holdout", type=float, default=0.2, help="fraction held out for metrics (default 0.2)")
     p.add_argument("--no-refit", action="store_true", help="save the model fitted without the hold-out")
-    p.add_argument("--encoding", default="full", help="feature encoding: genes, masked, stage, full")
+    p.add_argument("--encoding", help="feature encoding: genes, masked, stage, full, rich (default: "
+                   "hwnas.accuracy.features.DEFAULT_ENCODING, chosen by experiments/predictor_benchmark.py)")
     p.add_argument("--target", default="accuracy", help="record field to predict (default accuracy)")
     p.add_argument("--space", help="search space (default: from the data set's meta file)")
     p.add_argument("--noise-ceiling", type=Path, help="repeat data set (.jsonl) or experiments/noise_ceiling.py "
@@ -56,12 +57,14 @@ def run(args: argparse.Namespace) -> int:
 
     from hwnas.accuracy.collect import INT8_FIELD, read_accuracy_data
     from hwnas.accuracy.label_noise import find_ceiling
+    from hwnas.accuracy.features import DEFAULT_ENCODING
     from hwnas.accuracy.predictor import DEFAULT_TREE_CAP, AccuracyPredictor
     from hwnas.errors import ConfigError
 
     if not 0 <= args.holdout < 0.9:
         raise ConfigError(f"--holdout must be a fraction in [0, 0.9), got {args.holdout}")
     max_trees = DEFAULT_TREE_CAP if args.max_trees is None else args.max_trees
+    encoding = args.encoding or DEFAULT_ENCODING
     if max_trees < 1:
         raise ConfigError(f"--max-trees must be a positive number of boosting rounds, got {max_trees}")
     data = read_accuracy_data(args.data, args.target, args.space)
@@ -71,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     order = np.random.default_rng(args.seed).permutation(n)
     n_test = int(round(args.holdout * n))
     test, train = order[:n_test], order[n_test:]
-    pred = AccuracyPredictor(data.space, encoding=args.encoding, n_trials=args.trials, cv_folds=args.folds,
+    pred = AccuracyPredictor(data.space, encoding=encoding, n_trials=args.trials, cv_folds=args.folds,
                              seed=args.seed, n_jobs=args.threads or None, progress=not args.no_progress,
                              max_rounds=max_trees)
     pred.fit(data.genes[train], data.y[train])
@@ -79,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     if n_test:
         metrics["holdout"] = pred.evaluate(data.genes[test], data.y[test])
     if not args.no_refit and n_test:
-        final = AccuracyPredictor(data.space, encoding=args.encoding, n_trials=0, cv_folds=args.folds,
+        final = AccuracyPredictor(data.space, encoding=encoding, n_trials=0, cv_folds=args.folds,
                                   seed=args.seed, params=pred.best_params_, n_jobs=args.threads or None,
                                   max_rounds=max_trees)
         final.fit(data.genes, data.y)
