@@ -246,16 +246,30 @@ def predictor_rows(root: Path) -> list[Row]:
          + ("" if "target_vs_calibration_only" not in goal else
             f" (against the calibration-only ceiling: τ ≥ {goal['target_vs_calibration_only']:.3f}, "
             f"{'met' if goal['met_vs_calibration_only'] else 'not met'})")
-         + f"; XGBoost encodings at "
-         f"{sizes[-1]}: " + encodings + _previous_supernet(bench.get("supernet_sha256")),
+         + f"; features: {bench['features']}; XGBoost encodings at "
+         f"{sizes[-1]}: " + encodings + f" ({bench['feature_decision']})"
+         + _previous_supernet(bench.get("supernet_sha256")),
          "`predictor_benchmark.json`, `predictor_learning_curve.png`"),
     ]
+    proxy_file = root / "proxy_signal.json"
+    if proxy_file.exists():
+        d = _load(proxy_file)
+        proxy, cheap, pred = d["signals"]
+        rows.append((f"training-free proxy (supernet loss on {d['images']} training images after BN recalibration) "
+                     f"vs a label of the same cost ({d['images']} validation images) vs the predictor, ranking "
+                     f"{d['n']} subnets' full-validation labels",
+                     f"Kendall τ {proxy['kendall_tau']:.2f} / {cheap['kendall_tau']:.2f} / {pred['kendall_tau']:.2f}; "
+                     f"{proxy['seconds_per_subnet']:.2f} s per subnet for the first two, "
+                     f"{pred['seconds_per_subnet'] * 1e6:.1f} µs for the predictor; "
+                     + ("kept as a feature" if d["kept"] else "not kept as a feature")
+                     + _previous_supernet(d.get("supernet_sha256")), "`proxy_signal.json`"))
     if bench.get("tree_caps"):
-        cells = ", ".join(f"{r['cap']}: τ {r['kendall_tau']:.3f}, {r['trees']:.0f} trees, "
-                          f"{_rate(r['predict_rows_per_s'])} rows/s" for r in bench["tree_caps"])
+        cells = "; ".join(f"{r['cap']}: {r['kendall_tau']:.3f} / {r['trees']:.0f} / {_rate(r['predict_rows_per_s'])}"
+                          for r in bench["tree_caps"])
         rows.append((f"XGBoost boosting-round cap at {sizes[-1]} subnets (tuned under each cap; the search scores "
-                     "every candidate)", cells + f"; chosen: {bench['tree_cap_decision']['reason']}",
-                     "`predictor_benchmark.json`"))
+                     "every candidate with every tree)",
+                     f"cap: τ / trees used / rows per s in 100k-row batches: {cells}; chosen: "
+                     f"{bench['tree_cap_decision']['reason']}", "`predictor_benchmark.json`"))
     return rows
 
 
