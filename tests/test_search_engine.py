@@ -211,6 +211,28 @@ def test_problem_rejects_bad_objective_output():
         Objective("acc", lambda g: g[:, 0], "up")
 
 
+def test_a_function_that_is_objective_and_constraint_runs_once_per_batch():
+    """A device's latency is an objective and its budget's constraint: one call per batch, same values
+    in both places, and a max objective's sign flip does not leak into the constraint."""
+    calls = []
+
+    def latency(g):
+        calls.append(len(g))
+        return g[:, 0].astype(float) + 1.0
+
+    problem = SearchProblem(LAYOUT, [Objective("lat", latency, "max"), Objective("k1", lambda g: g[:, 1] * 1.0)],
+                            [Constraint("lat", latency, 2.0)])
+    genes = np.zeros((3, LAYOUT.num_genes), dtype=np.int8)
+    genes[:, 0] = [0, 1, 2]
+    F, G, v = problem.evaluate_full(genes)
+    assert calls == [3]
+    np.testing.assert_allclose(F[:, 0], [-1.0, -2.0, -3.0])
+    np.testing.assert_allclose(G[:, 0], [1.0, 2.0, 3.0])
+    np.testing.assert_allclose(v, [0.0, 0.0, 0.5])
+    problem.evaluate_full(genes)
+    assert calls == [3, 3]  # nothing is kept between batches
+
+
 def test_violation_is_normalised_and_zero_when_feasible():
     problem = SearchProblem(LAYOUT, [Objective("k0", lambda g: g[:, 0].astype(float))],
                             [Constraint("c", lambda g: g[:, 0].astype(float), 1.0)])
