@@ -484,8 +484,14 @@ def known_gaps(root: Path) -> str:
                       f"{bench['goal']['target_tau_at_1000']:.3f}")
     if max(bench["sizes"]) < 3000:
         predictor += "; the 3,000-sample point of the learning curve is missing"
+    refs = [r for r in (_load(root / "quickstart.json").get("references") or []) if not r.get("exported")]
+    unbeaten = [f"{r['model']} ({100 * r['test_accuracy']:.1f} %, {r['latency_ms_now']:.3f} ms)"
+                for r in refs if not r.get("beaten_by")]
+    lost = (f"; the quickstart's exported front beats none of the hand-designed references "
+            f"{' and '.join(unbeaten)}" if unbeaten and len(unbeaten) == len(refs) else
+            f"; the quickstart's exported front does not beat {' and '.join(unbeaten)}" if unbeaten else "")
     return (f"Known gaps: the shipped supernet is CPU-trained for {log[-1]['epoch']} epochs (no GPU was available) "
-            f"and {goal}; {predictor}; GPU tables "
+            f"and {goal}{lost}; {predictor}; GPU tables "
             f"(`cuda-b1`, `cuda-b64`) are not shipped{_int8_gap(root)}. This VM's speed drifts over seconds: exported models are timed "
             f"together for at least {MIN_MEASURE_SECONDS:g} s, but a later measurement still sees a different machine speed than the "
             "profile did, so export-time agreement is looser than the tables' own validation.")
