@@ -96,8 +96,8 @@ def test_unsupported_models_are_refused_with_the_reason():
 
 def test_estimator_predicts_through_the_compiled_model_and_falls_back_when_it_cannot():
     genes = LAYOUT.canonicalize(LAYOUT.random(300, 1))
-    X = FeatureEncoder(SPACE).transform(genes)
     est = AccuracyPredictor.load(SHIPPED)
+    X = FeatureEncoder(SPACE, est.encoding).transform(genes)  # the features the shipped model was fitted on
     assert est.compiled_ is not None
     raw = np.clip(est.booster_.inplace_predict(X, validate_features=False), 0, 1)
     np.testing.assert_allclose(est.predict(genes), raw, atol=2e-5, rtol=0)
