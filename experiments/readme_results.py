@@ -135,15 +135,17 @@ def latency_rows(root: Path) -> list[Row]:
 def ofa_table_rows(root: Path) -> list[Row]:
     """once-for-all spaces' shipped tables (their validation reports), and how repeatable one timing is."""
     rows = []
-    for space in ("ofa-mbv3-w1.0", "ofa-proxyless-w1.3"):
-        report_file = REPO / "latency_tables" / "cpu-1thread" / f"{space}.report.json"
-        if not report_file.exists():
-            continue
-        report = _load(report_file)
-        v = report["validation"]["calibrated"]
-        rows.append((f"latency table cpu-1thread, `{space}` (all {len(_load(report_file.with_name(space + '.json'))['resolutions'])} "
-                     f"resolutions), {v['n']} fresh subnets", f"{_validation(v)}; profiled in "
-                     f"{report['seconds']['this_run_wall'] / 60:.1f} min wall", f"`latency_tables/cpu-1thread/{space}.report.json`"))
+    for space in ("ofa-mbv3-w1.0", "ofa-proxyless-w1.3", "ofa-resnet50"):
+        for device in ("cpu-1thread", "cpu-all"):
+            report_file = REPO / "latency_tables" / device / f"{space}.report.json"
+            if not report_file.exists():
+                continue
+            report = _load(report_file)
+            v = report["validation"]["calibrated"]
+            n_res = len(_load(report_file.with_name(space + ".json"))["resolutions"])
+            rows.append((f"latency table {device}, `{space}` ({n_res} resolutions), {v['n']} fresh subnets",
+                         f"{_validation(v)}; profiled in {report['seconds']['this_run_wall'] / 60:.1f} min wall",
+                         f"`latency_tables/{device}/{space}.report.json`"))
     rep_file = root / "latency_repeatability_cpu-1thread_ofa-mbv3-w1.0.json"
     if rep_file.exists():
         d = _load(rep_file)
