@@ -62,15 +62,15 @@ def signal_row(name: str, y: np.ndarray, score: np.ndarray, seconds_per_subnet: 
 def main(argv: list[str] | None = None, *, dataset: object = None) -> int:
     """``dataset``: the images (tests pass a tiny one; default: the supernet's own data set)."""
     args = parse_args(argv)
-    meta = read_accuracy_data(args.data).meta
+    data = read_accuracy_data(args.data)
     config = CollectConfig(supernet=args.supernet, n=args.n, out=str(args.work), val_images=args.images,
-                           calib_images=meta.get("calib_images", 500), calib_seed=meta.get("calib_seed", 0),
+                           calib_images=data.meta.get("calib_images", 500), calib_seed=data.meta.get("calib_seed", 0),
                            proxy_images=args.images, threads=args.threads, batch_size=args.batch_size)
     collect(config, dataset=dataset, progress=dataset is None)
     probe = read_records(args.work / "dataset.jsonl")
-    data = read_accuracy_data(args.data)
     space = data.space
-    full = {arch_key(Architecture.from_dict(r["arch"]), space): r for r in data.records}
+    data_keys = [arch_key(Architecture.from_dict(r["arch"]), space) for r in data.records]
+    full = dict(zip(data_keys, data.records))
     keys = [arch_key(Architecture.from_dict(r["arch"]), space) for r in probe]
     missing = [k for k in keys if k not in full]
     if missing:
@@ -81,8 +81,7 @@ def main(argv: list[str] | None = None, *, dataset: object = None) -> int:
     cheap = np.array([r["accuracy"] for r in probe])
     seconds = float(np.mean([r["seconds"] for r in probe]))
     probe_keys = set(keys)
-    train = [i for i, r in enumerate(data.records)
-             if arch_key(Architecture.from_dict(r["arch"]), space) not in probe_keys]
+    train = [i for i, key in enumerate(data_keys) if key not in probe_keys]
     shipped = AccuracyPredictor.load(args.predictor)
     model = AccuracyPredictor(space, encoding=shipped.encoding, n_trials=0, params=dict(shipped.best_params_))
     model.fit(data.genes[train], data.y[train])
