@@ -317,3 +317,23 @@ def test_cli_refuses_non_empty_out_folder(tmp_path, capsys):
     assert main(["export", str(run), "--out", str(out)]) == 2
     assert "--overwrite" in capsys.readouterr().err
     assert (out / "keep.txt").read_text() == "user data"
+
+
+def test_devices_the_search_did_not_predict_get_their_tables_prediction(net):
+    """A front searched on one CPU, timed on a GPU profiled later: the GPU's table predicts beside it."""
+    from hwnas.export.pipeline import add_table_predictions
+    from hwnas.export.report import ModelResult
+    from hwnas.latency.table import LatencyTable, enumerate_entries
+
+    rng = np.random.default_rng(0)
+    entries = {e.key: {"median_ms": float(rng.uniform(0.01, 0.1))} for e in enumerate_entries(net.space)}
+    gpu_table = LatencyTable(net.space, entries)
+    arch = sample_architecture(net.space, 3)
+    result = ModelResult(name="m", arch=arch.to_dict(), macs=1, params=1, predicted_latency_ms={"cpu-1thread": 1.0})
+    tables = {"cpu-1thread": DeviceTable(TimingProtocol(), None, gpu_table, "cpu.json"),
+              "gpu": DeviceTable(TimingProtocol(), None, gpu_table, "gpu.json"),
+              "no-table": DeviceTable(TimingProtocol(), None)}
+    add_table_predictions(result, arch, tables)
+    assert result.predicted_latency_ms == {"cpu-1thread": 1.0, "gpu": pytest.approx(gpu_table.predict(arch))}
+    assert result.predicted_latency_source == {"gpu": "latency table gpu.json"}  # the search's own stays its own
+    assert ModelResult.from_dict(json.loads(json.dumps(result.__dict__, default=str))) == result

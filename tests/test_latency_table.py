@@ -297,6 +297,9 @@ def test_torch_cuda_profiles_time_torch_modules(tmp_path):
     result = Profiler(SPACE, profile, tmp_path, options, measurer=measurer, progress=False).run()
     assert len(measurer.modules) == TINY_ENTRIES + 6 + 1  # + the speed reference
     assert all(isinstance(m, torch.nn.Module) and not m.training for m in measurer.modules)
+    batchnorms = [m for timed in measurer.modules for m in timed.modules()
+                  if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert not batchnorms  # timed as exported: BN folded into the convs (the export times the same form)
     assert result.table.meta["runtime"]["gpu_name"] == "fake"
     assert all(e["ms"] == e["min_ms"] for e in result.table.entries.values())  # the chosen statistic
 

@@ -161,6 +161,8 @@ class DeviceTable:
 
     protocol: Any                       # hwnas.latency.measure.TimingProtocol
     reference: dict[str, Any] | None    # {"arch", "ms", "table"} or None
+    table: Any = None                   # the hwnas.latency.table.LatencyTable itself, for predictions
+    path: str | None = None             # where it was read from
 
 
 def device_tables(space: Any, devices: Sequence[str], tables: dict[str, str] | None,
@@ -188,10 +190,11 @@ def device_tables(space: Any, devices: Sequence[str], tables: dict[str, str] | N
                 continue
             meta, reference = table.meta, table.meta.get("reference")
             if table.precision != "fp32":  # its reference was timed quantised; export times the FP32 reference
-                out[device] = DeviceTable(TimingProtocol.of_table(meta), None)
+                out[device] = DeviceTable(TimingProtocol.of_table(meta), None, table, str(candidate))
                 continue  # the device's FP32 table, if there is one, has the reference export can time
             out[device] = DeviceTable(TimingProtocol.of_table(meta),
-                                      {**reference, "table": str(candidate)} if reference else None)
+                                      {**reference, "table": str(candidate)} if reference else None,
+                                      table, str(candidate))
             break
     return out
 
@@ -224,6 +227,7 @@ def export_one(source: Source, arch: Any, path: Path, name: str, measurers: dict
                          predicted_accuracy=predicted.accuracy if predicted else None,
                          predicted_latency_ms=dict(predicted.latency_ms) if predicted else {},
                          picked_for=list(picked_for), precision=predicted.precision if predicted else "fp32")
+    add_table_predictions(result, arch, tables or {})
     subnet = source.net.extract(arch).to(settings.torch_device)
     if source.calib is not None:
         recalibrate_bn(subnet, source.calib, arch.resolution, mean, std, device=settings.torch_device)
@@ -252,6 +256,22 @@ def export_one(source: Source, arch: Any, path: Path, name: str, measurers: dict
         except HwnasError as exc:  # the verified FP32 model stays; the run still reports the failure
             result.status, result.error = "failed", f"INT8: {exc}"
     return result
+
+
+def add_table_predictions(result: Any, arch: Any, tables: dict[str, DeviceTable]) -> None:
+    """Predicted latency on the measured devices the search did not predict for, from each device's
+    latency table, so every measurement has its prediction beside it (a front searched on one CPU,
+    exported and timed on a GPU whose table was profiled later). Recorded with where it came from."""
+    for device, table in tables.items():
+        if device in result.predicted_latency_ms or table.table is None:
+            continue
+        if (table.table.precision == "int8") != (result.precision == "int8"):  # fp16 GPU tables time FP32 models
+            continue
+        try:
+            result.predicted_latency_ms[device] = float(table.table.predict(arch))
+        except HwnasError:  # e.g. a resolution the table was not profiled at: no prediction, said so
+            continue
+        result.predicted_latency_source[device] = f"latency table {table.path}"
 
 
 def parity_inputs(source: Source, settings: ExportSettings, arch: Any) -> tuple[Any, str]:

@@ -49,6 +49,8 @@ class ModelResult:
     params: int
     predicted_accuracy: float | None = None
     predicted_latency_ms: dict[str, float] = field(default_factory=dict)
+    # device -> where a prediction the search did not make came from (the device's latency table)
+    predicted_latency_source: dict[str, str] = field(default_factory=dict)
     picked_for: list[str] = field(default_factory=list)  # the search's picks this model is ("dev <= 0.3 ms")
     status: str = "ok"
     error: str | None = None
