@@ -11,25 +11,36 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from hwnas.arch import Architecture, largest_architecture as mbconv_largest, sample_architecture as mbconv_sample
+from hwnas.arch import smallest_architecture as mbconv_smallest
 from hwnas.complexity import ComplexityCounter
 from hwnas.complexity import macs_and_params as mbconv_macs_and_params
 from hwnas.encoding import GeneLayout, GeneLayoutBase
+from hwnas.plain_arch import (PlainArchitecture, largest_plain_architecture, plain_macs_and_params,
+                              sample_plain_architecture, smallest_plain_architecture)
+from hwnas.plain_complexity import PlainComplexityCounter
+from hwnas.plain_encoding import PlainGeneLayout
 from hwnas.resnet_arch import (ResNetArchitecture, largest_resnet_architecture, resnet_macs_and_params,
-                               sample_resnet_architecture)
+                               sample_resnet_architecture, smallest_resnet_architecture)
 from hwnas.resnet_complexity import ResNetComplexityCounter
 from hwnas.resnet_encoding import ResNetGeneLayout
 from hwnas.space import AnySpace, get_space
 
-AnyArchitecture = Architecture | ResNetArchitecture
-AnyCounter = ComplexityCounter | ResNetComplexityCounter
+AnyArchitecture = Architecture | ResNetArchitecture | PlainArchitecture
+AnyCounter = ComplexityCounter | ResNetComplexityCounter | PlainComplexityCounter
 
-ARCHITECTURES: dict[str, type] = {"mbconv": Architecture, "resnet": ResNetArchitecture}
+ARCHITECTURES: dict[str, type] = {"mbconv": Architecture, "resnet": ResNetArchitecture, "plain": PlainArchitecture}
 COSTS: dict[str, Callable[[Any, Any], tuple[int, int]]] = {"mbconv": mbconv_macs_and_params,
-                                                          "resnet": resnet_macs_and_params}
-SAMPLERS: dict[str, Callable[..., Any]] = {"mbconv": mbconv_sample, "resnet": sample_resnet_architecture}
-LARGEST: dict[str, Callable[..., Any]] = {"mbconv": mbconv_largest, "resnet": largest_resnet_architecture}
-LAYOUTS: dict[str, type] = {"mbconv": GeneLayout, "resnet": ResNetGeneLayout}
-COUNTERS: dict[str, type] = {"mbconv": ComplexityCounter, "resnet": ResNetComplexityCounter}
+                                                          "resnet": resnet_macs_and_params,
+                                                          "plain": plain_macs_and_params}
+SAMPLERS: dict[str, Callable[..., Any]] = {"mbconv": mbconv_sample, "resnet": sample_resnet_architecture,
+                                           "plain": sample_plain_architecture}
+LARGEST: dict[str, Callable[..., Any]] = {"mbconv": mbconv_largest, "resnet": largest_resnet_architecture,
+                                          "plain": largest_plain_architecture}
+SMALLEST: dict[str, Callable[..., Any]] = {"mbconv": mbconv_smallest, "resnet": smallest_resnet_architecture,
+                                           "plain": smallest_plain_architecture}
+LAYOUTS: dict[str, type] = {"mbconv": GeneLayout, "resnet": ResNetGeneLayout, "plain": PlainGeneLayout}
+COUNTERS: dict[str, type] = {"mbconv": ComplexityCounter, "resnet": ResNetComplexityCounter,
+                             "plain": PlainComplexityCounter}
 
 
 def architecture_from_dict(data: dict[str, Any], space: AnySpace | str) -> AnyArchitecture:
@@ -66,3 +77,9 @@ def largest_architecture(space: AnySpace | str, resolution: int | None = None) -
     """The largest subnet of ``space`` (at ``resolution``, default its largest)."""
     space = get_space(space)
     return LARGEST[space.family](space, resolution)
+
+
+def smallest_architecture(space: AnySpace | str, resolution: int | None = None) -> AnyArchitecture:
+    """The smallest subnet of ``space`` (at ``resolution``, default its smallest)."""
+    space = get_space(space)
+    return SMALLEST[space.family](space, resolution)

@@ -21,7 +21,7 @@ ACTIVATIONS = ("relu", "relu6", "hswish")
 # A family is a kind of network with one supernet builder (hwnas.supernet.network.build_supernet);
 # everything that differs between the spaces of one family is data in the space (widths, strides,
 # per-stage SE / activation / depth choices, the head's widths and activation).
-FAMILIES = ("mbconv", "resnet")
+FAMILIES = ("mbconv", "resnet", "plain")
 # Fields added after artifacts were shipped: left out of to_dict() (and so of the fingerprint)
 # while they hold these defaults, so every existing table, predictor and checkpoint keeps its
 # fingerprint.
@@ -326,7 +326,111 @@ class ResNetSpace:
     check_fingerprint = SearchSpace.check_fingerprint
 
 
-AnySpace = SearchSpace | ResNetSpace
+@dataclass(frozen=True)
+class PlainSpace:
+    """A plain VGG-style elastic CNN (the ``plain`` family): stages of k x k conv + BN + ReLU.
+
+    Built for small images on CPUs, where dense convolutions run far more MACs per millisecond than
+    depthwise MBConv blocks (ONNX Runtime, one core: the four-conv ``small-cnn`` reference ran in
+    0.35 ms, as long as MobileNetV3 subnets of 1.5-5 M MACs; ``experiments/results/reference_models.json``,
+    ``quickstart.json``). Fixed parts: 2x2 max
+    pooling before every stage but the first, global average pooling, dropout and the classifier.
+    Elastic parts: per stage ``base_depths[i] + d`` conv layers (``d`` from ``depths``), per layer the
+    kernel size, per stage a width multiplier (every layer of a stage has the stage's width, so a
+    layer's input and output widths are fixed by the width genes alone: latency and MACs add up per
+    layer), and the input resolution.
+    """
+
+    name: str
+    in_channels: int
+    num_classes: int
+    stage_widths: tuple[int, ...]
+    base_depths: tuple[int, ...]
+    resolutions: tuple[int, ...]
+    depths: tuple[int, ...] = (0, 1, 2)
+    # 1x1 or 3x3: a sandwich step of fmnist-cnn (batch 256, two threads) takes 0.60 s with (1, 3), 1.20 s
+    # with (3, 5), most of it the largest subnet's (experiments/results/plain_step_time.json): twice the
+    # epochs in the same training budget
+    kernel_sizes: tuple[int, ...] = (1, 3)
+    width_mults: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)
+    dropout: float = 0.0
+    channel_divisor: int = 8
+    bn_eps: float = 1e-5
+    bn_momentum: float = 0.1
+    family: str = "plain"
+    description: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        for attr, kind in (("stage_widths", int), ("base_depths", int), ("resolutions", int), ("depths", int),
+                           ("kernel_sizes", int), ("width_mults", float)):
+            values = tuple(kind(v) for v in getattr(self, attr))
+            if not values:
+                raise SpaceError(f"space {self.name!r}: {attr} must not be empty")
+            if attr not in ("stage_widths", "base_depths"):
+                if len(set(values)) != len(values):
+                    raise SpaceError(f"space {self.name!r}: {attr} has duplicates: {values}")
+                values = tuple(sorted(values))
+            object.__setattr__(self, attr, values)
+        if self.family != "plain":
+            raise SpaceError(f"space {self.name!r}: a PlainSpace is of the 'plain' family, not {self.family!r}")
+        if len(self.stage_widths) != len(self.base_depths):
+            raise SpaceError(f"space {self.name!r}: stage_widths and base_depths need one entry per stage")
+        if min(self.depths) < 0 or min(self.base_depths) < 1:
+            raise SpaceError(f"space {self.name!r}: extra depths must be >= 0 and base depths >= 1")
+        if any(k % 2 == 0 or k < 1 for k in self.kernel_sizes):
+            raise SpaceError(f"space {self.name!r}: kernel sizes must be odd, got {self.kernel_sizes}")
+        if min(self.width_mults) <= 0:
+            raise SpaceError(f"space {self.name!r}: width multipliers must be positive")
+        smallest = min(self.resolutions) >> (self.num_stages - 1)
+        if smallest < 1:
+            raise SpaceError(f"space {self.name!r}: resolution {min(self.resolutions)} is too small for "
+                             f"{self.num_stages} stages (each after the first halves it); use fewer stages or "
+                             "larger resolutions")
+
+    # ----------------------------------------------------------------------------- shape facts
+    @property
+    def num_stages(self) -> int:
+        return len(self.stage_widths)
+
+    @property
+    def stage_max_layers(self) -> tuple[int, ...]:
+        return tuple(b + max(self.depths) for b in self.base_depths)
+
+    @property
+    def num_layers(self) -> int:
+        """Conv layers the supernet holds (one kernel size each)."""
+        return sum(self.stage_max_layers)
+
+    @property
+    def max_kernel(self) -> int:
+        return max(self.kernel_sizes)
+
+    def stage_width(self, stage: int, mult_index: int) -> int:
+        return make_divisible(self.stage_widths[stage] * self.width_mults[mult_index], self.channel_divisor)
+
+    def stage_input_size(self, stage: int, resolution: int) -> int:
+        """Spatial size of a stage's layers at ``resolution`` (2x2 max pooling, floor, before each stage but the first)."""
+        return resolution >> stage
+
+    # ----------------------------------------------------------------------------- identity
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for attr in ("stage_widths", "base_depths", "resolutions", "depths", "kernel_sizes", "width_mults"):
+            data[attr] = list(data[attr])
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "PlainSpace":
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise SpaceError(f"malformed search-space description: {exc}") from None
+
+    fingerprint = SearchSpace.fingerprint
+    check_fingerprint = SearchSpace.check_fingerprint
+
+
+AnySpace = SearchSpace | ResNetSpace | PlainSpace
 
 
 def require_family(space: AnySpace, family: str, what: str) -> None:
@@ -339,7 +443,7 @@ def require_family(space: AnySpace, family: str, what: str) -> None:
 
 def space_from_dict(data: dict[str, Any]) -> AnySpace:
     """A stored space description of either family (``family`` is absent from mbconv dicts)."""
-    kind = ResNetSpace if data.get("family") == "resnet" else SearchSpace
+    kind = {"resnet": ResNetSpace, "plain": PlainSpace}.get(data.get("family"), SearchSpace)
     return kind.from_dict(data)
 
 
@@ -361,7 +465,7 @@ def list_spaces() -> list[str]:
 def get_space(name: "str | AnySpace") -> SearchSpace:
     """Look up a preset by name (a space is passed through). Typed as the mbconv ``SearchSpace`` that
     most steps need; they call :func:`require_family` where a ``ResNetSpace`` could arrive."""
-    if isinstance(name, (SearchSpace, ResNetSpace)):
+    if isinstance(name, (SearchSpace, ResNetSpace, PlainSpace)):
         return name
     try:
         return _REGISTRY[name]
@@ -479,4 +583,16 @@ OFA_RESNET50 = register_space(ResNetSpace(
     stage_strides=(1, 2, 2, 2),
     base_depths=(2, 2, 4, 2),
     resolutions=tuple(range(128, 225, 4)),
+))
+
+FMNIST_CNN = register_space(PlainSpace(
+    name="fmnist-cnn",
+    description="Fashion-MNIST plain CNN: 3 stages of 1-3 conv layers (kernel 1 or 3, 8-128 channels), 2x2 max "
+                "pooling between stages, global pooling; input 20-28 px. Built for CPUs (issue 14).",
+    in_channels=1,
+    num_classes=10,
+    stage_widths=(32, 64, 128),
+    base_depths=(1, 1, 1),
+    resolutions=(20, 24, 28),
+    dropout=0.1,
 ))

@@ -31,15 +31,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hwnas.arch import Architecture, largest_architecture, sample_architecture, smallest_architecture
+from hwnas.arch import Architecture
 from hwnas.atomic_io import append_jsonl, atomic_write_bytes, atomic_write_json
 from hwnas.data import (Dataset, calibration_subset, default_crop_padding, load_dataset, random_crop_flip,
                         resize_batch)
-from hwnas.errors import ConfigError
+from hwnas.errors import ArchitectureError, ConfigError
+from hwnas.families import (AnyArchitecture, architecture_from_dict, largest_architecture, sample_architecture,
+                            smallest_architecture)
 from hwnas.space import get_space
 from hwnas.supernet.calibration import evaluate, recalibrate_bn
 from hwnas.supernet.checkpoint import save_supernet
-from hwnas.supernet.network import ElasticMobileNetV3
+from hwnas.supernet.network import build_supernet
 
 
 PRECISIONS = ("fp32", "bf16")
@@ -79,14 +81,21 @@ class TrainConfig:
     precision: str = "fp32"  # "fp32" or "bf16" (autocast)
     compile: bool = False  # torch.compile the supernet
 
-    def standalone_architecture(self) -> Architecture | None:
-        """The architecture of a standalone run (``fixed_arch``), validated against the space."""
+    def standalone_architecture(self) -> AnyArchitecture | None:
+        """The architecture of a standalone run (``fixed_arch``: JSON text or a JSON file), validated
+        against the space (of any family)."""
         if not self.fixed_arch:
             return None
         text = self.fixed_arch.strip()
-        if text.startswith("{"):
-            return Architecture.from_json(text, self.space)
-        return Architecture.load(text, self.space)
+        if get_space(self.space).family == "mbconv":
+            return (Architecture.from_json(text, self.space) if text.startswith("{")
+                    else Architecture.load(text, self.space))
+        try:
+            data = json.loads(text if text.startswith("{") else Path(text).read_text())
+        except (OSError, ValueError) as exc:
+            raise ArchitectureError(f"fixed_arch {text[:80]!r} is neither JSON text nor a readable JSON file: "
+                                    f"{exc}") from None
+        return architecture_from_dict(data, self.space)
 
     def __post_init__(self) -> None:
         get_space(self.space)
@@ -161,7 +170,7 @@ class SupernetTrainer:
                 f"{self.dataset.in_channels} channels, space {self.space.name!r} expects "
                 f"{self.space.num_classes} and {self.space.in_channels}; pick a matching space")
         torch.manual_seed(config.seed)
-        self.net = ElasticMobileNetV3(self.space).to(self.device)
+        self.net = build_supernet(self.space).to(self.device)
         if config.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.model = torch.compile(self.net) if config.compile else self.net
@@ -192,7 +201,7 @@ class SupernetTrainer:
         return AveragedModel(self.net, multi_avg_fn=get_ema_multi_avg_fn(self.config.ema_decay), use_buffers=True)
 
     @property
-    def shipped_net(self) -> ElasticMobileNetV3:
+    def shipped_net(self) -> torch.nn.Module:
         """The weights that are evaluated and saved: the EMA when enabled, else the trained ones."""
         return self.ema.module if self.ema is not None else self.net
 
@@ -335,7 +344,8 @@ class SupernetTrainer:
                 step = self.state.global_step
                 elastic = step >= warmup_steps and self.standalone is None
                 if elastic and not self.state.sorted_channels:
-                    self.net.sort_channels()
+                    if hasattr(self.net, "sort_channels"):  # the trainable families' supernets do
+                        self.net.sort_channels()
                     self.state.sorted_channels = True
                     self.optimizer.state.clear()  # moments belong to the old channel order
                     if self.ema is not None:  # so does the average: restart it from the sorted weights

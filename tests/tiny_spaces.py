@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hwnas.space import ResNetSpace, SearchSpace, StageSpec, get_space, list_spaces, register_space
+from hwnas.space import PlainSpace, ResNetSpace, SearchSpace, StageSpec, get_space, list_spaces, register_space
 
 
 def tiny_space(name: str = "tiny-lut-test", kernels: tuple[int, ...] = (3, 5)) -> SearchSpace:
@@ -39,4 +39,13 @@ def tiny_resnet_space(name: str = "tiny-resnet-test") -> ResNetSpace:
     space = ResNetSpace(
         name=name, in_channels=1, num_classes=4, stem_width=48, stage_widths=(32, 64), stage_strides=(1, 2),
         base_depths=(1, 1), resolutions=(32, 40), depths=(0, 1), expand_ratios=(0.25, 0.5), width_mults=(0.5, 1.0))
+    return get_space(name) if name in list_spaces() else register_space(space)
+
+
+def tiny_plain_space(name: str = "tiny-plain-test") -> PlainSpace:
+    """The plain CNN in miniature: two stages (the first always runs two layers, so one of its layers
+    never ends the stage), two of each choice, 12/16 px inputs, widths <= 32."""
+    space = PlainSpace(
+        name=name, in_channels=1, num_classes=4, stage_widths=(16, 32), base_depths=(2, 1), resolutions=(12, 16),
+        depths=(0, 1), kernel_sizes=(3, 5), width_mults=(0.5, 1.0), dropout=0.1)
     return get_space(name) if name in list_spaces() else register_space(space)

@@ -42,9 +42,10 @@ from typing import Any, Iterable, Sequence, TypeVar
 
 import numpy as np
 
-from hwnas.arch import Architecture, largest_architecture, smallest_architecture
 from hwnas.atomic_io import append_jsonl, atomic_write_json, atomic_write_text, read_jsonl
-from hwnas.encoding import GeneLayout
+from hwnas.encoding import GeneLayoutBase
+from hwnas.families import (AnyArchitecture, architecture_from_dict, gene_layout, largest_architecture,
+                            smallest_architecture)
 from hwnas.errors import ConfigError, DataError
 from hwnas.paths import check_precision
 from hwnas.space import SearchSpace, get_space
@@ -104,12 +105,12 @@ class CollectConfig:
 
 # --------------------------------------------------------------------------------- architectures
 
-def collection_architectures(space: SearchSpace | str, n: int, seed: int = 0) -> list[Architecture]:
+def collection_architectures(space: SearchSpace | str, n: int, seed: int = 0) -> list[AnyArchitecture]:
     """The first ``n`` of a seeded stream: smallest, largest, then random subnets with resolutions in
     shuffled rounds. Canonical duplicates are skipped, so all ``n`` are distinct networks."""
     space = get_space(space)
     rng = np.random.default_rng(seed)
-    layout = GeneLayout(space)
+    layout = gene_layout(space)
     archs = [smallest_architecture(space), largest_architecture(space)][:n]
     seen = {arch_key(a, space) for a in archs}
     resolutions = np.asarray(space.resolutions)
@@ -133,9 +134,14 @@ def collection_architectures(space: SearchSpace | str, n: int, seed: int = 0) ->
     return archs
 
 
-def arch_key(arch: Architecture, space: SearchSpace | str) -> str:
+def arch_key(arch: AnyArchitecture, space: SearchSpace | str) -> str:
     """Identity of the network an architecture describes (inactive slots ignored)."""
-    return json.dumps(arch.canonical(space).to_dict(), separators=(",", ":"))
+    space = get_space(space)
+    if hasattr(arch, "canonical"):  # mbconv: the key format of every shipped data set
+        return json.dumps(arch.canonical(space).to_dict(), separators=(",", ":"))
+    layout = gene_layout(space)
+    canonical = layout.decode(layout.canonicalize(layout.encode([arch])))[0]
+    return json.dumps(canonical.to_dict(), separators=(",", ":"))
 
 
 def shard(items: Sequence[T], rank: int, world: int) -> list[T]:
@@ -174,12 +180,12 @@ def merge_shards(out_dir: str | Path, space: SearchSpace | str) -> int:
     out_dir = Path(out_dir)
     main = out_dir / DATASET_FILE
     records = read_records(main)
-    keys = {arch_key(Architecture.from_dict(r["arch"]), space) for r in records}
+    keys = {arch_key(architecture_from_dict(r["arch"], space), space) for r in records}
     added = 0
     shards = sorted(out_dir.glob("dataset.rank*.jsonl"))
     for path in shards:
         for rec in read_records(path):
-            key = arch_key(Architecture.from_dict(rec["arch"]), space)
+            key = arch_key(architecture_from_dict(rec["arch"], space), space)
             if key not in keys:
                 keys.add(key)
                 records.append(rec)
@@ -278,15 +284,13 @@ class SubnetEvaluator:
 
     def _compute_shared(self, resolution: int, calib: Any) -> tuple[list[Any], list[tuple[Any, Any]]]:
         import torch
-        from torch import nn
 
-        from hwnas.arch import smallest_architecture
         from hwnas.data import calibration_subset
         from hwnas.supernet.calibration import batch_norms, iterate, recalibrate_bn_on
 
         ds, cfg = self.dataset, self.config
         sub = self.net.extract(smallest_architecture(self.net.space)).to(self.device)
-        prefix = nn.Sequential(sub.first_conv, sub.blocks[0]).to(memory_format=torch.channels_last)
+        prefix = sub.split_shared()[0].to(memory_format=torch.channels_last)
 
         def prepared(split: Any, batch_size: int) -> list[tuple[Any, Any]]:
             return [(x.contiguous(memory_format=torch.channels_last), y)
@@ -307,9 +311,8 @@ class SubnetEvaluator:
             self._prefix_state[resolution] = {k: v.detach().clone() for k, v in prefix.state_dict().items()}
         return calib_out, val_out
 
-    def measure(self, arch: Architecture) -> dict[str, Any]:
+    def measure(self, arch: AnyArchitecture) -> dict[str, Any]:
         import torch
-        from torch import nn
 
         from hwnas.accuracy.features import count_macs_params
         from hwnas.export.bn_fold import fold_batchnorm
@@ -319,7 +322,7 @@ class SubnetEvaluator:
         res = arch.resolution
         sub = self.net.extract(arch).to(self.device).to(memory_format=torch.channels_last)
         macs, params = count_macs_params(sub, (1, self.net.space.in_channels, res, res))
-        rest = nn.Sequential(*sub.blocks[1:], sub.head)
+        rest = sub.split_shared()[1]
         record: dict[str, Any] = {}
         with torch.inference_mode():
             for i in range(len(self.calib)):
@@ -341,23 +344,22 @@ class SubnetEvaluator:
         record.update(macs=macs, params=params, seconds=round(time.perf_counter() - start, 3))
         return record
 
-    def deployable_onnx(self, sub: Any, arch: Architecture) -> bytes:
+    def deployable_onnx(self, sub: Any, arch: AnyArchitecture) -> bytes:
         """The FP32 ONNX model (BN folded, dynamic batch) of ``sub`` whose own layers were just
         recalibrated: the shared stem and first block get the cached statistics, so the model is
         exactly the network the FP32 label measured."""
         import torch
-        from torch import nn
 
         from hwnas.export.bn_fold import fold_batchnorm
         from hwnas.export.onnx_export import to_onnx
 
         self._shared_features(arch.resolution, 0)
-        nn.Sequential(sub.first_conv, sub.blocks[0]).load_state_dict(self._prefix_state[arch.resolution])
+        sub.split_shared()[0].load_state_dict(self._prefix_state[arch.resolution])
         folded = fold_batchnorm(sub).cpu().to(memory_format=torch.contiguous_format)
         shape = (self.net.space.in_channels, arch.resolution, arch.resolution)
         return to_onnx(folded, shape).SerializeToString()
 
-    def int8_labels(self, sub: Any, arch: Architecture) -> tuple[float, float]:
+    def int8_labels(self, sub: Any, arch: AnyArchitecture) -> tuple[float, float]:
         """Accuracy and loss of ``sub`` statically quantised (the one ORT quantiser, fixed calibration
         images), evaluated by ONNX Runtime on the FP32 label's validation images."""
         from hwnas.export.onnx_export import onnx_evaluate_on
@@ -470,13 +472,13 @@ def collect(config: CollectConfig, *, dataset: Any = None, progress: bool = True
                         "pass the --dataset the supernet was trained on")
     main = out_dir / DATASET_FILE
     target = main if world == 1 else out_dir / f"dataset.rank{rank}.jsonl"
-    done = {arch_key(Architecture.from_dict(r["arch"]), space) for r in repair_tail(main)}
+    done = {arch_key(architecture_from_dict(r["arch"], space), space) for r in repair_tail(main)}
     if target != main:
-        done |= {arch_key(Architecture.from_dict(r["arch"]), space) for r in repair_tail(target)}
+        done |= {arch_key(architecture_from_dict(r["arch"], space), space) for r in repair_tail(target)}
     planned = shard(collection_architectures(space, config.n, config.seed), rank, world)
     todo = [a for a in planned if arch_key(a, space) not in done]
     evaluator = SubnetEvaluator(net, dataset, config, device)
-    layout = GeneLayout(space)
+    layout = gene_layout(space)
     started = time.perf_counter()
     seconds = _run(todo, evaluator, layout, target, progress and rank == 0)
     wall = time.perf_counter() - started
@@ -491,7 +493,7 @@ def collect(config: CollectConfig, *, dataset: Any = None, progress: bool = True
             "device": str(device), "config": asdict(config)}
 
 
-def _run(todo: Iterable[Architecture], evaluator: SubnetEvaluator, layout: GeneLayout, target: Path,
+def _run(todo: Iterable[AnyArchitecture], evaluator: SubnetEvaluator, layout: GeneLayoutBase, target: Path,
          progress: bool) -> list[float]:
     from tqdm.auto import tqdm
 
@@ -552,7 +554,7 @@ def read_accuracy_data(path: str | Path, target: str = "accuracy",
     if not records:
         raise DataError(f"{path} holds no records with a {target!r} value; collect some with `hwnas collect`"
                         + (" --repeat-calibration" if target == "accuracy_2" else ""))
-    layout = GeneLayout(space)
-    genes = layout.encode([Architecture.from_dict(r["arch"], space) for r in records])
+    layout = gene_layout(space)
+    genes = layout.encode([architecture_from_dict(r["arch"], space) for r in records])
     y = np.array([r[target] for r in records], dtype=np.float64)
     return AccuracyData(space, genes, y, records, meta)

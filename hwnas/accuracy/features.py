@@ -34,6 +34,11 @@ run), the stem's and each stage's depth, each width gene's multiplier, the resol
 per-stage sums of the active expand ratios, ``full`` exact MACs, params and log(MACs)
 (:class:`~hwnas.resnet_complexity.ResNetComplexityCounter`), ``rich`` per-stage MACs and params and
 resolution x stage depth.
+
+A ``plain``-family space gets them from :class:`PlainFeatureEncoder`: per conv layer the kernel size
+(0 when the layer does not run), each stage's depth and width multiplier, the resolution; ``stage``
+adds per-stage sums of the active layers' kernel^2 (a stage's conv compute per channel pair),
+``full`` and ``rich`` as for resnet (:class:`~hwnas.plain_complexity.PlainComplexityCounter`).
 """
 
 from __future__ import annotations
@@ -49,6 +54,8 @@ from hwnas.additive import slot_sum
 from hwnas.complexity import fixed_cost
 from hwnas.encoding import GeneLayout
 from hwnas.errors import ConfigError
+from hwnas.plain_complexity import PlainComplexityCounter
+from hwnas.plain_encoding import PlainGeneLayout
 from hwnas.resnet_complexity import ResNetComplexityCounter
 from hwnas.resnet_encoding import ResNetGeneLayout
 from hwnas.space import AnySpace, SearchSpace, get_space
@@ -329,17 +336,66 @@ class ResNetFeatureEncoder(FeatureEncoder):
         cols = [expand, v.depth, self._width_mults[v.width], v.resolution[:, None]]
         if self.encoding != "masked":
             cols.append(np.stack([expand[:, lay.block_stage == s].sum(axis=1) for s in range(lay.num_stages)], axis=1))
-        if self.counter is not None:
-            macs, params = self.counter.macs(genes), self.counter.params(genes)
-            cols.append(np.stack([macs, params, np.log(macs)], axis=1))
+        return _with_cost_columns(self, genes, cols, v.resolution, v.depth[:, 1:])
+
+
+class PlainFeatureEncoder(FeatureEncoder):
+    """:class:`FeatureEncoder` for ``plain``-family genes (see the module doc); numpy, no compiled pass."""
+
+    layout: PlainGeneLayout
+
+    def _build(self) -> None:
+        self.layout = PlainGeneLayout(self.space)
+        self.counter = PlainComplexityCounter(self.space) if self.encoding in ("full", "rich") else None
+        self._width_mults = np.asarray(self.space.width_mults, dtype=np.float32)
+
+    def _names(self) -> list[str]:
+        lay, k = self.layout, self.layout.num_stages
+        layers = [f"s{p.stage}l{p.position}" for p in lay.positions]
+        depths, widths = [f"s{s}_depth" for s in range(k)], [f"s{s}_width_mult" for s in range(k)]
+        if self.encoding == "genes":
+            return ([f"{d}_idx" for d in depths] + [f"{x}_kernel_idx" for x in layers] + [f"{w}_idx" for w in widths]
+                    + ["resolution_idx"])
+        names = [f"{x}_kernel" for x in layers] + depths + widths + ["resolution"]
+        if self.encoding in ("stage", "full", "rich"):
+            names += [f"s{s}_sum_k2" for s in range(k)]
+        if self.encoding in ("full", "rich"):
+            names += ["macs", "params", "log_macs"]
         if self.encoding == "rich":
-            stage_macs, stage_params = self.counter.stage_macs_params(genes)
-            cols += [stage_macs, stage_params, v.resolution[:, None] * v.depth[:, 1:]]
-        return np.concatenate([np.asarray(c, dtype=np.float64).reshape(len(genes), -1) for c in cols],
-                              axis=1).astype(np.float32)
+            names += [f"s{s}_{what}" for what in ("macs", "params", "res_x_depth") for s in range(k)]
+        return names
+
+    def transform(self, genes: np.ndarray) -> np.ndarray:
+        """Features ``(n, num_features)`` float32; layers that do not run have kernel 0."""
+        genes = self.layout.check(genes)
+        if self.encoding == "genes":
+            return genes.astype(np.float32)
+        lay = self.layout
+        v = lay.values(genes, validate=False)
+        kernel = np.where(v.active, v.kernel, 0)
+        cols = [kernel, v.depth, self._width_mults[v.width], v.resolution[:, None]]
+        if self.encoding != "masked":
+            k2 = kernel ** 2
+            cols.append(np.stack([k2[:, lay.layer_stage == s].sum(axis=1) for s in range(lay.num_stages)], axis=1))
+        return _with_cost_columns(self, genes, cols, v.resolution, v.depth)
 
 
-ENCODERS: dict[str, type[FeatureEncoder]] = {"mbconv": FeatureEncoder, "resnet": ResNetFeatureEncoder}
+ENCODERS: dict[str, type[FeatureEncoder]] = {"mbconv": FeatureEncoder, "resnet": ResNetFeatureEncoder,
+                                             "plain": PlainFeatureEncoder}
+
+
+def _with_cost_columns(enc: "ResNetFeatureEncoder | PlainFeatureEncoder", genes: np.ndarray, cols: list[Any],
+                       resolution: np.ndarray, stage_depth: np.ndarray) -> np.ndarray:
+    """``cols`` plus the ``full`` / ``rich`` columns from ``enc.counter``, as one float32 matrix (the
+    numpy encoders share this so their MACs columns mean the same in every family)."""
+    if enc.counter is not None:
+        macs, params = enc.counter.macs(genes), enc.counter.params(genes)
+        cols = cols + [np.stack([macs, params, np.log(macs)], axis=1)]
+    if enc.encoding == "rich":
+        stage_macs, stage_params = enc.counter.stage_macs_params(genes)
+        cols = cols + [stage_macs, stage_params, resolution[:, None] * stage_depth]
+    return np.concatenate([np.asarray(c, dtype=np.float64).reshape(len(genes), -1) for c in cols],
+                          axis=1).astype(np.float32)
 
 
 @numba.njit(cache=True, nogil=True)

@@ -7,7 +7,9 @@ TorchScript exporter with constant folding (which folds BatchNorm into the prece
 ONNX Runtime's Conv+BN fusion would at ``ORT_ENABLE_ALL`` anyway). Weights are random: latency
 does not depend on their values. A ``resnet``-family entry is cut from the elastic ResNet supernet
 (:meth:`~hwnas.supernet.resnet.ElasticResNet.export_stem`, its blocks' ``export``, the classifier),
-the modules :meth:`~hwnas.supernet.resnet.ElasticResNet.extract` builds a subnet from.
+the modules :meth:`~hwnas.supernet.resnet.ElasticResNet.extract` builds a subnet from; a ``plain``-family
+entry likewise from :class:`~hwnas.supernet.plain.ElasticPlainCNN`'s layers and classifier, as the
+pieces of :class:`~hwnas.supernet.plain.SubnetPlainCNN`.
 """
 
 from __future__ import annotations
@@ -95,7 +97,18 @@ class _Part(nn.Module):
         return getattr(self.subnet, self.part)(x)
 
 
-_ENTRY_MODULES = {"mbconv": _mbconv_entry_module, "resnet": _resnet_entry_module}
+def _plain_entry_module(space: AnySpace, entry: Any, supernet: Callable[[], nn.Module]) -> nn.Module:
+    """A conv layer (pooling, conv, BN, ReLU) or the head (pooling, classifier), each as
+    :class:`~hwnas.supernet.plain.SubnetPlainCNN` runs it."""
+    from hwnas.supernet.plain import PlainHead
+
+    net = supernet()
+    if entry.kind == "block":
+        return _randomize_bn(net.layers[entry.block.layer].export(entry.block)).eval()
+    return PlainHead(net.export_classifier(entry.input_shape[0]), space.dropout).eval()
+
+
+_ENTRY_MODULES = {"mbconv": _mbconv_entry_module, "resnet": _resnet_entry_module, "plain": _plain_entry_module}
 
 
 def overhead_module() -> nn.Module:

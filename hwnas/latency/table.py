@@ -18,6 +18,11 @@ depends on its own expand ratio *and* on the widths of its input and output, so 
 by the layer shapes it runs (input, hidden and output channels, stride, shortcut kind, input size);
 the stem (its widths, whether its middle conv runs) and the head (last width) are entries too. The
 dense form is :meth:`~hwnas.resnet_encoding.ResNetGeneLayout.additive_sum`'s stem / block / head tables.
+
+A ``plain``-family table (:class:`PlainLatencyTable`) is keyed the same way: one entry per conv layer
+shape (input and output channels, kernel, whether 2x2 max pooling runs first, input size) and one per
+head shape (last width, final size); its dense form is
+:meth:`~hwnas.plain_encoding.PlainGeneLayout.additive_sum`'s layer / head tables.
 """
 
 from __future__ import annotations
@@ -35,12 +40,14 @@ from hwnas.additive import slot_sum
 from hwnas.arch import Architecture
 from hwnas.atomic_io import atomic_write_json
 from hwnas.errors import ArchitectureError, ConfigError, MeasurementError
-from hwnas.families import gene_layout, largest_architecture
+from hwnas.families import AnyArchitecture, gene_layout, largest_architecture
+from hwnas.plain_arch import ConvLayerSpec, PlainArchitecture, plain_plan
+from hwnas.plain_encoding import PlainGeneLayout
 from hwnas.plan import (BlockSpec, block_plan, conv_out, elastic_block_spec, final_size, first_block_spec,
                         stage_input_sizes, stem_output_size)
 from hwnas.resnet_arch import BottleneckSpec, ResNetArchitecture, resnet_plan
 from hwnas.resnet_encoding import ResNetGeneLayout
-from hwnas.space import AnySpace, ResNetSpace, SearchSpace, get_space
+from hwnas.space import AnySpace, PlainSpace, ResNetSpace, SearchSpace, get_space
 
 TABLE_FORMAT = "hwnas-latency-table"
 TABLE_VERSION = 1
@@ -71,13 +78,14 @@ def head_key(resolution: int) -> str:
 class TableEntry:
     """One thing to measure: a block, the stem or the head, with its input shape (C, H, W).
 
-    ``block`` is the block's spec (an MBConv :class:`BlockSpec` or a ResNet :class:`BottleneckSpec`);
-    ``stem`` a ResNet stem's (mid width, out width, middle conv skipped)."""
+    ``block`` is the block's spec (an MBConv :class:`BlockSpec`, a ResNet :class:`BottleneckSpec` or a
+    plain CNN's conv layer, :class:`ConvLayerSpec`); ``stem`` a ResNet stem's (mid width, out width,
+    middle conv skipped)."""
 
     key: str
     kind: str  # "overhead" | "stem" | "block" | "head"
     input_shape: tuple[int, int, int]
-    block: BlockSpec | BottleneckSpec | None = None
+    block: BlockSpec | BottleneckSpec | ConvLayerSpec | None = None
     stem: tuple[int, int, bool] | None = None
 
 
@@ -150,12 +158,7 @@ def _resnet_entries(space: ResNetSpace, resolutions: Sequence[int] | None) -> li
                                              (space.in_channels, r, r), stem=(mid, out, skip)),
         lambda b: TableEntry(bottleneck_key(b), "block", (b.in_channels, b.input_size, b.input_size), b),
         lambda features, size: TableEntry(resnet_head_key(features, size), "head", (features, size, size)))
-    entries = {OVERHEAD_KEY: TableEntry(OVERHEAD_KEY, "overhead", (1, 1, 1))}
-    for table in tables:
-        for entry in table.ravel():
-            if entry is not None:
-                entries.setdefault(entry.key, entry)
-    return list(entries.values())
+    return _distinct_entries(tables)
 
 
 def _resnet_arch_keys(space: ResNetSpace, arch: ResNetArchitecture) -> list[str]:
@@ -166,13 +169,55 @@ def _resnet_arch_keys(space: ResNetSpace, arch: ResNetArchitecture) -> list[str]
             resnet_head_key(plan.features, conv_out(last.input_size, last.stride))]
 
 
+# ------------------------------------------------------------------------------------- plain keys
+
+def plain_conv_key(spec: ConvLayerSpec) -> str:
+    """e.g. ``plain-conv:in32:out64:k3:pool:res28`` (``pool``: 2x2 max pooling first; ``res``: the size entering it)."""
+    return (f"plain-conv:in{spec.in_channels}:out{spec.out_channels}:k{spec.kernel}"
+            f":{'pool' if spec.pool else 'nopool'}:res{spec.input_size}")
+
+
+def plain_head_key(features: int, size: int) -> str:
+    """Global pooling, dropout and the classifier on a ``features`` x ``size`` x ``size`` map."""
+    return f"plain-head:in{features}:res{size}"
+
+
+def _plain_entries(space: PlainSpace, resolutions: Sequence[int] | None) -> list[TableEntry]:
+    """Every conv layer and head shape a subnet of ``space`` runs at ``resolutions``, one entry per key
+    (layers of one shape at different positions share it)."""
+    resolutions = check_resolutions(space, resolutions)
+    layout = PlainGeneLayout(dataclasses.replace(space, resolutions=resolutions))
+    tables = layout.part_tables(
+        lambda spec: TableEntry(plain_conv_key(spec), "block", (spec.in_channels, spec.input_size, spec.input_size),
+                                spec),
+        lambda features, size: TableEntry(plain_head_key(features, size), "head", (features, size, size)))
+    return _distinct_entries(tables)
+
+
+def _distinct_entries(tables: Sequence[np.ndarray]) -> list[TableEntry]:
+    """The overhead entry and every entry of ``tables`` (object arrays, None where no subnet goes),
+    the first of each key."""
+    entries = {OVERHEAD_KEY: TableEntry(OVERHEAD_KEY, "overhead", (1, 1, 1))}
+    for table in tables:
+        for entry in table.ravel():
+            if entry is not None:
+                entries.setdefault(entry.key, entry)
+    return list(entries.values())
+
+
+def _plain_arch_keys(space: PlainSpace, arch: PlainArchitecture) -> list[str]:
+    plan = plain_plan(space, arch)
+    return [*(plain_conv_key(layer) for layer in plan.layers), plain_head_key(plan.features, plan.final_size)]
+
+
 _ENTRIES: dict[str, Callable[[Any, Sequence[int] | None], list[TableEntry]]] = {
-    "mbconv": _mbconv_entries, "resnet": _resnet_entries}
-_ARCH_KEYS: dict[str, Callable[[Any, Any], list[str]]] = {"mbconv": _mbconv_arch_keys, "resnet": _resnet_arch_keys}
+    "mbconv": _mbconv_entries, "resnet": _resnet_entries, "plain": _plain_entries}
+_ARCH_KEYS: dict[str, Callable[[Any, Any], list[str]]] = {"mbconv": _mbconv_arch_keys, "resnet": _resnet_arch_keys,
+                                                          "plain": _plain_arch_keys}
 
 
-def reference_architecture(space: AnySpace, resolutions: Sequence[int]) -> Architecture | ResNetArchitecture:
-    """The machine-speed reference ("canary") of a table: the largest subnet at the smallest profiled
+def reference_architecture(space: AnySpace, resolutions: Sequence[int]) -> AnyArchitecture:
+    """The machine-speed reference ("canary") of a table, in every family: the largest subnet at the smallest profiled
     resolution. Its latency is stored with the table and re-measured beside exported models, so a
     later measurement on a machine whose speed has drifted can be told apart from a wrong prediction."""
     return largest_architecture(space, min(resolutions))
@@ -347,7 +392,8 @@ class LatencyTable:
     ``predict``/``predict_genes`` give the calibrated prediction (ms per batch); pass
     ``calibrated=False`` for the plain sum of the entries (stem + blocks + head).
     ``LatencyTable(space, ...)`` (and :meth:`load`) gives the table class of ``space``'s family
-    (:data:`TABLE_CLASSES`): this one for ``mbconv``, :class:`ResNetLatencyTable` for ``resnet``.
+    (:data:`TABLE_CLASSES`): this one for ``mbconv``, :class:`ResNetLatencyTable` for ``resnet``,
+    :class:`PlainLatencyTable` for ``plain``.
     """
 
     def __new__(cls, space: AnySpace | str, *args: Any, **kwargs: Any) -> "LatencyTable":
@@ -380,6 +426,17 @@ class LatencyTable:
         except KeyError:
             raise MeasurementError(f"latency table lacks entry {key}; re-run 'hwnas profile' for space "
                                    f"{self.space.name!r} to measure it") from None
+
+    def _lookup(self, keys: np.ndarray, res_axis: int) -> np.ndarray:
+        """Entry latencies for an array of keys (the shape-keyed families' dense tables): NaN at
+        unprofiled resolutions, 0 where no subnet goes."""
+        out = np.zeros(keys.shape)
+        for index, key in np.ndenumerate(keys):
+            if not self.profiled[index[res_axis]]:
+                out[index] = np.nan
+            elif key is not None:
+                out[index] = self._ms(key)
+        return out
 
     def _build_dense(self) -> None:
         """``slot_ms[slot, k, e, r]`` and per-resolution ``stem/first/head`` (NaN where not profiled)."""
@@ -592,16 +649,6 @@ class ResNetLatencyTable(LatencyTable):
         self._raw = (self.stem_ms, self.block_ms, self.head_ms)
         self._calibrated = self._fold(self.correction)
 
-    def _lookup(self, keys: np.ndarray, res_axis: int) -> np.ndarray:
-        """Entry latencies for an array of keys: NaN at unprofiled resolutions, 0 where no subnet goes."""
-        out = np.zeros(keys.shape)
-        for index, key in np.ndenumerate(keys):
-            if not self.profiled[index[res_axis]]:
-                out[index] = np.nan
-            elif key is not None:
-                out[index] = self._ms(key)
-        return out
-
     def _fold(self, corr: LatencyCorrection) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """A linear correction of the net features folded into (stem, blocks, head) tables."""
         s, ov = self.space, self.overhead_ms
@@ -679,7 +726,104 @@ class ResNetLatencyTable(LatencyTable):
         return L.canonicalize(best.astype(np.int8)[None, :])
 
 
-TABLE_CLASSES: dict[str, type[LatencyTable]] = {"mbconv": LatencyTable, "resnet": ResNetLatencyTable}
+class PlainLatencyTable(LatencyTable):
+    """A ``plain``-family table: entries keyed by the conv layer and head shapes (see the module doc).
+
+    Dense form: ``layer_ms[layer, w_in, w_out, kernel, r]`` and ``head_ms[w_last, r]`` (NaN at resolutions
+    not profiled, 0 where no subnet goes), summed by :meth:`~hwnas.plain_encoding.PlainGeneLayout.additive_sum`.
+    There is no stem: the head is the part every subnet runs once, so it carries the ``stem_head``
+    feature and the per-resolution constants of the correction (no ``first`` block: that feature is 0).
+    """
+
+    layout: PlainGeneLayout
+
+    def _build_dense(self) -> None:
+        L = self.layout
+        self.profiled = np.array([r in self.resolutions for r in self.space.resolutions], dtype=bool)
+        layer_keys, head_keys = L.part_tables(plain_conv_key, plain_head_key)
+        self.layer_ms = self._lookup(layer_keys, 4)
+        self.head_ms = self._lookup(head_keys, 1)
+        self.overhead_ms = entry_ms(self.entries[OVERHEAD_KEY]) if OVERHEAD_KEY in self.entries else 0.0
+        self._raw = (self.layer_ms, self.head_ms)
+        self._calibrated = self._fold(self.correction)
+
+    def _fold(self, corr: LatencyCorrection) -> tuple[np.ndarray, np.ndarray]:
+        """A linear correction of the net features folded into (layers, head) tables: per-layer
+        weights into the layer table, the ``stem_head`` weight and per-resolution offsets into the head."""
+        s, ov = self.space, self.overhead_ms
+        layer_w = np.zeros(self.layout.num_layers)
+        head_w = 0.0
+        per_res = np.full(len(s.resolutions), corr.intercept)
+        for name, c in zip(corr.features, corr.coef):
+            if name in ("total", "blocks"):
+                layer_w += c
+            if name in ("total", "stem_head"):
+                head_w += c
+            if name.startswith("stage"):
+                layer_w[self.layout.layer_stage == int(name[5:])] += c
+            if name.startswith("res"):
+                per_res[s.resolutions.index(int(name[3:]))] += c
+        return layer_w[:, None, None, None, None] * (self.layer_ms - ov), head_w * self.head_ms + per_res[None, :]
+
+    def predict_genes(self, genes: np.ndarray, calibrated: bool = True) -> np.ndarray:
+        """Latency (ms per batch) of every row of a gene matrix: active conv layers + head entries."""
+        genes = self.layout.check(genes)
+        self._check_profiled(genes[:, self.layout.resolution_gene])
+        return self.layout.additive_sum(genes, *(self._calibrated if calibrated else self._raw))
+
+    def features(self, genes: np.ndarray) -> dict[str, np.ndarray]:
+        """As :meth:`LatencyTable.features`. ``stem_head`` is the head entry in full: net of the
+        overhead, plus the one overhead the whole network's single call pays."""
+        genes = self.layout.check(genes)
+        self._check_profiled(genes[:, self.layout.resolution_gene])
+        i = self.layout.part_indices(genes)
+        r, ov = i["resolution"], self.overhead_ms
+        layer = self.layer_ms[np.arange(self.layout.num_layers)[None, :], i["layer_in"], i["layer_out"],
+                              i["kernel"], r[:, None]]
+        net = (layer - ov) * i["active"]
+        head = self.head_ms[i["last_width"], r]
+        out = {"first": np.zeros(len(genes)), "stem_head": head}
+        for stage in range(self.space.num_stages):
+            out[f"stage{stage}"] = net[:, self.layout.layer_stage == stage].sum(axis=1)
+        out["blocks"] = net.sum(axis=1)
+        out["total"] = out["blocks"] + out["stem_head"]
+        out["plain"] = (layer * i["active"]).sum(axis=1) + head
+        for ri, res in enumerate(self.space.resolutions):
+            if self.profiled[ri]:
+                out[f"res{res}"] = (r == ri).astype(np.float64)
+        return out
+
+    def fastest_genes(self, calibrated: bool = True) -> np.ndarray:
+        """Genes of the fastest architecture, exactly: every combination of stage widths at every
+        profiled resolution, with each layer's best kernel and each stage's best depth."""
+        s, L = self.space, self.layout
+        layers, head = self._calibrated if calibrated else self._raw
+        widths = np.array(list(itertools.product(range(len(s.width_mults)), repeat=s.num_stages)), dtype=np.int64)
+        w_in = np.where(L.layer_in_fixed[None, :], 0, widths[:, L.layer_in_width])           # (C, layers)
+        best_total, best = np.inf, None
+        for ri in np.flatnonzero(self.profiled):
+            per_layer = layers[np.arange(L.num_layers)[None, :], w_in, widths[:, L.layer_out_width], :, ri]  # (C, L, K)
+            kernel, cost = per_layer.argmin(axis=2), per_layer.min(axis=2)
+            total = head[widths[:, -1], ri].copy()
+            depth = np.zeros((len(widths), s.num_stages), dtype=np.int64)
+            for stage in range(s.num_stages):
+                cum = np.cumsum(cost[:, L.layer_stage == stage], axis=1)                        # (C, layers of stage)
+                by_depth = cum[:, L.depth_table[stage] - 1]                                    # (C, depth choices)
+                depth[:, stage] = by_depth.argmin(axis=1)
+                total += by_depth.min(axis=1)
+            c = int(np.argmin(total))
+            if total[c] < best_total:
+                genes = np.zeros(L.num_genes, dtype=np.int64)
+                genes[L.depth_genes] = depth[c]
+                genes[L.kernel_genes] = kernel[c]
+                genes[L.width_genes] = widths[c]
+                genes[L.resolution_gene] = ri
+                best_total, best = float(total[c]), genes
+        return L.canonicalize(best.astype(np.int8)[None, :])
+
+
+TABLE_CLASSES: dict[str, type[LatencyTable]] = {"mbconv": LatencyTable, "resnet": ResNetLatencyTable,
+                                                "plain": PlainLatencyTable}
 
 
 # ------------------------------------------------------------------------------------- precisions
@@ -689,6 +833,8 @@ def entry_type(entry: TableEntry) -> str:
     b = entry.block
     if b is None:
         return entry.kind
+    if isinstance(b, ConvLayerSpec):
+        return f"conv k{b.kernel}{' pool' if b.pool else ''}"
     if isinstance(b, BottleneckSpec):
         return f"bottleneck e{b.mid_channels / b.out_channels:.2g}{' downsample' if b.downsample else ''}"
     if not b.expand_conv:

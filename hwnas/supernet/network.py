@@ -1,6 +1,7 @@
 """The once-for-all supernets of the ``mbconv`` family (MobileNetV3, ProxylessNAS) and subnet extraction.
 
-The ``resnet`` family's supernet is :class:`hwnas.supernet.resnet.ElasticResNet`.
+The ``resnet`` family's supernet is :class:`hwnas.supernet.resnet.ElasticResNet`, the ``plain``
+family's :class:`hwnas.supernet.plain.ElasticPlainCNN`.
 
 :func:`build_supernet` is the one place that maps a space's ``family`` to its network class.
 """
@@ -16,6 +17,7 @@ from torch import nn
 from hwnas.arch import Architecture, largest_architecture, sample_architecture, smallest_architecture
 from hwnas.space import SearchSpace, get_space
 from hwnas.supernet.elastic import DynamicMBConv, first_block, stem
+from hwnas.supernet.plain import ElasticPlainCNN
 from hwnas.supernet.resnet import ElasticResNet
 from hwnas.supernet.static import Head, SubnetMobileNetV3
 
@@ -139,7 +141,8 @@ class _Residual(nn.Module):
 
 
 # family -> supernet class; a new family adds its builder here (see README, "Adding a search space")
-SUPERNET_CLASSES: dict[str, type[nn.Module]] = {"mbconv": ElasticMobileNetV3, "resnet": ElasticResNet}
+SUPERNET_CLASSES: dict[str, type[nn.Module]] = {"mbconv": ElasticMobileNetV3, "resnet": ElasticResNet,
+                                                 "plain": ElasticPlainCNN}
 
 
 def build_supernet(space: SearchSpace | str) -> nn.Module:

@@ -134,3 +134,9 @@ class SubnetMobileNetV3(nn.Module):
         for block in self.blocks:
             x = block(x)
         return self.head(x)
+
+    def split_shared(self) -> tuple[nn.Module, nn.Module]:
+        """(the layers every subnet of the space shares at a resolution, the rest), sharing this
+        subnet's modules: the stem and the fixed first block have no elastic choice, so accuracy
+        collection computes their outputs and BN statistics once per resolution."""
+        return nn.Sequential(self.first_conv, self.blocks[0]), nn.Sequential(*self.blocks[1:], self.head)

@@ -1,0 +1,218 @@
+"""The elastic plain CNN supernet (``plain`` family: VGG-style conv stacks) and its static subnets.
+
+One conv + BN per layer position of the space holds the largest shape (widest input and output,
+largest kernel). A subnet's layer uses the leading slices of the channels and the centre of the
+kernel: once-for-all's elastic kernel without its kernel-transformation matrices, which a dense
+conv stack does not need to train well and which would make extraction a learned transform rather
+than a slice. Elastic depth runs a stage's first ``depth[stage]`` layers. The layer shapes come from
+:func:`hwnas.plain_arch.plain_plan`, which the static subnet, the latency table and the MACs count share.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hwnas.plain_arch import (ConvLayerSpec, LayerPosition, PlainArchitecture, largest_plain_architecture,
+                              layer_positions, plain_plan, plain_space, sample_plain_architecture,
+                              smallest_plain_architecture)
+from hwnas.space import PlainSpace
+from hwnas.supernet.elastic import DynamicBatchNorm2d
+from hwnas.supernet.static import ConvBNAct
+
+
+def centre_kernel(weight: torch.Tensor, kernel: int) -> torch.Tensor:
+    """The central ``kernel x kernel`` taps of a larger stored kernel (a view: gradients flow to it)."""
+    start = (weight.size(2) - kernel) // 2
+    return weight[:, :, start:start + kernel, start:start + kernel]
+
+
+class DynamicPlainConv(nn.Module):
+    """One elastic conv layer: k x k conv (stride 1, same padding; leading channels, centre taps) + BN.
+
+    ReLU and the pooling before it are the network's: they have no weights to slice.
+    """
+
+    def __init__(self, max_in: int, max_out: int, max_kernel: int, space: PlainSpace) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(max_out, max_in, max_kernel, max_kernel))
+        nn.init.kaiming_normal_(self.weight, mode="fan_out")
+        self.bn = DynamicBatchNorm2d(max_out, eps=space.bn_eps, momentum=space.bn_momentum)
+
+    def active_weight(self, in_channels: int, out_channels: int, kernel: int) -> torch.Tensor:
+        return centre_kernel(self.weight[:out_channels, :in_channels], kernel)
+
+    def forward(self, x: torch.Tensor, out_channels: int, kernel: int) -> torch.Tensor:
+        weight = self.active_weight(x.size(1), out_channels, kernel)
+        return self.bn(F.conv2d(x, weight, None, 1, kernel // 2))
+
+    @torch.no_grad()
+    def export(self, spec: ConvLayerSpec) -> "PlainConvLayer":
+        """The static layer (pool, conv, BN, ReLU) of ``spec`` with this layer's weights sliced."""
+        conv = ConvBNAct(spec.in_channels, spec.out_channels, spec.kernel, 1, act="relu").to(self.weight)
+        conv.conv.weight.copy_(self.active_weight(spec.in_channels, spec.out_channels, spec.kernel))
+        conv.bn = self.bn.export(spec.out_channels)
+        return PlainConvLayer(conv, spec.pool)
+
+    @torch.no_grad()
+    def permute_outputs(self, order: torch.Tensor) -> None:
+        """Reorder output channels (conv filters and every BN tensor alike)."""
+        self.weight.copy_(self.weight[order])
+        for tensor in (self.bn.weight, self.bn.bias, self.bn.running_mean, self.bn.running_var):
+            tensor.copy_(tensor[order])
+
+    @torch.no_grad()
+    def permute_inputs(self, order: torch.Tensor) -> None:
+        self.weight.copy_(self.weight[:, order])
+
+    @torch.no_grad()
+    def importance(self) -> torch.Tensor:
+        """Per output channel, the L1 norm of its filter (full input width, full kernel)."""
+        return self.weight.abs().sum(dim=(1, 2, 3))
+
+
+class _Classifier(nn.Module):
+    """Dropout + linear over the leading ``features`` inputs, under ``linear`` (as ElasticResNet's)."""
+
+    def __init__(self, features: int, classes: int, dropout: float) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.linear = nn.Linear(features, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(self.dropout(x), self.linear.weight[:, :x.size(1)], self.linear.bias)
+
+
+class ElasticPlainCNN(nn.Module):
+    """The supernet of a :class:`~hwnas.space.PlainSpace`.
+
+    ``set_active(arch)`` selects a subnet, ``forward`` runs it (differentiably: every layer reads a
+    view of the stored weights), ``extract(arch)`` returns the static :class:`SubnetPlainCNN` with the
+    sliced weights and BN statistics.
+    """
+
+    def __init__(self, space: PlainSpace | str) -> None:
+        super().__init__()
+        self.space = space = plain_space(space)
+        self.positions: tuple[LayerPosition, ...] = layer_positions(space)
+        widest = plain_plan(space, largest_plain_architecture(space))
+        self.layers = nn.ModuleList(DynamicPlainConv(spec.in_channels, spec.out_channels, space.max_kernel, space)
+                                    for spec in widest.layers)
+        self.classifier = _Classifier(widest.features, space.num_classes, space.dropout)
+        nn.init.normal_(self.classifier.linear.weight, 0, 0.01)
+        nn.init.zeros_(self.classifier.linear.bias)
+        self.active = self.set_largest()
+
+    # ----------------------------------------------------------------------------- selection
+    def set_active(self, arch: PlainArchitecture) -> PlainArchitecture:
+        self.active, self._plan = arch, plain_plan(self.space, arch)  # plain_plan validates
+        return arch
+
+    def sample_active(self, rng: np.random.Generator | int | None = None) -> PlainArchitecture:
+        return self.set_active(sample_plain_architecture(self.space, rng))
+
+    def set_largest(self) -> PlainArchitecture:
+        return self.set_active(largest_plain_architecture(self.space))
+
+    def set_smallest(self) -> PlainArchitecture:
+        return self.set_active(smallest_plain_architecture(self.space))
+
+    # ----------------------------------------------------------------------------- forward
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for spec in self._plan.layers:
+            if spec.pool:
+                x = F.max_pool2d(x, 2, 2)
+            x = F.relu(self.layers[spec.layer](x, spec.out_channels, spec.kernel))
+        return self.classifier(x.mean(dim=(2, 3)))
+
+    # ----------------------------------------------------------------------------- extraction
+    @torch.no_grad()
+    def extract(self, arch: PlainArchitecture | None = None) -> "SubnetPlainCNN":
+        """A standalone static subnet (sliced weights; BN statistics copied)."""
+        arch = self.active if arch is None else arch
+        plan = plain_plan(self.space, arch)
+        layers = [self.layers[spec.layer].export(spec) for spec in plan.layers]
+        subnet = SubnetPlainCNN(layers, PlainHead(self.export_classifier(plan.features), self.space.dropout))
+        subnet.arch = arch
+        return subnet.train(self.training)
+
+    @torch.no_grad()
+    def export_classifier(self, features: int) -> nn.Linear:
+        """The static classifier over the leading ``features`` inputs."""
+        classifier = nn.Linear(features, self.space.num_classes).to(self.classifier.linear.weight)
+        classifier.weight.copy_(self.classifier.linear.weight[:, :features])
+        classifier.bias.copy_(self.classifier.linear.bias)
+        return classifier
+
+    # ----------------------------------------------------------------------------- channel sorting
+    @torch.no_grad()
+    def sort_channels(self) -> None:
+        """Importance-sort every layer's output channels, so a narrower width keeps the strongest ones.
+
+        Importance is a filter's L1 norm. A layer whose output can leave its stage (it may be the
+        stage's last under some depth) feeds the next stage's first layer or the classifier, which
+        reads one channel order whatever the depth; so those layers share one order (by their summed
+        importance). A layer that always feeds the next layer of its stage gets its own. Every
+        consumer's input channels are permuted alike, so the network computes the same function at
+        full width; at any depth and kernel.
+        """
+        for stage in range(self.space.num_stages):
+            ids = [p.layer for p in self.positions if p.stage == stage]
+            inner = self.space.base_depths[stage] + min(self.space.depths) - 1  # these positions never end the stage
+            shared = torch.argsort(sum(self.layers[i].importance() for i in ids[inner:]), descending=True)
+            for pos, i in enumerate(ids):
+                order = torch.argsort(self.layers[i].importance(), descending=True) if pos < inner else shared
+                self.layers[i].permute_outputs(order)
+                if pos + 1 < len(ids):
+                    self.layers[i + 1].permute_inputs(order)
+            if stage + 1 < self.space.num_stages:
+                self.layers[ids[-1] + 1].permute_inputs(shared)
+            else:
+                self.classifier.linear.weight.copy_(self.classifier.linear.weight[:, shared])
+
+
+# --------------------------------------------------------------------------------- static subnet
+class PlainConvLayer(nn.Module):
+    """[2x2 max pooling] -> conv + BN + ReLU (:class:`ConvBNAct`, so BN folds): one latency-table entry."""
+
+    def __init__(self, conv: ConvBNAct, pool: bool) -> None:
+        super().__init__()
+        self.pool = nn.MaxPool2d(2, 2) if pool else None
+        self.conv = conv
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(self.pool(x) if self.pool is not None else x)
+
+
+class PlainHead(nn.Module):
+    """Global average pooling, dropout, classifier: the other latency-table entry."""
+
+    def __init__(self, classifier: nn.Linear, dropout: float) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.classifier = classifier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.dropout(x.mean(dim=(2, 3))))
+
+
+class SubnetPlainCNN(nn.Module):
+    """A standalone plain-CNN subnet: its conv layers in order, then the head."""
+
+    def __init__(self, layers: list[PlainConvLayer], head: PlainHead) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return self.head(x)
+
+    def split_shared(self) -> tuple[nn.Module, nn.Module]:
+        """(the layers every subnet of the space shares at a resolution, the rest), as
+        :meth:`~hwnas.supernet.static.SubnetMobileNetV3.split_shared`: here none (even the first
+        layer's width and kernel are elastic), so the shared part is an empty ``Sequential`` (identity)."""
+        return nn.Sequential(), nn.Sequential(*self.layers, self.head)
