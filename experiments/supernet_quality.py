@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from hwnas.arch import Architecture, largest_architecture, sample_architecture, smallest_architecture
+from hwnas.families import AnyArchitecture as Architecture
+from hwnas.families import largest_architecture, sample_architecture, smallest_architecture
 from hwnas.atomic_io import atomic_write_json, read_jsonl
 from hwnas.data import calibration_subset, load_dataset
 from hwnas.supernet.calibration import evaluate, recalibrate_bn
@@ -50,9 +51,9 @@ def test_accuracy(net, arch: Architecture, dataset) -> float:
     return round(accuracy, 4)
 
 
-def standalone(arch: Architecture, folder: Path, epochs: int, dataset) -> dict[str, Any]:
+def standalone(arch: Architecture, space: str, folder: Path, epochs: int, dataset) -> dict[str, Any]:
     """Train ``arch`` alone (resuming an interrupted run) and return its test accuracy and wall time."""
-    config = TrainConfig(epochs=epochs, warmup_epochs=0, fixed_arch=arch.to_json())
+    config = TrainConfig(space=space, epochs=epochs, warmup_epochs=0, fixed_arch=arch.to_json())
     final = folder / "supernet.safetensors"
     if not final.exists():
         SupernetTrainer(config, folder, dataset=dataset).run(resume=(folder / "train_state.pt").exists())
@@ -81,14 +82,16 @@ def main() -> int:
     for name, arch in subnets(net.space, args.random).items():
         row: dict[str, Any] = {"subnet": name, "arch": arch.to_dict(), "supernet_test_accuracy": test_accuracy(net, arch, dataset)}
         if args.train_standalone:
-            row["standalone"] = standalone(arch, args.workdir / name, args.standalone_epochs, dataset)
+            row["standalone"] = standalone(arch, net.space.name, args.workdir / name, args.standalone_epochs, dataset)
             row["supernet_minus_standalone"] = round(row["supernet_test_accuracy"] - row["standalone"]["test_accuracy"], 4)
         rows.append(row)
         print(json.dumps({k: v for k, v in row.items() if k != "arch"}), flush=True)
     by_name = {r["subnet"]: r["supernet_test_accuracy"] for r in rows}
     checks = {name: {"threshold": t, "accuracy": by_name[name], "met": by_name[name] >= t}
               for name, t in THRESHOLDS.items()}
+    default_supernet = parser.get_default("supernet")
     command = "python experiments/supernet_quality.py" + (
+        f" --supernet {args.supernet} --out {args.out}" if args.supernet != default_supernet else "") + (
         f" --train-standalone --standalone-epochs {args.standalone_epochs}" if args.train_standalone else "")
     atomic_write_json(args.out, {
         "what": "test-set accuracy (10k images, BN recalibrated on 2,000 training images) of supernet subnets, "

@@ -14,6 +14,9 @@ examples:
   hwnas quickstart
   hwnas quickstart --out runs/qs2 --budget-ms 0.8 --models 6
   hwnas quickstart --device cpu-all --overwrite
+  # your own trained supernet and predictor (hwnas train, hwnas collect, hwnas fit-predictor)
+  hwnas quickstart --space fmnist-cnn --supernet runs/train-cnn/supernet.safetensors \
+      --predictor predictors/fmnist-cnn/accuracy_xgb.json --out runs/qs-cnn
 """
 
 
@@ -30,6 +33,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--evaluations", type=int, default=d.evaluations, help="search evaluations")
     p.add_argument("--models", type=int, default=d.models, help="front models to export and measure")
     p.add_argument("--validate", type=int, default=d.validate, help="subnets measured to validate the table")
+    p.add_argument("--space", default=d.space, help=f"search space of the supernet (default {d.space})")
+    p.add_argument("--supernet", type=Path, default=None,
+                   help="supernet checkpoint (default: the shipped one, for the default space only)")
+    p.add_argument("--predictor", type=Path, default=None,
+                   help="accuracy predictor (default: the shipped one, for the default space only)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     p.add_argument("--no-progress", action="store_true")
@@ -37,9 +45,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from hwnas.errors import ConfigError
     from hwnas.quickstart import QuickstartOptions, run_quickstart
 
-    run_quickstart(QuickstartOptions(out=args.out, device=args.device, budget_ms=args.budget_ms,
+    d = QuickstartOptions()
+    if args.space != d.space and (args.supernet is None or args.predictor is None):
+        raise ConfigError(f"--space {args.space} needs --supernet and --predictor: only {d.space} ships them "
+                          "(train with hwnas train, label with hwnas collect, fit with hwnas fit-predictor)")
+    run_quickstart(QuickstartOptions(out=args.out, device=args.device, budget_ms=args.budget_ms, space=args.space,
+                                     supernet=args.supernet or d.supernet, predictor=args.predictor or d.predictor,
                                      evaluations=args.evaluations, models=args.models, validate=args.validate,
                                      seed=args.seed, overwrite=args.overwrite, progress=not args.no_progress))
     return 0

@@ -52,6 +52,19 @@ class DynamicBatchNorm2d(nn.BatchNorm2d):
         return bn
 
 
+class ElasticClassifier(nn.Module):
+    """Dropout + a linear layer over the leading ``features`` inputs, stored under ``linear`` (once-for-all's
+    naming): the classifier of supernets whose last width is elastic (``resnet``, ``plain``)."""
+
+    def __init__(self, features: int, classes: int, dropout: float) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.linear = nn.Linear(features, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(self.dropout(x), self.linear.weight[:, :x.size(1)], self.linear.bias)
+
+
 class DynamicPointwiseConv(nn.Module):
     """1x1 conv whose input and output channels are leading slices of the stored weight."""
 

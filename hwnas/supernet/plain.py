@@ -19,7 +19,7 @@ from hwnas.plain_arch import (ConvLayerSpec, LayerPosition, PlainArchitecture, l
                               layer_positions, plain_plan, plain_space, sample_plain_architecture,
                               smallest_plain_architecture)
 from hwnas.space import PlainSpace
-from hwnas.supernet.elastic import DynamicBatchNorm2d
+from hwnas.supernet.elastic import DynamicBatchNorm2d, ElasticClassifier
 from hwnas.supernet.static import ConvBNAct
 
 
@@ -73,18 +73,6 @@ class DynamicPlainConv(nn.Module):
         return self.weight.abs().sum(dim=(1, 2, 3))
 
 
-class _Classifier(nn.Module):
-    """Dropout + linear over the leading ``features`` inputs, under ``linear`` (as ElasticResNet's)."""
-
-    def __init__(self, features: int, classes: int, dropout: float) -> None:
-        super().__init__()
-        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        self.linear = nn.Linear(features, classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(self.dropout(x), self.linear.weight[:, :x.size(1)], self.linear.bias)
-
-
 class ElasticPlainCNN(nn.Module):
     """The supernet of a :class:`~hwnas.space.PlainSpace`.
 
@@ -100,7 +88,7 @@ class ElasticPlainCNN(nn.Module):
         widest = plain_plan(space, largest_plain_architecture(space))
         self.layers = nn.ModuleList(DynamicPlainConv(spec.in_channels, spec.out_channels, space.max_kernel, space)
                                     for spec in widest.layers)
-        self.classifier = _Classifier(widest.features, space.num_classes, space.dropout)
+        self.classifier = ElasticClassifier(widest.features, space.num_classes, space.dropout)
         nn.init.normal_(self.classifier.linear.weight, 0, 0.01)
         nn.init.zeros_(self.classifier.linear.bias)
         self.active = self.set_largest()

@@ -17,7 +17,7 @@ from torch import nn
 from hwnas.resnet_arch import (BottleneckSpec, ResNetArchitecture, largest_resnet_architecture, resnet_plan,
                                sample_resnet_architecture)
 from hwnas.space import ResNetSpace, get_space, require_family
-from hwnas.supernet.elastic import DynamicBatchNorm2d
+from hwnas.supernet.elastic import DynamicBatchNorm2d, ElasticClassifier
 from hwnas.supernet.static import ConvBNAct
 
 
@@ -94,18 +94,6 @@ class _StemResidual(nn.Module):
         self.conv = conv
 
 
-class _Classifier(nn.Module):
-    """Dropout + linear over the leading ``features`` inputs, under ``linear`` (once-for-all's naming)."""
-
-    def __init__(self, features: int, classes: int, dropout: float) -> None:
-        super().__init__()
-        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        self.linear = nn.Linear(features, classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(self.dropout(x), self.linear.weight[:, :x.size(1)], self.linear.bias)
-
-
 class ElasticResNet(nn.Module):
     """once-for-all's ``OFAResNets`` over a :class:`~hwnas.space.ResNetSpace`.
 
@@ -127,7 +115,7 @@ class ElasticResNet(nn.Module):
         for spec in resnet_plan(space, largest_resnet_architecture(space)).blocks:  # every block, widest
             blocks.append(DynamicBottleneck(space, spec.in_channels, spec.out_channels, spec.stride, spec.downsample))
         self.blocks = nn.ModuleList(blocks)
-        self.classifier = _Classifier(blocks[-1].conv3.conv.weight.size(0), space.num_classes, space.dropout)
+        self.classifier = ElasticClassifier(blocks[-1].conv3.conv.weight.size(0), space.num_classes, space.dropout)
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 nn.init.normal_(m.weight, 0, 0.01)
