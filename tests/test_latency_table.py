@@ -7,6 +7,7 @@ file runs in seconds.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -313,3 +314,48 @@ def test_cli_reports_unknown_device_and_space(capsys):
     assert "unknown search space" in capsys.readouterr().err
     assert cli_main(["profile", "--device", "cpu-1thread", "--space", SPACE.name, "--resolutions", "99"]) == 2
     assert "not in space" in capsys.readouterr().err
+
+
+class GroupRecordingMeasurer(InterleavingMeasurer):
+    """Records what each interleaved group received, with a small memory limit so graphs split into groups."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.max_interleaved_bytes = limit
+        self.groups: list[list] = []
+        self.events: list[str] = []
+
+    def measure_interleaved(self, models, passes, burst=2, start=(), on_pass=None, progress=None, min_seconds=0.0):
+        self.groups.append([m for m, _ in models])
+        self.events.append("time")
+        return super().measure_interleaved(models, passes, burst, start, on_pass, progress, min_seconds)
+
+
+def test_spilled_graphs_are_read_one_group_at_a_time_and_time_as_in_memory(tmp_path, monkeypatch):
+    """Large graphs wait on disk (a 160-subnet ofa-resnet50 profile held 17 GB as bytes): time_models
+    reads each group's files when that group is timed, and the profile is otherwise the same."""
+    import hwnas.latency.profiler as profiler_module
+
+    monkeypatch.setattr(profiler_module, "SPILL_BYTES", 1)  # every graph goes to disk
+    written: list = []
+    real_spilled = profiler_module._spilled
+    monkeypatch.setattr(profiler_module, "_spilled",
+                        lambda graph, spill, i: written.append(real_spilled(graph, spill, i)) or written[-1])
+    import hwnas.latency.measure as measure_module
+
+    options = ProfileOptions(calibrate=6, validate=3, seed=3)
+    measurer = GroupRecordingMeasurer(limit=200_000)
+    real_read = measure_module._model_bytes
+    monkeypatch.setattr(measure_module, "_model_bytes",
+                        lambda model: measurer.events.append("read") or real_read(model))
+    result = Profiler(SPACE, cpu_test_profile(), tmp_path, options, measurer=measurer, progress=False).run()
+    assert written and all(isinstance(model, Path) for model, _ in written)
+    assert not any(model.exists() for model, _ in written)  # the spill folder is gone after the profile
+    assert len(measurer.groups) > 1  # the limit split the graphs
+    last_read = len(measurer.events) - 1 - measurer.events[::-1].index("read")
+    assert "time" in measurer.events[:last_read]  # later groups were read after earlier ones were timed
+    for group in measurer.groups:
+        assert all(isinstance(m, bytes) for m in group)  # read from disk only for the group being timed
+        assert sum(len(m) for m in group) <= 200_000 + max(len(m) for m in group)  # the reference rides along
+    assert set(result.table.entries) == {e.key for e in enumerate_entries(SPACE)}
+    assert len(result.report["validation"]["points"]) == 3

@@ -425,16 +425,19 @@ def time_models(measurer: Measurer, models: Sequence[tuple[bytes | str | Path, t
         timings.extend(measurer.measure_onnx(model, shape) for model, shape in models)
         return timings
     profile = measurer.profile  # type: ignore[attr-defined]
-    models = [(_model_bytes(m), shape) for m, shape in models]
     samples: list[np.ndarray] = [np.empty(0)] * len(models)
     limit = int(getattr(measurer, "max_interleaved_bytes", 0) or 0)
-    groups = reference_groups([len(m) for m, _ in models], len(models) - 1 if reference is not None else None, limit)
+    sizes = [_model_size(m) for m, _ in models]
+    groups = reference_groups(sizes, len(models) - 1 if reference is not None else None, limit)
     ref_rows = []
     for members in groups:
         start = log.done(members) if log is not None else ()
         on_pass = (lambda row, members=members: log.add(members, row)) if log is not None else None
-        rows = interleave([models[i] for i in members], profile.repeats, protocol.burst, start=start,
+        # files are read one group at a time: a profile of large subnets holds its graphs on disk
+        group = [(_model_bytes(models[i][0]), models[i][1]) for i in members]
+        rows = interleave(group, profile.repeats, protocol.burst, start=start,
                           on_pass=on_pass, progress=progress, min_seconds=min_seconds)
+        del group
         for k, i in enumerate(members):
             samples[i] = rows[:, k]
         ref_rows.append(rows[:, -1])
@@ -577,6 +580,11 @@ class RemoteMeasurer:
 
 def _model_bytes(model: bytes | str | Path) -> bytes:
     return bytes(model) if isinstance(model, (bytes, bytearray, memoryview)) else Path(model).read_bytes()
+
+
+def _model_size(model: bytes | str | Path) -> int:
+    """Bytes of a model held in memory or in a file (without reading the file)."""
+    return len(model) if isinstance(model, (bytes, bytearray, memoryview)) else Path(model).stat().st_size
 
 
 def balanced_groups(sizes: Sequence[int], limit: int) -> list[list[int]]:
