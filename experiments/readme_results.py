@@ -366,6 +366,43 @@ def quickstart_row(root: Path) -> Row:
             "`quickstart.json`, `quickstart_log.txt`")
 
 
+def cnn_rows(root: Path) -> list[Row]:
+    """The plain-CNN family (fmnist-cnn): its training run, its quality, and both families' fronts
+    timed together with the hand-designed references (once those result files exist)."""
+    rows: list[Row] = []
+    log_file = root / "train_fmnist_cnn" / "train_log.jsonl"
+    if log_file.exists():
+        last = [json.loads(line) for line in log_file.read_text().splitlines() if line][-1]
+        rows.append((f"`fmnist-cnn` supernet, {last['epoch']} epochs sandwich training on 2 CPU cores "
+                     f"({last['elapsed_s'] / 60:.0f} min)",
+                     f"val acc largest {100 * last['val_acc_largest']:.1f} %, smallest {100 * last['val_acc_smallest']:.1f} %",
+                     "`train_fmnist_cnn/`"))
+    quality = root / "supernet_quality_cnn.json"
+    if quality.exists():
+        d = _load(quality)
+        acc = {r["subnet"]: r["supernet_test_accuracy"] for r in d["rows"]}
+        randoms = [v for k, v in acc.items() if k.startswith("random")]
+        rows.append((f"`fmnist-cnn` supernet on the 10k test set (BN recalibrated), {d['supernet']}",
+                     f"largest {100 * acc['largest']:.2f} %, smallest {100 * acc['smallest']:.2f} %, {len(randoms)} random "
+                     f"{100 * min(randoms):.1f}-{100 * max(randoms):.1f} %", "`supernet_quality_cnn.json`"))
+    fronts = root / "family_fronts.json"
+    if fronts.exists():
+        d = _load(fronts)
+        refs = [r for r in d["rows"] if not r.get("exported")]
+        cells = []
+        for ref in refs:
+            by_family: dict[str, int] = {}
+            for name in ref["beaten_by"] or []:
+                family = name.split("/")[0]
+                by_family[family] = by_family.get(family, 0) + 1
+            families = sorted({r["model"].split("/")[0] for r in d["rows"] if r.get("exported")})
+            cells.append(f"{ref['model']} ({100 * ref['test_accuracy']:.1f} %, {ref['latency_ms_now']:.3f} ms) beaten by "
+                         + ", ".join(f"{by_family.get(f, 0)} `{f}`" for f in families) + " models")
+        rows.append(("exported fronts of both families and the hand-designed references, timed together on "
+                     f"{d['device']} (measured test accuracy)", "; ".join(cells), "`family_fronts.json`, `family_fronts.png`"))
+    return rows
+
+
 def _reference_verdicts(rows: list[dict[str, Any]]) -> str:
     """'; MLP (89.1 %, 0.061 ms) beaten by 2 models, ...' from the quickstart's timed comparison."""
     refs = [r for r in rows if not r.get("exported")]
@@ -377,7 +414,7 @@ def _reference_verdicts(rows: list[dict[str, Any]]) -> str:
 
 MAIN_ROWS: list[Callable[[Path], Row | list[Row]]] = [training_row, train_speed_row, supernet_quality_row, collect_speed_row, ofa_parity_row, latency_rows, ofa_table_rows, gpu_rows, int8_rows, predictor_rows,
                                                         speed_rows, search_cli_row, ofa_search_row, export_form_row,
-                                                        quickstart_row]
+                                                        quickstart_row, cnn_rows]
 
 
 def main_table(root: Path) -> list[str]:

@@ -1,4 +1,4 @@
-"""Gene encoding of the plain family (fmnist-cnn): round trips, canonical genes, vectorised and
+"""Gene encoding of the plain family (fmnist-cnn's shape with kernel and width choices, tiny_spaces.plain_genes_space):
 additive costs, accuracy-predictor features, and the per-family dispatch of :mod:`hwnas.families`."""
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from hwnas.resnet_arch import ResNetArchitecture
 from hwnas.search.nsga2 import NSGA2, NSGA2Config
 from hwnas.search.problem import Objective, SearchProblem
 from hwnas.space import get_space
+from tiny_spaces import plain_genes_space  # noqa: E402 (tests/ is on sys.path)
 
-SPACE = get_space("fmnist-cnn")
+SPACE = plain_genes_space()
 LAYOUT = PlainGeneLayout(SPACE)
 ARCHS = [sample_plain_architecture(SPACE, seed) for seed in range(300)]
 
@@ -184,7 +185,7 @@ def test_features_describe_the_network_not_the_inactive_genes():
             assert row[col[f"s{s}_res_x_depth"]] == arch.resolution * arch.depth[s]
 
 
-@pytest.mark.parametrize("space,kind", [("fmnist-cnn", PlainArchitecture), ("fmnist-mbv3", Architecture),
+@pytest.mark.parametrize("space,kind", [("plain-genes-test", PlainArchitecture), ("fmnist-mbv3", Architecture),
                                         ("ofa-resnet50", ResNetArchitecture)])
 def test_families_dispatch_smallest_and_largest(space, kind):
     small, large = families.smallest_architecture(space), families.largest_architecture(space)
@@ -194,21 +195,21 @@ def test_families_dispatch_smallest_and_largest(space, kind):
 
 
 def test_families_dispatch_the_plain_family():
-    arch = families.sample_architecture("fmnist-cnn", 7)
+    arch = families.sample_architecture(SPACE.name, 7)
     assert arch == sample_plain_architecture(SPACE, 7) and isinstance(arch, PlainArchitecture)
-    assert families.sample_architecture("fmnist-cnn", 7, resolution=20).resolution == 20
-    assert families.largest_architecture("fmnist-cnn") == largest_plain_architecture(SPACE)
-    assert families.smallest_architecture("fmnist-cnn") == smallest_plain_architecture(SPACE)
-    assert isinstance(families.gene_layout("fmnist-cnn"), PlainGeneLayout)
-    assert isinstance(families.complexity_counter("fmnist-cnn"), PlainComplexityCounter)
-    assert families.macs_and_params("fmnist-cnn", arch) == plain_macs_and_params(SPACE, arch)
-    assert families.architecture_from_dict(arch.to_dict(), "fmnist-cnn") == arch
+    assert families.sample_architecture(SPACE.name, 7, resolution=20).resolution == 20
+    assert families.largest_architecture(SPACE.name) == largest_plain_architecture(SPACE)
+    assert families.smallest_architecture(SPACE.name) == smallest_plain_architecture(SPACE)
+    assert isinstance(families.gene_layout(SPACE.name), PlainGeneLayout)
+    assert isinstance(families.complexity_counter(SPACE.name), PlainComplexityCounter)
+    assert families.macs_and_params(SPACE.name, arch) == plain_macs_and_params(SPACE, arch)
+    assert families.architecture_from_dict(arch.to_dict(), SPACE.name) == arch
     assert [name for name, _, _ in LAYOUT.arch_columns()] == list(arch.to_dict())
 
 
 @pytest.mark.parametrize("change,message", [
-    ({"kernel": [3] * 8}, "kernel list has 8 entries; space 'fmnist-cnn' needs 9"),
-    ({"depth": [1, 2]}, "depth list has 2 entries; space 'fmnist-cnn' needs 3"),
+    ({"kernel": [3] * 8}, "kernel list has 8 entries; space 'plain-genes-test' needs 9"),
+    ({"depth": [1, 2]}, "depth list has 2 entries; space 'plain-genes-test' needs 3"),
     ({"depth": [1, 4, 1]}, r"depth\[1\] = 4 is not allowed; choose from \(1, 2, 3\)"),
     ({"kernel": [3] * 8 + [7]}, r"kernel\[8\] = 7 is not allowed; choose from \(1, 3\)"),
     ({"width": [0, 4, 0]}, r"width\[1\] = 4 is not a width-multiplier index"),
@@ -217,7 +218,7 @@ def test_families_dispatch_the_plain_family():
 def test_bad_architectures_are_refused_with_a_clear_message(change, message):
     data = {**smallest_plain_architecture(SPACE).to_dict(), **change}
     with pytest.raises(ArchitectureError, match=message):
-        families.architecture_from_dict(data, "fmnist-cnn")
+        families.architecture_from_dict(data, SPACE.name)
     with pytest.raises(ArchitectureError, match=message):
         LAYOUT.encode(PlainArchitecture.from_dict(data))  # unvalidated: encode validates
 

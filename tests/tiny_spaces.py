@@ -49,3 +49,13 @@ def tiny_plain_space(name: str = "tiny-plain-test") -> PlainSpace:
         name=name, in_channels=1, num_classes=4, stage_widths=(16, 32), base_depths=(2, 1), resolutions=(12, 16),
         depths=(0, 1), kernel_sizes=(3, 5), width_mults=(0.5, 1.0), dropout=0.1)
     return get_space(name) if name in list_spaces() else register_space(space)
+
+
+def plain_genes_space(name: str = "plain-genes-test") -> PlainSpace:
+    """fmnist-cnn's shape with two kernel choices (1, 3) and four width multipliers (divisor 8): every
+    kind of gene has a choice, so gene, cost and feature tests can tell the choices apart."""
+    import dataclasses
+
+    space = dataclasses.replace(get_space("fmnist-cnn"), name=name, kernel_sizes=(1, 3),
+                                width_mults=(0.25, 0.5, 0.75, 1.0), channel_divisor=8)
+    return get_space(name) if name in list_spaces() else register_space(space)
