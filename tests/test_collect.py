@@ -136,3 +136,35 @@ def test_bad_config_is_refused():
     with pytest.raises(ConfigError):
         CollectConfig(supernet="x", n=0)
     np.testing.assert_equal(len(collection_architectures(SPACE, 1)), 1)
+
+
+def test_plain_family_collects_and_its_labels_match_the_extracted_subnet(tiny_data, tmp_path):
+    """fmnist-cnn has no layers every subnet shares (split_shared gives an empty prefix): its labels are
+    the whole extracted subnet's, recalibrated and evaluated, and its genes and costs come from its family."""
+    from hwnas import families
+    from hwnas.data import calibration_subset
+    from hwnas.supernet.calibration import evaluate, recalibrate_bn
+    from hwnas.supernet.plain import ElasticPlainCNN
+
+    torch.manual_seed(0)
+    net = ElasticPlainCNN("fmnist-cnn")
+    path = str(save_supernet(tmp_path / "cnn.safetensors", net))
+    summary = collect(_config(path, tmp_path / "out", 3), dataset=tiny_data, progress=False)
+    assert summary["measured"] == 3
+    records = read_jsonl(tmp_path / "out" / "dataset.jsonl")
+    assert [r["arch"] for r in records[:2]] == [families.smallest_architecture("fmnist-cnn").to_dict(),
+                                                families.largest_architecture("fmnist-cnn").to_dict()]
+    layout = families.gene_layout("fmnist-cnn")
+    for rec in records:
+        arch = families.architecture_from_dict(rec["arch"], "fmnist-cnn")
+        assert rec["genes"] == layout.encode(arch)[0].tolist()
+        assert (rec["macs"], rec["params"]) == families.macs_and_params("fmnist-cnn", arch)
+    arch = families.architecture_from_dict(records[1]["arch"], "fmnist-cnn")  # the largest, checked by hand
+    sub = net.extract(arch)
+    calib = calibration_subset(tiny_data.train, 32, seed=0)  # the collection's calibration images
+    recalibrate_bn(sub, calib, arch.resolution, tiny_data.mean, tiny_data.std, device="cpu")
+    accuracy, loss = evaluate(sub, tiny_data.val, arch.resolution, tiny_data.mean, tiny_data.std, device="cpu")
+    assert records[1]["accuracy"] == pytest.approx(accuracy, abs=1e-6)
+    assert records[1]["loss"] == pytest.approx(loss, rel=1e-4)  # the loss tells BN statistics apart
+    data = read_accuracy_data(tmp_path / "out" / "dataset.jsonl")
+    assert data.genes.shape == (3, layout.num_genes)
