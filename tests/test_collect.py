@@ -165,6 +165,6 @@ def test_plain_family_collects_and_its_labels_match_the_extracted_subnet(tiny_da
     recalibrate_bn(sub, calib, arch.resolution, tiny_data.mean, tiny_data.std, device="cpu")
     accuracy, loss = evaluate(sub, tiny_data.val, arch.resolution, tiny_data.mean, tiny_data.std, device="cpu")
     assert records[1]["accuracy"] == pytest.approx(accuracy, abs=1e-6)
-    assert records[1]["loss"] == pytest.approx(loss, rel=1e-4)  # the loss tells BN statistics apart
+    assert records[1]["loss"] == pytest.approx(loss, rel=1e-6)  # other calibration images: ~1e-4 apart
     data = read_accuracy_data(tmp_path / "out" / "dataset.jsonl")
     assert data.genes.shape == (3, layout.num_genes)
