@@ -555,9 +555,23 @@ def known_gaps(root: Path) -> str:
             f"{' and '.join(unbeaten)}" if unbeaten and len(unbeaten) == len(refs) else
             f"; the quickstart's exported front does not beat {' and '.join(unbeaten)}" if unbeaten else "")
     return (f"Known gaps: the shipped supernet is CPU-trained for {log[-1]['epoch']} epochs (no GPU was available) "
-            f"and {goal}{lost}; {predictor}{_gpu_gap()}{_int8_gap(root)}. This VM's speed drifts over seconds: exported models are timed "
+            f"and {goal}{lost}{_cnn_gap(root)}; {predictor}{_gpu_gap()}{_int8_gap(root)}. This VM's speed drifts over seconds: exported models are timed "
             f"together for at least {MIN_MEASURE_SECONDS:g} s, but a later measurement still sees a different machine speed than the "
             "profile did, so export-time agreement is looser than the tables' own validation.")
+
+
+def _cnn_gap(root: Path) -> str:
+    """What the plain-CNN family's front does against the references, once it was timed beside them."""
+    path = root / "family_fronts.json"
+    if not path.exists():
+        return ""
+    refs = [r for r in _load(path)["rows"] if not r.get("exported")]
+    cnn_wins = [r["model"] for r in refs if any(n.startswith("fmnist-cnn/") for n in r["beaten_by"] or [])]
+    if len(cnn_wins) == len(refs):
+        return "; the plain-CNN space's front (`fmnist-cnn`) beats both (`family_fronts.json`)"
+    lost = [r["model"] for r in refs if r["model"] not in cnn_wins]
+    return (f"; the plain-CNN space's front (`fmnist-cnn`, 25-epoch supernet) does not beat {' or '.join(lost)} either: "
+            "its middle subnets lag its largest (`family_fronts.json`, `supernet_quality_cnn.json`)")
 
 
 def _gpu_gap() -> str:

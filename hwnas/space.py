@@ -349,7 +349,7 @@ class PlainSpace:
     resolutions: tuple[int, ...]
     depths: tuple[int, ...] = (0, 1, 2)
     # The kernel-size choice (one per layer) defaults to 3x3 only. (3, 5) doubles the sandwich step
-    # (1.20 s vs 0.60 s, batch 256, two threads: experiments/results/plain_step_time.json); (1, 3) made
+    # (1.24 s vs 0.55 s, batch 256, two threads: experiments/results/plain_step_time.json); (1, 3) made
     # the smallest subnet all 1x1 convs, which stayed at 40 % validation accuracy from the second to the
     # fifth epoch (experiments/results/train_fmnist_cnn_k13_stopped/).
     kernel_sizes: tuple[int, ...] = (3,)

@@ -8,6 +8,8 @@ layer that never ends it (that layer gets its own channel order).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -205,3 +207,13 @@ def test_macs_and_params_match_hooks_on_the_static_subnet():
     for arch in parity_architectures(n_random=6, seed=4):
         expected = count_macs_params(net.extract(arch), (1, SPACE.in_channels, arch.resolution, arch.resolution))
         assert macs_and_params(SPACE, arch) == expected, arch
+
+
+def test_search_reads_a_plain_checkpoints_space(tmp_path):
+    """hwnas search --supernet on a trained plain supernet: its stored space is a PlainSpace, not mbconv's."""
+    from hwnas.search.runner import resolve_space
+    from hwnas.supernet.checkpoint import save_supernet
+
+    path = save_supernet(tmp_path / "cnn.safetensors", ElasticPlainCNN("fmnist-cnn"))
+    space, supernet = resolve_space(path, None)
+    assert space.name == "fmnist-cnn" and space.family == "plain" and Path(supernet) == path

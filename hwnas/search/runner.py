@@ -56,7 +56,7 @@ from hwnas.search.front import FrontRecord, Pick, write_records
 from hwnas.search.nsga2 import NSGA2, NSGA2Config, SearchResult
 from hwnas.search.plot import pareto_png
 from hwnas.search.problem import Constraint, Objective, SearchProblem
-from hwnas.space import SearchSpace, get_space
+from hwnas.space import SearchSpace, get_space, space_from_dict
 
 DEFAULT_SUPERNET = paths.DEFAULT_SUPERNET
 TABLES_DIR = paths.TABLES_DIR
@@ -114,7 +114,7 @@ def resolve_space(supernet: str | Path | None, space: str | None) -> tuple[Searc
     from hwnas.supernet.checkpoint import read_metadata  # lazy: needs safetensors only
 
     meta = read_metadata(path)
-    stored = SearchSpace.from_dict(json.loads(meta["space"]))
+    stored = space_from_dict(json.loads(meta["space"]))  # any family's description
     if space is not None:
         chosen = get_space(space)
     else:
