@@ -245,6 +245,10 @@ def test_interleaved_profile_times_all_graphs_together_and_resumes(tmp_path):
         assert e["repeats"] == profile.repeats and e["ms"] == e["min_ms"] <= e["median_ms"]
     assert len(result.report["validation"]["points"]) == 3
     assert "interleaved" in result.report_paths[1].read_text()
+    # the resumed run's times cover only its own passes, and its report says so
+    seconds = result.table.meta["seconds"]
+    assert (seconds["passes_reused_from_checkpoint"], seconds["passes_timed_this_run"]) == (2, profile.repeats - 2)
+    assert f"2 of {profile.repeats} interleaved passes came from its checkpoint" in result.report_paths[1].read_text()
 
 
 def test_burst_is_validated_and_recorded_in_the_protocol(tmp_path):

@@ -169,6 +169,7 @@ class Profiler:
         self._entry_graphs: Any = None  # EntryGraphs: one export per block structure, moved to other resolutions
         self._measured = {"entry": 0, "calibration": 0, "validation": 0, "reference": 0}
         self.group_speeds: list[float] = []  # per interleaved group, relative to the fastest (drift between groups)
+        self.passes: dict[str, int] = {}  # interleaved passes timed now / reused from an interrupted run
 
     # --------------------------------------------------------------------------- identity
     @property
@@ -245,6 +246,8 @@ class Profiler:
         seconds["entries"] = seconds.pop("entry")
         seconds["profile_total"] = seconds["entries"] + seconds["calibration"]
         seconds["this_run_wall"] = time.perf_counter() - started
+        # a resumed run's seconds cover only what it timed itself: the passes say how much came before
+        seconds.update({f"passes_{k}": v for k, v in self.passes.items()})
         meta = {"device": self.profile.to_dict(), "runtime": self.measurer.describe(),
                 "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                 "protocol": self.protocol(), "hwnas_version": __version__, "seconds": seconds,
@@ -329,6 +332,7 @@ class Profiler:
                                 protocol=protocol, reference=graphs[-1], log=log)
             time_s = time.perf_counter() - t1
         self.group_speeds = stats.group_slowdowns
+        self.passes = {"timed_this_run": log.added, "reused_from_checkpoint": log.reused}
         for job in jobs:
             self._measured[job.kind] += int(log.added > 0)
         per_ms = np.array([st.mean_ms * st.repeats for st in stats])
@@ -542,19 +546,30 @@ class _CheckpointLog:
     is keyed by the hash of its group's jobs, so passes are reused only for the same group."""
 
     def __init__(self, path: Path, jobs: Sequence["_Job"], records: list[dict[str, Any]]) -> None:
-        self.path, self.jobs, self.records, self.added = path, jobs, records, 0
+        self.path, self.jobs, self.records, self.added, self.reused = path, jobs, records, 0, 0
 
     def _key(self, members: Sequence[int]) -> str:
         return _jobs_hash([self.jobs[i] for i in members])
 
     def done(self, members: Sequence[int]) -> list[list[float]]:
         key = self._key(members)
-        return [r["ms"] for r in self.records if r.get("type") == "pass" and r.get("jobs") == key
-                and len(r.get("ms", ())) == len(members)]
+        passes = [r["ms"] for r in self.records if r.get("type") == "pass" and r.get("jobs") == key
+                  and len(r.get("ms", ())) == len(members)]
+        self.reused += len(passes)
+        return passes
 
     def add(self, members: Sequence[int], row: np.ndarray) -> None:
         append_jsonl(self.path, {"type": "pass", "jobs": self._key(members), "ms": [float(v) for v in row]})
         self.added += 1
+
+
+def _resumed_note(seconds: dict[str, Any]) -> str:
+    """Says that the times above cover only part of the timing when the run resumed an interrupted one."""
+    reused = seconds.get("passes_reused_from_checkpoint", 0)
+    if not reused:
+        return ""
+    return (f" (this run resumed an interrupted one: {reused} of {reused + seconds.get('passes_timed_this_run', 0)} "
+            "interleaved passes came from its checkpoint, so these times leave out the earlier run's)")
 
 
 def _check_precision(precision: str, profile: DeviceProfile) -> None:
@@ -650,7 +665,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"- entries: {report.get('entries')} (median p10-p90 spread "
         f"{report.get('entry_spread_p10_p90_pct_median') or 0:.1f}% of the median); profiling time {sec.get('profile_total', 0):.1f} s "
         f"(entries {sec.get('entries', 0):.1f} s + calibration {sec.get('calibration', 0):.1f} s), "
-        f"validation {sec.get('validation', 0):.1f} s",
+        f"validation {sec.get('validation', 0):.1f} s{_resumed_note(sec)}",
         f"- fastest subnet: {report.get('min_latency_ms', 0):.4f} ms calibrated "
         f"({report.get('min_latency_lut_sum_ms', 0):.4f} ms plain sum)", "",
         "## Validation on held-out random subnets (measured end to end)", "", metrics_table(report), "",
