@@ -118,9 +118,43 @@ class Split:
         return Split(self.images[idx], self.labels[idx])
 
 
+@dataclass(frozen=True)
+class FolderSplit:
+    """A split of an image folder that stays on disk: its files and labels. :meth:`subset` decodes
+    only the images a step asks for (export's calibration and evaluation images: a few thousand of
+    an ImageNet-sized folder), with a progress bar; :meth:`select` narrows it without decoding."""
+
+    files: tuple[Path, ...]
+    labels: torch.Tensor
+    in_channels: int
+    size: tuple[int, int]  # (width, height) every image is resized to
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return self.size[1], self.size[0]
+
+    def select(self, indices: np.ndarray | Sequence[int]) -> "FolderSplit":
+        idx = np.asarray(indices, dtype=np.int64)
+        return FolderSplit(tuple(self.files[i] for i in idx), self.labels[torch.from_numpy(idx)], self.in_channels,
+                           self.size)
+
+    def subset(self, indices: torch.Tensor | np.ndarray | Sequence[int]) -> Split:
+        """The images at ``indices``, decoded, in that order."""
+        idx = indices.numpy() if isinstance(indices, torch.Tensor) else np.asarray(indices, dtype=np.int64)
+        chosen = self.select(idx)
+        return Split(_load_images(chosen.files, self.in_channels, self.size, "decoding images", bar_from=1),
+                     chosen.labels)
+
+
 @dataclass
 class Dataset:
-    """A data set ready for training: three splits plus what a model and loader need to know."""
+    """A data set ready for training: three splits plus what a model and loader need to know.
+
+    Splits are :class:`Split` (decoded), or :class:`FolderSplit` (on disk) for an image folder
+    opened with ``decode=False``; then ``mean``/``std`` are estimated on a sample of its images."""
 
     name: str
     train: Split
@@ -338,6 +372,9 @@ IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", 
                               ".ppm", ".pgm", ".pbm"})
 _GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"})
 _SPLIT_DIRS = ("train", "val", "test")
+# training images whose channel statistics stand for a folder kept on disk (decode=False): the mean
+# of 2,000 images is within about 1/255 of the whole folder's for natural images
+STATS_SAMPLE = 2000
 
 
 def _subdirs(path: Path) -> list[Path]:
@@ -370,9 +407,10 @@ def _scan_classes(root: Path, class_names: Sequence[str] | None = None) -> tuple
 def _probe_images(files: Sequence[Path]) -> tuple[set[str], set[tuple[int, int]]]:
     """Modes and sizes of ``files`` from their headers only (cheap), naming any unreadable file."""
     from PIL import Image
+    from tqdm import tqdm
 
     modes, sizes = set(), set()
-    for path in files:
+    for path in tqdm(files, desc="reading image headers", unit="img", leave=False, disable=len(files) < 5000):
         try:
             with Image.open(path) as img:
                 modes.add(img.mode)
@@ -382,15 +420,17 @@ def _probe_images(files: Sequence[Path]) -> tuple[set[str], set[tuple[int, int]]
     return modes, sizes
 
 
-def _load_images(files: Sequence[Path], in_channels: int, size: tuple[int, int], desc: str) -> torch.Tensor:
-    """Decode, convert and resize ``files`` into one uint8 N x C x H x W tensor."""
+def _load_images(files: Sequence[Path], in_channels: int, size: tuple[int, int], desc: str,
+                 bar_from: int = 1000) -> torch.Tensor:
+    """Decode, convert and resize ``files`` into one uint8 N x C x H x W tensor (a progress bar from
+    ``bar_from`` files on)."""
     from PIL import Image
     from tqdm import tqdm
 
     width, height = size
     out = np.empty((len(files), height, width, in_channels), dtype=np.uint8)
     mode = "L" if in_channels == 1 else "RGB"
-    for i, path in enumerate(tqdm(files, desc=desc, unit="img", leave=False, disable=len(files) < 1000)):
+    for i, path in enumerate(tqdm(files, desc=desc, unit="img", leave=False, disable=len(files) < bar_from)):
         try:
             with Image.open(path) as img:
                 img = img.convert(mode)
@@ -419,12 +459,16 @@ def _folder_layout(root: Path) -> dict[str, Path]:
 
 def load_image_folder(root: str | Path, *, val_size: int | float = 0.1, test_size: int | float = 0.1,
                       seed: int = 0, in_channels: int | None = None,
-                      image_size: int | None = None) -> Dataset:
+                      image_size: int | None = None, decode: bool = True,
+                      mixed_size: int | None = None) -> Dataset:
     """A data set from ``root/<class>/*`` or ``root/train/<class>/*`` (+ optional ``root/val``, ``root/test``).
 
     Splits not given as folders are stratified hold-outs from the training images (sizes relative to
     the training folder). ``in_channels`` defaults to 1 when every image is grayscale, else 3;
-    ``image_size`` defaults to the images' own size when they all share one.
+    ``image_size`` defaults to the images' own size when they all share one, else to ``mixed_size``
+    (if given). ``decode=False`` keeps the splits on disk (:class:`FolderSplit`): the same files and
+    the same split, but only the images a step takes are ever decoded; mean and std are then
+    estimated on :data:`STATS_SAMPLE` training images.
     """
     _check_shape_options(in_channels, image_size)
     root = Path(root).expanduser()
@@ -441,13 +485,17 @@ def load_image_folder(root: str | Path, *, val_size: int | float = 0.1, test_siz
         size = (image_size, image_size)
     elif len(sizes) == 1:
         size = next(iter(sizes))
+    elif mixed_size is not None:
+        size = (mixed_size, mixed_size)
     else:
         raise DataError(f"images under {root} have {len(sizes)} different sizes (e.g. {sorted(sizes)[:3]}); "
                         f"pass image_size (--image-size) to resize them all to one square size")
 
-    def split_of(paths: Sequence[Path], split_labels: np.ndarray, name: str) -> Split:
-        images = _load_images(paths, in_channels, size, f"loading {name} images")
-        return Split(images, torch.from_numpy(split_labels))
+    def split_of(paths: Sequence[Path], split_labels: np.ndarray, name: str) -> Split | FolderSplit:
+        on_disk = FolderSplit(tuple(paths), torch.from_numpy(split_labels), in_channels, size)
+        if not decode:
+            return on_disk
+        return Split(_load_images(paths, in_channels, size, f"loading {name} images"), on_disk.labels)
 
     pool = split_of(files, labels, "train")
     rest = np.arange(len(labels))
@@ -458,10 +506,11 @@ def load_image_folder(root: str | Path, *, val_size: int | float = 0.1, test_siz
         n = _resolve_size(amount, len(labels), f"{name}_size")
         keep, out = stratified_holdout(labels[rest], n, seed * 1000 + stream)
         held[name], rest = rest[out], rest[keep]
-    splits = {name: pool.subset(idx) for name, idx in held.items()}
+    narrow = pool.subset if decode else pool.select
+    splits = {name: narrow(idx) for name, idx in held.items()}
     splits.update({name: split_of(fs, lb, name) for name, (fs, lb) in given.items()})
-    train = pool.subset(rest)
-    mean, std = channel_stats(train.images)
+    train = narrow(rest)
+    mean, std = channel_stats(train.images if decode else calibration_subset(train, STATS_SAMPLE, seed).images)
     return Dataset(name=root.name, train=train, val=splits["val"], test=splits["test"],
                    num_classes=len(class_names), in_channels=in_channels, class_names=tuple(class_names),
                    mean=mean, std=std)
@@ -471,9 +520,11 @@ def load_image_folder(root: str | Path, *, val_size: int | float = 0.1, test_siz
 
 def load_dataset(source: str | Path = "fashion-mnist", *, val_size: int | float | None = None, seed: int = 0,
                  in_channels: int | None = None, image_size: int | None = None,
-                 test_size: int | float | None = None) -> Dataset:
+                 test_size: int | float | None = None, decode: bool = True,
+                 mixed_size: int | None = None) -> Dataset:
     """Load ``source``: "fashion-mnist" (from :func:`fashion_mnist_dir`), a folder holding the four
-    Fashion-MNIST IDX files, or an image folder (see :func:`load_image_folder`).
+    Fashion-MNIST IDX files, or an image folder (see :func:`load_image_folder`; ``decode`` and
+    ``mixed_size`` apply to folders only: Fashion-MNIST is small and always decoded).
 
     ``val_size``/``test_size``: an image count or a fraction of the training images; ``val_size``
     defaults to 5000 for Fashion-MNIST and 0.1 for folders. ``test_size`` (default 0.1) applies only
@@ -487,16 +538,18 @@ def load_dataset(source: str | Path = "fashion-mnist", *, val_size: int | float 
         root = None if str(source).lower() in _FASHION_MNIST_NAMES else path
         return load_fashion_mnist(root, val_size=5000 if val_size is None else val_size, **options)
     return load_image_folder(path, val_size=0.1 if val_size is None else val_size,
-                             test_size=0.1 if test_size is None else test_size, **options)
+                             test_size=0.1 if test_size is None else test_size, decode=decode,
+                             mixed_size=mixed_size, **options)
 
 
-def calibration_subset(split: Split, n_images: int, seed: int = 0) -> Split:
+def calibration_subset(split: Split | FolderSplit, n_images: int, seed: int = 0) -> Split:
     """A fixed random subset of ``n_images`` (all of them if fewer) for BN recalibration: the same
-    seed gives the same images, so recalibrated accuracies of different subnets are comparable."""
+    seed gives the same images, so recalibrated accuracies of different subnets are comparable.
+    A split on disk is decoded for exactly those images."""
     if n_images <= 0:
         raise DataError(f"calibration subset needs a positive image count, got {n_images}")
     if n_images >= len(split):
-        return split
+        return split if isinstance(split, Split) else split.subset(np.arange(len(split)))
     generator = torch.Generator().manual_seed(seed)
     idx = torch.randperm(len(split), generator=generator)[:n_images].sort().values
     return split.subset(idx)

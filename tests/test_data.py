@@ -208,6 +208,29 @@ def test_folder_mixed_sizes_need_image_size(tmp_path):
     assert load_dataset(tmp_path, val_size=1, test_size=1, image_size=8).train.images.shape[-1] == 8
 
 
+def test_folder_kept_on_disk_gives_the_same_split_and_decodes_only_what_is_asked(tmp_path, monkeypatch):
+    """decode=False (export's mode): the same files in the same splits as decoding everything, but a
+    subset decodes just its images; mixed sizes fall back to mixed_size instead of an error."""
+    make_class_folder(tmp_path / "pets", {"cat": 10, "dog": 10, "fox": 10})
+    full = load_dataset(tmp_path / "pets", seed=1)
+    lazy = load_dataset(tmp_path / "pets", seed=1, decode=False)
+    assert isinstance(lazy.test, data.FolderSplit) and isinstance(lazy.train, data.FolderSplit)
+    for name in ("train", "val", "test"):
+        assert torch.equal(getattr(lazy, name).labels, getattr(full, name).labels)
+    decoded: list[int] = []
+    real_load = data._load_images
+    monkeypatch.setattr(data, "_load_images", lambda files, *a, **k: decoded.append(len(files)) or real_load(files, *a, **k))
+    calib = calibration_subset(lazy.train, 5, seed=3)
+    assert decoded == [5] and isinstance(calib, Split)
+    assert torch.equal(calib.images, calibration_subset(full.train, 5, seed=3).images)
+    assert torch.equal(calibration_subset(lazy.test, 100).images, full.test.images)  # all of a small split
+    assert abs(lazy.mean[0] - full.mean[0]) < 1e-6  # 24 training images: the sample is all of them
+    write_png(tmp_path / "pets" / "cat" / "big.png", 1, size=(12, 12))
+    with pytest.raises(DataError, match="image_size"):
+        load_dataset(tmp_path / "pets", decode=False)
+    assert load_dataset(tmp_path / "pets", decode=False, mixed_size=6).train.image_size == (6, 6)
+
+
 def test_folder_errors(tmp_path):
     with pytest.raises(DataError, match="does not exist"):
         load_dataset(tmp_path / "missing")

@@ -153,6 +153,38 @@ def test_export_settings_without_images():
             ExportSettings(out=Path("m.onnx"), **{field: -1})
 
 
+def test_export_from_an_image_folder_decodes_only_the_images_it_uses(tmp_path, monkeypatch):
+    """An ImageNet-like folder (mixed image sizes, many files) stays on disk: export decodes the channel-
+    statistics sample, the calibration, evaluation and parity images, resized to the space's largest
+    resolution, and nothing else."""
+    from PIL import Image
+
+    from export_fixtures import random_checkpoint
+    from hwnas import data
+    from hwnas.arch import sample_architecture
+    from hwnas.export.pipeline import export_architecture
+
+    for c in range(10):  # fmnist-mbv3 has 10 classes
+        for i in range(12):
+            path = tmp_path / "folder" / f"class{c}" / f"{i}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.new("L", (20 + i, 24), 10 * c + i).save(path)
+    ckpt = random_checkpoint(tmp_path)
+    (tmp_path / "arch.json").write_text(json.dumps(sample_architecture("fmnist-mbv3", 3).to_dict()))
+    decoded: list[tuple[int, tuple[int, int]]] = []
+    real = data._load_images
+    monkeypatch.setattr(data, "_load_images",
+                        lambda files, c, size, *a, **k: decoded.append((len(files), size)) or real(files, c, size, *a, **k))
+    monkeypatch.setattr(data, "STATS_SAMPLE", 10)
+    settings = ExportSettings(out=tmp_path / "m.onnx", supernet=str(ckpt), data=str(tmp_path / "folder"),
+                              calib_images=6, eval_images=4, parity_images=3, progress=False)
+    result = export_architecture(tmp_path / "arch.json", settings)
+    assert result.status == "ok" and round(result.fp32.accuracy * 4, 9) % 1 == 0  # k correct of 4 images
+    assert sorted(n for n, _ in decoded) == [3, 4, 6, 10]  # parity, evaluation, calibration, statistics
+    largest = max(get_space("fmnist-mbv3").resolutions)
+    assert {size for _, size in decoded} == {(largest, largest)}  # mixed sizes -> the space's largest resolution
+
+
 def test_export_caps_accuracy_images_and_can_keep_bn_statistics(tmp_path, capsys):
     from export_fixtures import random_checkpoint
     from hwnas.arch import sample_architecture

@@ -62,11 +62,13 @@ class Source:
 
     @property
     def normalization(self) -> tuple[tuple[float, ...] | None, tuple[float, ...] | None]:
-        """(mean, std) of the inputs: the data set's; without one, once-for-all's ImageNet values for
-        its supernets and unknown (None, None: not stamped into the model) for others."""
+        """(mean, std) of the inputs: once-for-all's ImageNet values for its supernets, else the data
+        set's; unknown (None, None: not stamped into the model) without data."""
+        if self.ofa:  # once-for-all trained with these, whatever folder recalibrates or evaluates it
+            return IMAGENET_MEAN, IMAGENET_STD
         if self.dataset is not None:
             return self.dataset.mean, self.dataset.std
-        return (IMAGENET_MEAN, IMAGENET_STD) if self.ofa else (None, None)
+        return None, None
 
 
 def resolve_path(path: str, base: Path | None) -> Path:
@@ -126,8 +128,10 @@ def _load_data(space: Any, data: str | None, extra: dict[str, Any]) -> Any:
         raise ConfigError(f"the supernet does not say which data it was trained on; pass --data (an image folder "
                           f"with {space.num_classes} classes, or 'fashion-mnist'), or export without images: "
                           "--calib-images 0 --eval-images 0 (keeps its BN statistics, parity on random inputs)")
+    # an image folder stays on disk: only the calibration, evaluation and parity images are decoded,
+    # and images of mixed sizes (an ImageNet folder) are resized to the space's largest resolution
     dataset = load_dataset(source, val_size=train_config.get("val_size"), seed=train_config.get("seed", 0),
-                           in_channels=space.in_channels)
+                           in_channels=space.in_channels, decode=False, mixed_size=max(space.resolutions))
     if dataset.num_classes != space.num_classes:
         raise ConfigError(f"data set {source!r} has {dataset.num_classes} classes but space {space.name!r} "
                           f"has {space.num_classes}; pass the data the supernet was trained on with --data")
@@ -294,10 +298,9 @@ def _int8(source: Source, path: Path, arch: Any) -> Any:
     from hwnas.export.quantize import quantize_int8
     from hwnas.export.report import ModelFile
 
-    data = source.dataset
-    q_path = quantize_int8(path, int8_path(path), source.int8_calib, resolution=arch.resolution,
-                           mean=data.mean, std=data.std)
-    accuracy = onnx_accuracy(q_path, source.test, arch.resolution, data.mean, data.std) if source.test else None
+    mean, std = source.normalization
+    q_path = quantize_int8(path, int8_path(path), source.int8_calib, resolution=arch.resolution, mean=mean, std=std)
+    accuracy = onnx_accuracy(q_path, source.test, arch.resolution, mean, std) if source.test else None
     return ModelFile(path=str(q_path), size_bytes=q_path.stat().st_size, accuracy=accuracy)
 
 
