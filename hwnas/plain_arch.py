@@ -142,8 +142,8 @@ class PlainPlan:
     """The layers a plain-CNN subnet runs, and the head's input."""
 
     layers: tuple[ConvLayerSpec, ...]
-    features: int  # channels entering global pooling and the classifier
-    final_size: int  # spatial size entering global pooling
+    features: int  # channels entering the head
+    final_size: int  # spatial size entering the head
 
 
 def layer_positions(space: PlainSpace | str) -> tuple[LayerPosition, ...]:
@@ -188,14 +188,18 @@ def conv_layer_cost(spec: ConvLayerSpec) -> tuple[int, int]:
             spec.in_channels * spec.out_channels * k2 + 2 * spec.out_channels)
 
 
-def plain_head_cost(space: PlainSpace, features: int) -> tuple[int, int]:
-    """(MACs, params) of the classifier on ``features`` pooled channels."""
-    return features * space.num_classes, features * space.num_classes + space.num_classes
+def plain_head_cost(space: PlainSpace, features: int, size: int) -> tuple[int, int]:
+    """(MACs, params) of the head on ``features`` channels of a ``size`` x ``size`` map: its linear layers
+    (the hidden one, if the space has one, and the classifier); pooling and flattening are free."""
+    inputs, hidden, classes = space.head_inputs(features, size), space.head_hidden, space.num_classes
+    if not hidden:
+        return inputs * classes, inputs * classes + classes
+    return inputs * hidden + hidden * classes, inputs * hidden + hidden + hidden * classes + classes
 
 
 def plain_macs_and_params(space: PlainSpace | str, arch: PlainArchitecture) -> tuple[int, int]:
     """Exact MACs (convs and classifier) and parameters (BN affine included), as :mod:`hwnas.complexity`."""
     space = plain_space(space)
     plan = plain_plan(space, arch)
-    parts = [*(conv_layer_cost(layer) for layer in plan.layers), plain_head_cost(space, plan.features)]
+    parts = [*(conv_layer_cost(layer) for layer in plan.layers), plain_head_cost(space, plan.features, plan.final_size)]
     return sum(m for m, _ in parts), sum(p for _, p in parts)

@@ -21,5 +21,5 @@ class PlainComplexityCounter(PartCostCounter):
     def __init__(self, space: PlainSpace | str) -> None:
         self.space = space = plain_space(space)
         layout = PlainGeneLayout(space)
-        tables = layout.part_tables(conv_layer_cost, lambda features, _size: plain_head_cost(space, features))
+        tables = layout.part_tables(conv_layer_cost, lambda features, size: plain_head_cost(space, features, size))
         super().__init__(layout, tables, 0, ("layer_in", "layer_out", "kernel"), layout.layer_stage)

@@ -27,6 +27,8 @@ FAMILIES = ("mbconv", "resnet", "plain")
 # fingerprint.
 _LATER_DEFAULTS: dict[str, Any] = {"family": "mbconv", "head_act": "hswish"}
 _LATER_STAGE_DEFAULTS: dict[str, Any] = {"depths": None}
+_LATER_PLAIN_DEFAULTS: dict[str, Any] = {"head": "global", "head_hidden": 0}
+PLAIN_HEADS = ("global", "flatten")
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
@@ -360,6 +362,8 @@ class PlainSpace:
     bn_momentum: float = 0.1
     family: str = "plain"
     description: str = field(default="", compare=False)
+    head: str = "global"
+    head_hidden: int = 0
 
     def __post_init__(self) -> None:
         for attr, kind in (("stage_widths", int), ("base_depths", int), ("resolutions", int), ("depths", int),
@@ -387,6 +391,18 @@ class PlainSpace:
             raise SpaceError(f"space {self.name!r}: resolution {min(self.resolutions)} is too small for "
                              f"{self.num_stages} stages (each after the first halves it); use fewer stages or "
                              "larger resolutions")
+        self._check_head()
+
+    def _check_head(self) -> None:
+        if self.head not in PLAIN_HEADS:
+            raise SpaceError(f"space {self.name!r}: head must be one of {PLAIN_HEADS}, got {self.head!r}")
+        if int(self.head_hidden) < 0:
+            raise SpaceError(f"space {self.name!r}: head_hidden must be >= 0 (0: no hidden layer)")
+        object.__setattr__(self, "head_hidden", int(self.head_hidden))
+        sizes = sorted({self.stage_input_size(self.num_stages - 1, r) for r in self.resolutions})
+        if self.head == "flatten" and len(sizes) > 1:
+            raise SpaceError(f"space {self.name!r}: a flattened head needs one final map size, but resolutions "
+                             f"{self.resolutions} give {sizes}; keep resolutions with one size or use head='global'")
 
     # ----------------------------------------------------------------------------- shape facts
     @property
@@ -413,9 +429,13 @@ class PlainSpace:
         """Spatial size of a stage's layers at ``resolution`` (2x2 max pooling, floor, before each stage but the first)."""
         return resolution >> stage
 
+    def head_inputs(self, features: int, size: int) -> int:
+        """Inputs of the head's first linear layer for ``features`` channels on a ``size`` x ``size`` map."""
+        return features * size * size if self.head == "flatten" else features
+
     # ----------------------------------------------------------------------------- identity
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = _without_later_defaults(asdict(self), _LATER_PLAIN_DEFAULTS)
         for attr in ("stage_widths", "base_depths", "resolutions", "depths", "kernel_sizes", "width_mults"):
             data[attr] = list(data[attr])
         return data
@@ -598,4 +618,21 @@ FMNIST_CNN = register_space(PlainSpace(
     width_mults=(0.25, 0.375, 0.5, 0.75, 1.0),
     channel_divisor=4,
     dropout=0.1,
+))
+
+FMNIST_VGG = register_space(PlainSpace(
+    name="fmnist-vgg",
+    description="Fashion-MNIST VGG-style CNN: 3 stages of 1-3 3x3 conv layers (8-96 channels, 5 widths per stage), "
+                "2x2 max pooling between stages, the 7x7 map flattened into a 128-unit hidden layer (as the "
+                "small-cnn reference); input 28 px. Built for CPUs (issue 14).",
+    in_channels=1,
+    num_classes=10,
+    stage_widths=(32, 64, 96),
+    base_depths=(1, 1, 1),
+    resolutions=(28,),
+    width_mults=(0.25, 0.375, 0.5, 0.75, 1.0),
+    channel_divisor=4,
+    dropout=0.2,
+    head="flatten",
+    head_hidden=128,
 ))

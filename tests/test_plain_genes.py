@@ -110,13 +110,13 @@ def test_stage_costs_add_up_to_the_layers_share_of_the_total():
         for s in range(SPACE.num_stages):
             cost = [conv_layer_cost(layer) for layer in plan.layers if LAYOUT.layer_stage[layer.layer] == s]
             assert (stage_macs[row, s], stage_params[row, s]) == (sum(m for m, _ in cost), sum(p for _, p in cost))
-        head = plain_head_cost(SPACE, plan.features)
+        head = plain_head_cost(SPACE, plan.features, plan.final_size)
         assert counter.macs(genes[row])[0] - stage_macs[row].sum() == head[0]
 
 
 def _pooled_macs(features: int, size: int) -> int:
     """A head cost that depends on the pooled map's size, so a wrong ``final_size`` shows."""
-    return features * size * size + plain_head_cost(SPACE, features)[0]
+    return features * size * size + plain_head_cost(SPACE, features, size)[0]
 
 
 def test_additive_sum_of_part_tables_equals_the_plan():

@@ -21,7 +21,8 @@ from hwnas.export.onnx_export import check_parity, export_subnet, read_metadata
 from hwnas.families import macs_and_params
 from hwnas.plain_arch import (PlainArchitecture, largest_plain_architecture, plain_plan, sample_plain_architecture,
                               smallest_plain_architecture)
-from hwnas.space import get_space
+from hwnas.errors import SpaceError
+from hwnas.space import get_space, space_from_dict
 from hwnas.supernet.network import build_supernet
 from hwnas.supernet.plain import ElasticPlainCNN, PlainConvLayer, PlainHead, SubnetPlainCNN
 from hwnas.supernet.static import ConvBNAct
@@ -31,6 +32,7 @@ from tiny_spaces import tiny_plain_space  # noqa: E402 (tests/ is on sys.path)
 torch.set_num_threads(1)
 SPACE = get_space("fmnist-cnn")
 TINY = tiny_plain_space()
+VGG = get_space("fmnist-vgg")  # flattened head with a hidden layer
 
 
 @torch.no_grad()
@@ -79,13 +81,14 @@ def test_supernet_is_registered_and_holds_the_largest_shapes():
     assert net.set_smallest() == smallest_plain_architecture(SPACE) == net.active
 
 
-def test_extracted_subnets_compute_what_the_supernet_computes():
-    net = random_net()
-    archs = parity_architectures()
-    assert len(archs) >= 20 + 2 * len(SPACE.resolutions)
-    assert {a.resolution for a in archs} == set(SPACE.resolutions)
+@pytest.mark.parametrize("space", [SPACE, VGG], ids=lambda s: s.name)
+def test_extracted_subnets_compute_what_the_supernet_computes(space):
+    net = random_net(space)
+    archs = parity_architectures(space)
+    assert len(archs) >= 20 + 2 * len(space.resolutions)
+    assert {a.resolution for a in archs} == set(space.resolutions)
     for i, arch in enumerate(archs):
-        x = images(arch, seed=i)
+        x = images(arch, seed=i, space=space)
         net.set_active(arch)
         with torch.no_grad():
             expected = net(x)
@@ -115,7 +118,7 @@ def test_the_static_subnet_runs_the_planned_layers():
         assert torch.equal(rest(shared(x)), sub(x))
 
 
-@pytest.mark.parametrize("space", [SPACE, TINY], ids=lambda s: s.name)
+@pytest.mark.parametrize("space", [SPACE, TINY, VGG], ids=lambda s: s.name)
 def test_sorting_channels_keeps_the_full_width_function_at_every_depth_and_kernel(space):
     net = random_net(space, seed=1)
     rng = np.random.default_rng(1)
@@ -169,14 +172,52 @@ def test_folding_batchnorm_leaves_no_bn_and_the_same_outputs():
             assert (folded(x) - sub(x)).abs().max().item() <= 1e-5
 
 
-def test_subnet_exports_to_onnx_within_parity(tmp_path):
-    net = random_net()
-    for i, arch in enumerate([largest_plain_architecture(SPACE, 20), sample_plain_architecture(SPACE, 6)]):
+@pytest.mark.parametrize("space", [SPACE, VGG], ids=lambda s: s.name)
+def test_subnet_exports_to_onnx_within_parity(tmp_path, space):
+    net = random_net(space)
+    for i, arch in enumerate([largest_plain_architecture(space, min(space.resolutions)),
+                              sample_plain_architecture(space, 6)]):
         sub = net.extract(arch).eval()
         path = export_subnet(sub, arch, tmp_path / f"plain{i}.onnx")
         assert read_metadata(path)["architecture"] == arch.to_dict()
-        _, max_rel = check_parity(path, sub, images(arch, batch=3, seed=i))
+        _, max_rel = check_parity(path, sub, images(arch, batch=3, seed=i, space=space))
         assert max_rel <= 1e-4
+
+
+def test_a_flattened_head_reads_every_position_of_the_leading_channels():
+    """fmnist-vgg's head: flatten (channel-major) -> hidden ReLU layer -> dropout -> classifier, sliced to
+    the active last-stage width; a change at any position of an active channel moves the logits, a
+    change in an inactive channel does not."""
+    net = random_net(VGG).eval()
+    arch = sample_plain_architecture(VGG, 2)
+    plan = plain_plan(VGG, arch)
+    sub = net.extract(arch).eval()
+    assert sub.head.flatten and sub.head.hidden.in_features == plan.features * plan.final_size ** 2
+    assert (sub.head.hidden.out_features, sub.head.classifier.in_features) == (VGG.head_hidden, VGG.head_hidden)
+    feats = torch.randn(1, plan.features, plan.final_size, plan.final_size, generator=torch.Generator().manual_seed(0))
+    moved = feats.clone()
+    moved[0, -1, -1, -1] += 5.0  # the last position of the last active channel
+    with torch.no_grad():
+        assert not torch.allclose(sub.head(moved), sub.head(feats))
+
+
+def test_a_flattened_head_needs_one_final_map_size():
+    import dataclasses
+
+    with pytest.raises(SpaceError, match="one final map size"):
+        dataclasses.replace(VGG, name="vgg-two-sizes", resolutions=(24, 28))
+    with pytest.raises(SpaceError, match="head must be one of"):
+        dataclasses.replace(VGG, name="vgg-bad-head", head="attention")
+
+
+def test_the_plain_head_fields_keep_earlier_spaces_fingerprints():
+    """head / head_hidden came after fmnist-cnn's artifacts shipped: at their defaults they stay out of
+    the description, so its table, predictor and checkpoint still match; any other value changes it."""
+    import dataclasses
+
+    assert "head" not in SPACE.to_dict() and VGG.to_dict()["head"] == "flatten"
+    assert dataclasses.replace(SPACE, head_hidden=64).fingerprint() != SPACE.fingerprint()
+    assert space_from_dict(VGG.to_dict()) == VGG
 
 
 def test_training_steps_on_sampled_subnets_change_weights_and_stay_finite():
@@ -202,11 +243,12 @@ def test_training_steps_on_sampled_subnets_change_weights_and_stay_finite():
     assert not torch.equal(net.layers[0].bn.running_mean, start["layers.0.bn.running_mean"])
 
 
-def test_macs_and_params_match_hooks_on_the_static_subnet():
-    net = build_supernet(SPACE)
-    for arch in parity_architectures(n_random=6, seed=4):
-        expected = count_macs_params(net.extract(arch), (1, SPACE.in_channels, arch.resolution, arch.resolution))
-        assert macs_and_params(SPACE, arch) == expected, arch
+@pytest.mark.parametrize("space", [SPACE, VGG], ids=lambda s: s.name)
+def test_macs_and_params_match_hooks_on_the_static_subnet(space):
+    net = build_supernet(space)
+    for arch in parity_architectures(space, n_random=6, seed=4):
+        expected = count_macs_params(net.extract(arch), (1, space.in_channels, arch.resolution, arch.resolution))
+        assert macs_and_params(space, arch) == expected, arch
 
 
 def test_search_reads_a_plain_checkpoints_space(tmp_path):

@@ -100,12 +100,10 @@ class _Part(nn.Module):
 def _plain_entry_module(space: AnySpace, entry: Any, supernet: Callable[[], nn.Module]) -> nn.Module:
     """A conv layer (pooling, conv, BN, ReLU) or the head (pooling, classifier), each as
     :class:`~hwnas.supernet.plain.SubnetPlainCNN` runs it."""
-    from hwnas.supernet.plain import PlainHead
-
     net = supernet()
     if entry.kind == "block":
         return _randomize_bn(net.layers[entry.block.layer].export(entry.block)).eval()
-    return PlainHead(net.export_classifier(entry.input_shape[0]), space.dropout).eval()
+    return net.export_head(entry.input_shape[0], entry.input_shape[1]).eval()
 
 
 _ENTRY_MODULES = {"mbconv": _mbconv_entry_module, "resnet": _resnet_entry_module, "plain": _plain_entry_module}

@@ -65,6 +65,15 @@ class ElasticClassifier(nn.Module):
         return F.linear(self.dropout(x), self.linear.weight[:, :x.size(1)], self.linear.bias)
 
 
+@torch.no_grad()
+def leading_linear(linear: nn.Linear, inputs: int) -> nn.Linear:
+    """A static copy of ``linear`` over its leading ``inputs`` inputs (an elastic classifier's export)."""
+    out = nn.Linear(inputs, linear.out_features).to(linear.weight)
+    out.weight.copy_(linear.weight[:, :inputs])
+    out.bias.copy_(linear.bias)
+    return out
+
+
 class DynamicPointwiseConv(nn.Module):
     """1x1 conv whose input and output channels are leading slices of the stored weight."""
 

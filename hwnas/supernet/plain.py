@@ -19,7 +19,7 @@ from hwnas.plain_arch import (ConvLayerSpec, LayerPosition, PlainArchitecture, l
                               layer_positions, plain_plan, plain_space, sample_plain_architecture,
                               smallest_plain_architecture)
 from hwnas.space import PlainSpace
-from hwnas.supernet.elastic import DynamicBatchNorm2d, ElasticClassifier
+from hwnas.supernet.elastic import DynamicBatchNorm2d, ElasticClassifier, leading_linear
 from hwnas.supernet.static import ConvBNAct
 
 
@@ -88,7 +88,12 @@ class ElasticPlainCNN(nn.Module):
         widest = plain_plan(space, largest_plain_architecture(space))
         self.layers = nn.ModuleList(DynamicPlainConv(spec.in_channels, spec.out_channels, space.max_kernel, space)
                                     for spec in widest.layers)
-        self.classifier = ElasticClassifier(widest.features, space.num_classes, space.dropout)
+        self.head_size = widest.final_size  # the one map size a flattened head sees (unused by global pooling)
+        inputs = space.head_inputs(widest.features, widest.final_size)
+        # the head's first linear layer reads the leading inputs: flattened channel-major, the leading
+        # channels' inputs lead, so a narrower last stage is a leading slice either way
+        self.hidden = nn.Linear(inputs, space.head_hidden) if space.head_hidden else None
+        self.classifier = ElasticClassifier(space.head_hidden or inputs, space.num_classes, space.dropout)
         nn.init.normal_(self.classifier.linear.weight, 0, 0.01)
         nn.init.zeros_(self.classifier.linear.bias)
         self.active = self.set_largest()
@@ -113,7 +118,10 @@ class ElasticPlainCNN(nn.Module):
             if spec.pool:
                 x = F.max_pool2d(x, 2, 2)
             x = F.relu(self.layers[spec.layer](x, spec.out_channels, spec.kernel))
-        return self.classifier(x.mean(dim=(2, 3)))
+        x = x.flatten(1) if self.space.head == "flatten" else x.mean(dim=(2, 3))
+        if self.hidden is not None:
+            x = F.relu(F.linear(x, self.hidden.weight[:, :x.size(1)], self.hidden.bias))
+        return self.classifier(x)
 
     # ----------------------------------------------------------------------------- extraction
     @torch.no_grad()
@@ -122,17 +130,19 @@ class ElasticPlainCNN(nn.Module):
         arch = self.active if arch is None else arch
         plan = plain_plan(self.space, arch)
         layers = [self.layers[spec.layer].export(spec) for spec in plan.layers]
-        subnet = SubnetPlainCNN(layers, PlainHead(self.export_classifier(plan.features), self.space.dropout))
+        subnet = SubnetPlainCNN(layers, self.export_head(plan.features, plan.final_size))
         subnet.arch = arch
         return subnet.train(self.training)
 
     @torch.no_grad()
-    def export_classifier(self, features: int) -> nn.Linear:
-        """The static classifier over the leading ``features`` inputs."""
-        classifier = nn.Linear(features, self.space.num_classes).to(self.classifier.linear.weight)
-        classifier.weight.copy_(self.classifier.linear.weight[:, :features])
-        classifier.bias.copy_(self.classifier.linear.bias)
-        return classifier
+    def export_head(self, features: int, size: int) -> "PlainHead":
+        """The static head over the leading ``features`` channels of a ``size`` x ``size`` map."""
+        inputs = self.space.head_inputs(features, size)
+        hidden = None
+        if self.hidden is not None:
+            hidden = leading_linear(self.hidden, inputs)
+            inputs = self.space.head_hidden
+        return PlainHead(self.space.head, hidden, leading_linear(self.classifier.linear, inputs), self.space.dropout)
 
     # ----------------------------------------------------------------------------- channel sorting
     @torch.no_grad()
@@ -158,7 +168,14 @@ class ElasticPlainCNN(nn.Module):
             if stage + 1 < self.space.num_stages:
                 self.layers[ids[-1] + 1].permute_inputs(shared)
             else:
-                self.classifier.linear.weight.copy_(self.classifier.linear.weight[:, shared])
+                self._permute_head_inputs(shared)
+
+    @torch.no_grad()
+    def _permute_head_inputs(self, order: torch.Tensor) -> None:
+        """Reorder the head's input channels (every flattened position of a channel moves with it)."""
+        weight = (self.hidden if self.hidden is not None else self.classifier.linear).weight
+        per_channel = self.head_size ** 2 if self.space.head == "flatten" else 1
+        weight.copy_(weight.view(weight.size(0), -1, per_channel)[:, order].reshape_as(weight))
 
 
 # --------------------------------------------------------------------------------- static subnet
@@ -175,15 +192,21 @@ class PlainConvLayer(nn.Module):
 
 
 class PlainHead(nn.Module):
-    """Global average pooling, dropout, classifier: the other latency-table entry."""
+    """Global average pooling or flattening, [hidden linear + ReLU], dropout, classifier: the other
+    latency-table entry."""
 
-    def __init__(self, classifier: nn.Linear, dropout: float) -> None:
+    def __init__(self, pool: str, hidden: nn.Linear | None, classifier: nn.Linear, dropout: float) -> None:
         super().__init__()
+        self.flatten = pool == "flatten"
+        self.hidden = hidden
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.classifier = classifier
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.dropout(x.mean(dim=(2, 3))))
+        x = x.flatten(1) if self.flatten else x.mean(dim=(2, 3))
+        if self.hidden is not None:
+            x = F.relu(self.hidden(x))
+        return self.classifier(self.dropout(x))
 
 
 class SubnetPlainCNN(nn.Module):

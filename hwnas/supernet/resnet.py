@@ -17,7 +17,7 @@ from torch import nn
 from hwnas.resnet_arch import (BottleneckSpec, ResNetArchitecture, largest_resnet_architecture, resnet_plan,
                                sample_resnet_architecture)
 from hwnas.space import ResNetSpace, get_space, require_family
-from hwnas.supernet.elastic import DynamicBatchNorm2d, ElasticClassifier
+from hwnas.supernet.elastic import DynamicBatchNorm2d, ElasticClassifier, leading_linear
 from hwnas.supernet.static import ConvBNAct
 
 
@@ -163,10 +163,7 @@ class ElasticResNet(nn.Module):
     @torch.no_grad()
     def export_classifier(self, features: int) -> nn.Linear:
         """The static classifier over the leading ``features`` inputs."""
-        classifier = nn.Linear(features, self.space.num_classes).to(self.classifier.linear.weight)
-        classifier.weight.copy_(self.classifier.linear.weight[:, :features])
-        classifier.bias.copy_(self.classifier.linear.bias)
-        return classifier
+        return leading_linear(self.classifier.linear, features)
 
 
 # --------------------------------------------------------------------------------- static subnet
