@@ -143,8 +143,12 @@ def ofa_table_rows(root: Path) -> list[Row]:
             report = _load(report_file)
             v = report["validation"]["calibrated"]
             n_res = len(_load(report_file.with_name(space + ".json"))["resolutions"])
+            sec = report["seconds"]
+            wall = (f"profiled in {sec['this_run_wall'] / 60:.1f} min wall" if not sec.get("passes_reused_from_checkpoint")
+                    else f"resumed profile: {sec['this_run_wall'] / 60:.1f} min wall for the last "
+                         f"{sec['passes_timed_this_run']} of {sec['passes_timed_this_run'] + sec['passes_reused_from_checkpoint']} passes")
             rows.append((f"latency table {device}, `{space}` ({n_res} resolutions), {v['n']} fresh subnets",
-                         f"{_validation(v)}; profiled in {report['seconds']['this_run_wall'] / 60:.1f} min wall",
+                         f"{_validation(v)}; {wall}",
                          f"`latency_tables/{device}/{space}.report.json`"))
     rep_file = root / "latency_repeatability_cpu-1thread_ofa-mbv3-w1.0.json"
     if rep_file.exists():
@@ -366,25 +370,17 @@ def quickstart_row(root: Path) -> Row:
             "`quickstart.json`, `quickstart_log.txt`")
 
 
+# plain-family spaces trained here: space -> (training-run folder, supernet-quality file) under results/
+PLAIN_RESULTS = {"fmnist-cnn": ("train_fmnist_cnn", "supernet_quality_cnn.json"),
+                 "fmnist-vgg": ("train_fmnist_vgg", "supernet_quality_vgg.json")}
+
+
 def cnn_rows(root: Path) -> list[Row]:
-    """The plain-CNN family (fmnist-cnn): its training run, its quality, and both families' fronts
-    timed together with the hand-designed references (once those result files exist)."""
+    """The plain-CNN family (fmnist-cnn, fmnist-vgg): each space's training run and quality, and all
+    families' fronts timed together with the hand-designed references (once those result files exist)."""
     rows: list[Row] = []
-    log_file = root / "train_fmnist_cnn" / "train_log.jsonl"
-    if log_file.exists():
-        last = [json.loads(line) for line in log_file.read_text().splitlines() if line][-1]
-        rows.append((f"`fmnist-cnn` supernet, {last['epoch']} epochs sandwich training on 2 CPU cores "
-                     f"({last['elapsed_s'] / 60:.0f} min)",
-                     f"val acc largest {100 * last['val_acc_largest']:.1f} %, smallest {100 * last['val_acc_smallest']:.1f} %",
-                     "`train_fmnist_cnn/`"))
-    quality = root / "supernet_quality_cnn.json"
-    if quality.exists():
-        d = _load(quality)
-        acc = {r["subnet"]: r["supernet_test_accuracy"] for r in d["rows"]}
-        randoms = [v for k, v in acc.items() if k.startswith("random")]
-        rows.append((f"`fmnist-cnn` supernet on the 10k test set (BN recalibrated), {d['supernet']}",
-                     f"largest {100 * acc['largest']:.2f} %, smallest {100 * acc['smallest']:.2f} %, {len(randoms)} random "
-                     f"{100 * min(randoms):.1f}-{100 * max(randoms):.1f} %", "`supernet_quality_cnn.json`"))
+    for space, (run, quality_file) in PLAIN_RESULTS.items():
+        rows += _plain_space_rows(root, space, run, quality_file)
     fronts = root / "family_fronts.json"
     if fronts.exists():
         d = _load(fronts)
@@ -400,6 +396,26 @@ def cnn_rows(root: Path) -> list[Row]:
                          + ", ".join(f"{by_family.get(f, 0)} `{f}`" for f in families) + " models")
         rows.append(("exported fronts of both families and the hand-designed references, timed together on "
                      f"{d['device']} (measured test accuracy)", "; ".join(cells), "`family_fronts.json`, `family_fronts.png`"))
+    return rows
+
+
+def _plain_space_rows(root: Path, space: str, run: str, quality_file: str) -> list[Row]:
+    rows: list[Row] = []
+    log_file = root / run / "train_log.jsonl"
+    if log_file.exists():
+        last = [json.loads(line) for line in log_file.read_text().splitlines() if line][-1]
+        rows.append((f"`{space}` supernet, {last['epoch']} epochs sandwich training on 2 CPU cores "
+                     f"({last['elapsed_s'] / 60:.0f} min)",
+                     f"val acc largest {100 * last['val_acc_largest']:.1f} %, smallest {100 * last['val_acc_smallest']:.1f} %",
+                     f"`{run}/`"))
+    quality = root / quality_file
+    if quality.exists():
+        d = _load(quality)
+        acc = {r["subnet"]: r["supernet_test_accuracy"] for r in d["rows"]}
+        randoms = [v for k, v in acc.items() if k.startswith("random")]
+        rows.append((f"`{space}` supernet on the 10k test set (BN recalibrated), {d['supernet']}",
+                     f"largest {100 * acc['largest']:.2f} %, smallest {100 * acc['smallest']:.2f} %, {len(randoms)} random "
+                     f"{100 * min(randoms):.1f}-{100 * max(randoms):.1f} %", f"`{quality_file}`"))
     return rows
 
 
