@@ -136,15 +136,14 @@ class FolderSplit:
     def image_size(self) -> tuple[int, int]:
         return self.size[1], self.size[0]
 
-    def select(self, indices: np.ndarray | Sequence[int]) -> "FolderSplit":
+    def select(self, indices: torch.Tensor | np.ndarray | Sequence[int]) -> "FolderSplit":
         idx = np.asarray(indices, dtype=np.int64)
         return FolderSplit(tuple(self.files[i] for i in idx), self.labels[torch.from_numpy(idx)], self.in_channels,
                            self.size)
 
     def subset(self, indices: torch.Tensor | np.ndarray | Sequence[int]) -> Split:
         """The images at ``indices``, decoded, in that order."""
-        idx = indices.numpy() if isinstance(indices, torch.Tensor) else np.asarray(indices, dtype=np.int64)
-        chosen = self.select(idx)
+        chosen = self.select(indices)
         return Split(_load_images(chosen.files, self.in_channels, self.size, "decoding images", bar_from=1),
                      chosen.labels)
 

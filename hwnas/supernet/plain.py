@@ -118,7 +118,7 @@ class ElasticPlainCNN(nn.Module):
             if spec.pool:
                 x = F.max_pool2d(x, 2, 2)
             x = F.relu(self.layers[spec.layer](x, spec.out_channels, spec.kernel))
-        x = x.flatten(1) if self.space.head == "flatten" else x.mean(dim=(2, 3))
+        x = head_input(x, self.space.head == "flatten")
         if self.hidden is not None:
             x = F.relu(F.linear(x, self.hidden.weight[:, :x.size(1)], self.hidden.bias))
         return self.classifier(x)
@@ -174,7 +174,7 @@ class ElasticPlainCNN(nn.Module):
     def _permute_head_inputs(self, order: torch.Tensor) -> None:
         """Reorder the head's input channels (every flattened position of a channel moves with it)."""
         weight = (self.hidden if self.hidden is not None else self.classifier.linear).weight
-        per_channel = self.head_size ** 2 if self.space.head == "flatten" else 1
+        per_channel = self.space.head_inputs(1, self.head_size)
         weight.copy_(weight.view(weight.size(0), -1, per_channel)[:, order].reshape_as(weight))
 
 
@@ -191,6 +191,11 @@ class PlainConvLayer(nn.Module):
         return self.conv(self.pool(x) if self.pool is not None else x)
 
 
+def head_input(x: torch.Tensor, flatten: bool) -> torch.Tensor:
+    """What the head's first linear layer reads: the map flattened channel-major, or averaged globally."""
+    return x.flatten(1) if flatten else x.mean(dim=(2, 3))
+
+
 class PlainHead(nn.Module):
     """Global average pooling or flattening, [hidden linear + ReLU], dropout, classifier: the other
     latency-table entry."""
@@ -203,7 +208,7 @@ class PlainHead(nn.Module):
         self.classifier = classifier
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.flatten(1) if self.flatten else x.mean(dim=(2, 3))
+        x = head_input(x, self.flatten)
         if self.hidden is not None:
             x = F.relu(self.hidden(x))
         return self.classifier(self.dropout(x))
