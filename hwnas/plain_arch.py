@@ -123,7 +123,7 @@ class LayerPosition:
 
 @dataclass(frozen=True)
 class ConvLayerSpec:
-    """One conv layer as it runs: [2x2 max pool] -> k x k conv (stride 1, same padding) -> BN -> ReLU."""
+    """One conv layer as it runs: [2x2 max pool] -> k x k conv (stride 1, same padding) -> BN -> [+ input] -> ReLU."""
 
     in_channels: int
     out_channels: int
@@ -131,6 +131,7 @@ class ConvLayerSpec:
     pool: bool
     input_size: int  # spatial size entering the layer (before its pooling)
     layer: int  # index among the supernet's layers
+    residual: bool = False  # relu(x + BN(conv(x))): an identity skip (a residual space, not a stage's first layer)
 
     @property
     def output_size(self) -> int:
@@ -160,7 +161,8 @@ def layer_spec(space: PlainSpace, where: LayerPosition, in_channels: int, out_ch
                resolution: int) -> ConvLayerSpec:
     """The layer at ``where`` with these widths and kernel, at input ``resolution``."""
     size = space.stage_input_size(where.stage - 1 if where.pool else where.stage, resolution)
-    return ConvLayerSpec(in_channels, out_channels, kernel, where.pool, size, where.layer)
+    return ConvLayerSpec(in_channels, out_channels, kernel, where.pool, size, where.layer,
+                         residual=space.residual and where.position > 0)
 
 
 def layer_input_width(space: PlainSpace, where: LayerPosition, width: tuple[int, ...]) -> int:

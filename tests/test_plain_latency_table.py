@@ -120,6 +120,18 @@ def test_unprofiled_resolutions_are_refused():
         table.predict(sample_plain_architecture(SPACE, 0, resolution=16))
 
 
+def test_layers_with_identity_skips_get_their_own_keys():
+    """A skip adds an Add to the timed graph: its layers are keyed apart (``:skip``), a stage's first
+    layer (channels change) is not, and a space without skips keeps its keys."""
+    resvgg, vgg = get_space("fmnist-resvgg"), get_space("fmnist-vgg")
+    arch = largest_plain_architecture(resvgg)
+    skips = [key.endswith(":skip") for key in arch_keys(resvgg, arch)[:-1]]
+    assert skips == [i % 3 > 0 for i in range(9)]
+    assert [k.removesuffix(":skip") for k in arch_keys(resvgg, arch)] == arch_keys(vgg, arch)
+    assert not any(e.key.endswith(":skip") for e in enumerate_entries(vgg))
+    assert any(e.key.endswith(":skip") for e in enumerate_entries(resvgg))
+
+
 def test_reference_architecture_is_the_largest_at_the_smallest_resolution():
     assert reference_architecture(FMNIST, (24, 28)) == largest_plain_architecture(FMNIST, 24)
 

@@ -172,9 +172,10 @@ def _resnet_arch_keys(space: ResNetSpace, arch: ResNetArchitecture) -> list[str]
 # ------------------------------------------------------------------------------------- plain keys
 
 def plain_conv_key(spec: ConvLayerSpec) -> str:
-    """e.g. ``plain-conv:in32:out64:k3:pool:res28`` (``pool``: 2x2 max pooling first; ``res``: the size entering it)."""
+    """e.g. ``plain-conv:in32:out64:k3:pool:res28`` (``pool``: 2x2 max pooling first; ``res``: the size
+    entering it; a ``:skip`` suffix for a layer with an identity skip, so tables without skips keep their keys)."""
     return (f"plain-conv:in{spec.in_channels}:out{spec.out_channels}:k{spec.kernel}"
-            f":{'pool' if spec.pool else 'nopool'}:res{spec.input_size}")
+            f":{'pool' if spec.pool else 'nopool'}:res{spec.input_size}{':skip' if spec.residual else ''}")
 
 
 def plain_head_key(features: int, size: int) -> str:
@@ -834,7 +835,7 @@ def entry_type(entry: TableEntry) -> str:
     if b is None:
         return entry.kind
     if isinstance(b, ConvLayerSpec):
-        return f"conv k{b.kernel}{' pool' if b.pool else ''}"
+        return f"conv k{b.kernel}{' pool' if b.pool else ''}{' skip' if b.residual else ''}"
     if isinstance(b, BottleneckSpec):
         return f"bottleneck e{b.mid_channels / b.out_channels:.2g}{' downsample' if b.downsample else ''}"
     if not b.expand_conv:

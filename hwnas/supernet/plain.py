@@ -50,11 +50,12 @@ class DynamicPlainConv(nn.Module):
 
     @torch.no_grad()
     def export(self, spec: ConvLayerSpec) -> "PlainConvLayer":
-        """The static layer (pool, conv, BN, ReLU) of ``spec`` with this layer's weights sliced."""
-        conv = ConvBNAct(spec.in_channels, spec.out_channels, spec.kernel, 1, act="relu").to(self.weight)
+        """The static layer (pool, conv, BN, [skip], ReLU) of ``spec`` with this layer's weights sliced."""
+        conv = ConvBNAct(spec.in_channels, spec.out_channels, spec.kernel, 1,
+                         act=None if spec.residual else "relu").to(self.weight)
         conv.conv.weight.copy_(self.active_weight(spec.in_channels, spec.out_channels, spec.kernel))
         conv.bn = self.bn.export(spec.out_channels)
-        return PlainConvLayer(conv, spec.pool)
+        return PlainConvLayer(conv, spec.pool, spec.residual)
 
     @torch.no_grad()
     def permute_outputs(self, order: torch.Tensor) -> None:
@@ -117,7 +118,8 @@ class ElasticPlainCNN(nn.Module):
         for spec in self._plan.layers:
             if spec.pool:
                 x = F.max_pool2d(x, 2, 2)
-            x = F.relu(self.layers[spec.layer](x, spec.out_channels, spec.kernel))
+            y = self.layers[spec.layer](x, spec.out_channels, spec.kernel)
+            x = F.relu(x + y if spec.residual else y)
         x = head_input(x, self.space.head == "flatten")
         if self.hidden is not None:
             x = F.relu(F.linear(x, self.hidden.weight[:, :x.size(1)], self.hidden.bias))
@@ -154,11 +156,14 @@ class ElasticPlainCNN(nn.Module):
         reads one channel order whatever the depth; so those layers share one order (by their summed
         importance). A layer that always feeds the next layer of its stage gets its own. Every
         consumer's input channels are permuted alike, so the network computes the same function at
-        full width; at any depth and kernel.
+        full width; at any depth and kernel. In a residual space a layer's output is added to its input,
+        so one order serves the whole stage.
         """
         for stage in range(self.space.num_stages):
             ids = [p.layer for p in self.positions if p.stage == stage]
-            inner = self.space.base_depths[stage] + min(self.space.depths) - 1  # these positions never end the stage
+            # positions that never end the stage get their own order; with identity skips every layer
+            # adds to its input, so the whole stage shares one
+            inner = 0 if self.space.residual else self.space.base_depths[stage] + min(self.space.depths) - 1
             shared = torch.argsort(sum(self.layers[i].importance() for i in ids[inner:]), descending=True)
             for pos, i in enumerate(ids):
                 order = torch.argsort(self.layers[i].importance(), descending=True) if pos < inner else shared
@@ -180,15 +185,19 @@ class ElasticPlainCNN(nn.Module):
 
 # --------------------------------------------------------------------------------- static subnet
 class PlainConvLayer(nn.Module):
-    """[2x2 max pooling] -> conv + BN + ReLU (:class:`ConvBNAct`, so BN folds): one latency-table entry."""
+    """[2x2 max pooling] -> conv + BN (:class:`ConvBNAct`, so BN folds) -> [+ input] -> ReLU: one
+    latency-table entry. With ``residual`` the ReLU follows the skip, so ``conv`` has no activation."""
 
-    def __init__(self, conv: ConvBNAct, pool: bool) -> None:
+    def __init__(self, conv: ConvBNAct, pool: bool, residual: bool = False) -> None:
         super().__init__()
         self.pool = nn.MaxPool2d(2, 2) if pool else None
         self.conv = conv
+        self.residual = residual
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(self.pool(x) if self.pool is not None else x)
+        if self.pool is not None:
+            x = self.pool(x)
+        return F.relu(x + self.conv(x)) if self.residual else self.conv(x)
 
 
 def head_input(x: torch.Tensor, flatten: bool) -> torch.Tensor:
