@@ -1,10 +1,10 @@
-"""Which family gives the better front on this CPU: exported models of two quickstart runs, timed together.
+"""Which family gives the better front on this CPU: exported models of several quickstart runs, timed together.
 
 Issue 20 (item 5) asks for the MobileNetV3 space and a plain-convolution space on one Pareto plot;
 issue 14 asks whether the searched front beats hand-designed networks. Each quickstart run exports its
 front and measures each model's test accuracy (ONNX Runtime, official 10k test set); latencies of two
 runs made at different moments are not comparable on this drifting VM, so this script times every
-exported model of both runs and the hand-designed references again, in one interleaved group (the
+exported model of every run and the hand-designed references again, in one interleaved group (the
 references' own timing path, :func:`hwnas.export.references.compare_with_references`), and plots
 measured accuracy against measured latency.
 
@@ -44,7 +44,11 @@ def exported_models(label: str, run: Path, batch: int) -> list[tuple[str, float,
     return out
 
 
-def plot(rows: list[dict[str, Any]], path: Path, device: str) -> None:
+def plot(rows: list[dict[str, Any]], path: Path, device: str) -> list[str]:
+    """Measured accuracy against measured latency, one line per family, the references as stars;
+    returns the legend's labels."""
+    import itertools
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -52,7 +56,7 @@ def plot(rows: list[dict[str, Any]], path: Path, device: str) -> None:
 
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     families = sorted({r["model"].split("/")[0] for r in rows if r.get("exported")})
-    for family, marker in zip(families, "os^"):
+    for family, marker in zip(families, itertools.cycle("os^Dvp")):
         pts = sorted((r["latency_ms_now"], 100 * r["test_accuracy"]) for r in rows
                      if r.get("exported") and r["model"].startswith(family + "/"))
         ax.plot(*zip(*pts), marker=marker, label=f"{family} (searched, exported)")
@@ -68,6 +72,7 @@ def plot(rows: list[dict[str, Any]], path: Path, device: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+    return [text.get_text() for text in ax.get_legend().get_texts()]
 
 
 def main() -> int:

@@ -372,7 +372,8 @@ def quickstart_row(root: Path) -> Row:
 
 # plain-family spaces trained here: space -> (training-run folder, supernet-quality file) under results/
 PLAIN_RESULTS = {"fmnist-cnn": ("train_fmnist_cnn", "supernet_quality_cnn.json"),
-                 "fmnist-vgg": ("train_fmnist_vgg", "supernet_quality_vgg.json")}
+                 "fmnist-vgg": ("train_fmnist_vgg", "supernet_quality_vgg.json"),
+                 "fmnist-resvgg": ("train_fmnist_resvgg", "supernet_quality_resvgg.json")}
 
 
 def cnn_rows(root: Path) -> list[Row]:

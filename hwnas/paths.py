@@ -13,6 +13,13 @@ from hwnas.errors import ConfigError
 
 CHECKPOINTS_DIR = Path("checkpoints")
 DEFAULT_SUPERNET = CHECKPOINTS_DIR / "fmnist-mbv3.safetensors"
+
+
+def shipped_supernet_path(space_name: str) -> Path:
+    """``checkpoints/<space>.safetensors``: where a space's trained supernet ships."""
+    return CHECKPOINTS_DIR / f"{space_name}.safetensors"
+
+
 PREDICTORS_DIR = Path("predictors")
 TABLES_DIR = Path("latency_tables")
 RUNS_DIR = Path("runs")

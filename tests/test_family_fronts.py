@@ -41,6 +41,9 @@ def test_plot_marks_references_and_one_line_per_family(tmp_path):
             {"model": "fmnist-cnn/b", "test_accuracy": 0.93, "latency_ms_now": 0.2, "exported": True},
             {"model": "fmnist-mbv3/c", "test_accuracy": 0.91, "latency_ms_now": 0.25, "exported": True},
             {"model": "mlp", "test_accuracy": 0.87, "latency_ms_now": 0.07, "beaten_by": ["fmnist-cnn/a"]}]
+    rows += [{"model": f"{space}/d", "test_accuracy": 0.92, "latency_ms_now": 0.1, "exported": True}
+             for space in ("fmnist-vgg", "fmnist-resvgg", "fmnist-x", "fmnist-y", "fmnist-z")]
     path = tmp_path / "fronts.png"
-    _module().plot(rows, path, "cpu-1thread")
+    labels = _module().plot(rows, path, "cpu-1thread")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(labels) == 7 and all(label.endswith("(searched, exported)") for label in labels)  # none dropped

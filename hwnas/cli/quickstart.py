@@ -14,6 +14,8 @@ examples:
   hwnas quickstart
   hwnas quickstart --out runs/qs2 --budget-ms 0.8 --models 6
   hwnas quickstart --device cpu-all --overwrite
+  # another shipped space (hwnas spaces lists them)
+  hwnas quickstart --space fmnist-vgg --out runs/qs-vgg
   # your own trained supernet and predictor (hwnas train, hwnas collect, hwnas fit-predictor)
   hwnas quickstart --space fmnist-cnn --supernet runs/train-cnn/supernet.safetensors \
       --predictor predictors/fmnist-cnn/accuracy_xgb.json --out runs/qs-cnn
@@ -35,9 +37,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--validate", type=int, default=d.validate, help="subnets measured to validate the table")
     p.add_argument("--space", default=d.space, help=f"search space of the supernet (default {d.space})")
     p.add_argument("--supernet", type=Path, default=None,
-                   help="supernet checkpoint (default: the shipped one, for the default space only)")
+                   help="supernet checkpoint (default: the space's shipped checkpoints/<space>.safetensors)")
     p.add_argument("--predictor", type=Path, default=None,
-                   help="accuracy predictor (default: the shipped one, for the default space only)")
+                   help="accuracy predictor (default: the space's shipped predictors/<space>/accuracy_xgb.json)")
+    p.add_argument("--eval-images", type=int, default=d.eval_images,
+                   help=f"test images each exported model is scored on (default {d.eval_images}: the whole "
+                        "Fashion-MNIST test set, as the references are)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     p.add_argument("--no-progress", action="store_true")
@@ -46,14 +51,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from hwnas.errors import ConfigError
-    from hwnas.quickstart import QuickstartOptions, run_quickstart
+    from hwnas.quickstart import REPO_ROOT, QuickstartOptions, run_quickstart
 
-    d = QuickstartOptions()
-    if args.space != d.space and (args.supernet is None or args.predictor is None):
-        raise ConfigError(f"--space {args.space} needs --supernet and --predictor: only {d.space} ships them "
-                          "(train with hwnas train, label with hwnas collect, fit with hwnas fit-predictor)")
+    from hwnas import paths
+    from hwnas.space import get_space
+
+    get_space(args.space)  # an unknown space fails with the list of known ones
+    for flag, given, default in (("--supernet", args.supernet, paths.shipped_supernet_path(args.space)),
+                                 ("--predictor", args.predictor, paths.default_predictor_path(args.space))):
+        if given is None and not default.exists() and not (REPO_ROOT / default).exists():
+            raise ConfigError(f"space {args.space!r} ships no {default}; pass {flag} (train with hwnas train, "
+                              "label with hwnas collect, fit with hwnas fit-predictor)")
     run_quickstart(QuickstartOptions(out=args.out, device=args.device, budget_ms=args.budget_ms, space=args.space,
-                                     supernet=args.supernet or d.supernet, predictor=args.predictor or d.predictor,
+                                     supernet=args.supernet, predictor=args.predictor,
                                      evaluations=args.evaluations, models=args.models, validate=args.validate,
-                                     seed=args.seed, overwrite=args.overwrite, progress=not args.no_progress))
+                                     eval_images=args.eval_images, seed=args.seed, overwrite=args.overwrite,
+                                     progress=not args.no_progress))
     return 0

@@ -1,0 +1,40 @@
+"""hwnas quickstart's choice of supernet and predictor: each space's shipped ones, or a clear error.
+
+The quickstart's whole run is CI's first README command; these check only how it picks its inputs,
+so a space without shipped files fails before anything is profiled, naming the file and the flag.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hwnas import paths
+from hwnas.cli import main
+from hwnas.quickstart import REPO_ROOT, QuickstartOptions
+
+
+def test_a_space_resolves_to_its_own_shipped_supernet_and_predictor():
+    opts = QuickstartOptions(space="fmnist-vgg")
+    assert opts.supernet_path() == REPO_ROOT / "checkpoints" / "fmnist-vgg.safetensors"
+    assert opts.predictor_path() == REPO_ROOT / "predictors" / "fmnist-vgg" / "accuracy_xgb.json"
+    given = QuickstartOptions(space="fmnist-vgg", supernet=REPO_ROOT / paths.DEFAULT_SUPERNET)
+    assert given.supernet_path() == REPO_ROOT / paths.DEFAULT_SUPERNET  # an explicit path wins
+
+
+def test_a_space_without_shipped_files_fails_before_profiling_and_names_the_flag(tmp_path, capsys):
+    out = tmp_path / "qs"
+    assert main(["quickstart", "--space", "ofa-resnet50", "--out", str(out), "--no-progress"]) != 0
+    err = capsys.readouterr().err
+    assert "ships no checkpoints/ofa-resnet50.safetensors" in err and "--supernet" in err
+    assert not out.exists()
+
+
+def test_an_unknown_space_lists_the_known_ones(tmp_path, capsys):
+    assert main(["quickstart", "--space", "no-such-space", "--out", str(tmp_path / "qs")]) != 0
+    err = capsys.readouterr().err
+    assert "unknown search space 'no-such-space'" in err and "fmnist-vgg" in err
+
+
+def test_the_exported_models_are_scored_on_the_whole_test_set_by_default():
+    assert QuickstartOptions().eval_images >= 10_000  # as the references' accuracies are
+    assert Path(paths.shipped_supernet_path("fmnist-cnn")) == Path("checkpoints/fmnist-cnn.safetensors")
