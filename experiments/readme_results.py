@@ -58,7 +58,7 @@ Row = tuple[str, str, str]  # what, result, file
 def training_row(root: Path) -> Row:
     log = [json.loads(line) for line in (root / "train_fmnist" / "train_log.jsonl").read_text().splitlines() if line]
     last = log[-1]
-    return (f"supernet, {last['epoch']} epochs sandwich training on 2 CPU cores ({last['elapsed_s'] / 60:.0f} min)",
+    return (f"`fmnist-mbv3` supernet, {last['epoch']} epochs sandwich training on 2 CPU cores ({last['elapsed_s'] / 60:.0f} min)",
             f"val acc largest {100 * last['val_acc_largest']:.1f} %, smallest {100 * last['val_acc_smallest']:.1f} %",
             "`train_fmnist/`")
 
@@ -90,7 +90,7 @@ def supernet_quality_row(root: Path) -> Row:
     randoms = [v for k, v in acc.items() if k.startswith("random")]
     unmet = [k for k, c in d["thresholds"].items() if not c["met"]]
     verdict = "thresholds met" if not unmet else "below the goal (largest >= 93.0 %, smallest >= 90.5 %)"
-    return (f"shipped supernet on the 10k test set (BN recalibrated), {d['supernet']}",
+    return (f"`fmnist-mbv3` supernet on the 10k test set (BN recalibrated), {d['supernet']}",
             f"largest {100 * acc['largest']:.2f} %, smallest {100 * acc['smallest']:.2f} %, "
             f"{len(randoms)} random {100 * min(randoms):.1f}-{100 * max(randoms):.1f} %: {verdict}",
             "`supernet_quality.json`")
@@ -263,7 +263,7 @@ def predictor_rows(root: Path) -> list[Row]:
     goal = bench["goal"]
     encodings = ", ".join(f"{e['encoding']} {e['kendall_tau']:.3f}" for e in bench["encodings"])
     rows = [
-        (f"accuracy predictor (shipped), trained on {meta['metrics']['n_train']}, held-out {hold['n']}",
+        (f"`fmnist-mbv3` accuracy predictor, trained on {meta['metrics']['n_train']}, held-out {hold['n']}",
          f"Kendall τ {hold['kendall_tau']:.3f}" + _previous_supernet(meta["training_data"].get("supernet_sha256")),
          "`predictors/fmnist-mbv3/accuracy_xgb.meta.json`"),
         ("noise ceiling: τ of a perfect predictor against one label (`hwnas/accuracy/label_noise.py`)",
@@ -382,6 +382,8 @@ def cnn_rows(root: Path) -> list[Row]:
     rows: list[Row] = []
     for space, (run, quality_file) in PLAIN_RESULTS.items():
         rows += _plain_space_rows(root, space, run, quality_file)
+    sensitivity = depth_sensitivity_row(root)
+    rows += [sensitivity] if sensitivity else []
     fronts = root / "family_fronts.json"
     if fronts.exists():
         d = _load(fronts)
@@ -398,6 +400,24 @@ def cnn_rows(root: Path) -> list[Row]:
         rows.append(("exported fronts of the searched spaces and the hand-designed references, timed together on "
                      f"{d['device']} (measured test accuracy)", "; ".join(cells), "`family_fronts.json`, `family_fronts.png`"))
     return rows
+
+
+def depth_sensitivity_row(root: Path) -> Row | None:
+    """What one elastic step from the largest subnet costs each plain supernet (identity skips or not)."""
+    path = root / "depth_sensitivity.json"
+    if not path.exists():
+        return None
+    cells = []
+    for label, d in _load(path)["supernets"].items():
+        drops = {kind: [-100 * r["minus_largest"] for r in d["rows"] if kind in r["subnet"]]
+                 for kind in ("layer fewer", "width step less")}
+        acc = {r["subnet"]: 100 * r["test_accuracy"] for r in d["rows"]}
+        cells.append(f"`{label}` ({d['epochs']} epochs): largest {acc['largest']:.2f} %, one layer fewer "
+                     f"-{min(drops['layer fewer']):.2f} to -{max(drops['layer fewer']):.2f}, one width step less "
+                     f"-{min(drops['width step less']):.2f} to -{max(drops['width step less']):.2f} points; "
+                     f"small-cnn-like subnet {acc['small-cnn-like']:.2f} %")
+    return ("one elastic step from the largest subnet, plain supernets with and without identity skips "
+            "(10k test set, BN recalibrated)", "; ".join(cells), "`depth_sensitivity.json`")
 
 
 def _plain_space_rows(root: Path, space: str, run: str, quality_file: str) -> list[Row]:
@@ -571,7 +591,7 @@ def known_gaps(root: Path) -> str:
     lost = (f"; the quickstart's exported front beats none of the hand-designed references "
             f"{' and '.join(unbeaten)}" if unbeaten and len(unbeaten) == len(refs) else
             f"; the quickstart's exported front does not beat {' and '.join(unbeaten)}" if unbeaten else "")
-    return (f"Known gaps: the shipped supernet is CPU-trained for {log[-1]['epoch']} epochs (no GPU was available) "
+    return (f"Known gaps: the `fmnist-mbv3` supernet is CPU-trained for {log[-1]['epoch']} epochs (no GPU was available) "
             f"and {goal}{lost}{_cnn_gap(root)}; {predictor}{_gpu_gap()}{_int8_gap(root)}. This VM's speed drifts over seconds: exported models are timed "
             f"together for at least {MIN_MEASURE_SECONDS:g} s, but a later measurement still sees a different machine speed than the "
             "profile did, so export-time agreement is looser than the tables' own validation.")
