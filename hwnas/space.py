@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from hwnas.errors import SpaceError
@@ -645,21 +645,11 @@ FMNIST_VGG = register_space(PlainSpace(
     head_hidden=128,
 ))
 
-FMNIST_RESVGG = register_space(PlainSpace(
+FMNIST_RESVGG = register_space(replace(
+    FMNIST_VGG,
     name="fmnist-resvgg",
-    description="Fashion-MNIST VGG-style CNN with identity skips: 3 stages of 1-3 3x3 conv layers (8-96 channels, "
-                "5 widths per stage; every layer but a stage's first adds its input, so a shorter stage stays close to a longer one), "
-                "2x2 max pooling between stages, the 7x7 map flattened into a 128-unit hidden layer (as the "
-                "small-cnn reference); input 28 px. Built for CPUs (issue 14).",
-    in_channels=1,
-    num_classes=10,
-    stage_widths=(32, 64, 96),
-    base_depths=(1, 1, 1),
-    resolutions=(28,),
-    width_mults=(0.25, 0.375, 0.5, 0.75, 1.0),
-    channel_divisor=4,
-    dropout=0.2,
-    head="flatten",
-    head_hidden=128,
+    description="Fashion-MNIST VGG-style CNN with identity skips: fmnist-vgg (3 stages of 1-3 3x3 conv layers, "
+                "8-96 channels, the 7x7 map flattened into a 128-unit hidden layer; input 28 px) where every layer "
+                "but a stage's first adds its input, so a stage cut short keeps its representation (issue 14).",
     residual=True,
 ))
