@@ -13,13 +13,6 @@ from hwnas.errors import ConfigError
 
 CHECKPOINTS_DIR = Path("checkpoints")
 DEFAULT_SUPERNET = CHECKPOINTS_DIR / "fmnist-mbv3.safetensors"
-
-
-def shipped_supernet_path(space_name: str) -> Path:
-    """``checkpoints/<space>.safetensors``: where a space's trained supernet ships."""
-    return CHECKPOINTS_DIR / f"{space_name}.safetensors"
-
-
 PREDICTORS_DIR = Path("predictors")
 TABLES_DIR = Path("latency_tables")
 RUNS_DIR = Path("runs")
@@ -29,6 +22,11 @@ REFERENCE_MODELS = Path("experiments") / "results" / "reference_models.json"
 PREDICTOR_FILE = "accuracy_xgb.json"
 # the precisions a latency table's graphs can run at: FP32 as exported, or ONNX Runtime static INT8 (QDQ)
 TABLE_PRECISIONS = ("fp32", "int8")
+
+
+def shipped_supernet_path(space_name: str) -> Path:
+    """``checkpoints/<space>.safetensors``: where a space's trained supernet ships."""
+    return CHECKPOINTS_DIR / f"{space_name}.safetensors"
 
 
 def predictor_dir(space_name: str, precision: str = "fp32") -> Path:

@@ -29,6 +29,13 @@ def test_a_space_without_shipped_files_fails_before_profiling_and_names_the_flag
     assert not out.exists()
 
 
+def test_an_explicit_path_that_is_missing_is_named_as_given(tmp_path, capsys):
+    missing = tmp_path / "nowhere.safetensors"
+    assert main(["quickstart", "--space", "fmnist-vgg", "--supernet", str(missing), "--out", str(tmp_path / "qs")]) != 0
+    err = capsys.readouterr().err
+    assert str(missing) in err and "ships no" not in err
+
+
 def test_an_unknown_space_lists_the_known_ones(tmp_path, capsys):
     assert main(["quickstart", "--space", "no-such-space", "--out", str(tmp_path / "qs")]) != 0
     err = capsys.readouterr().err

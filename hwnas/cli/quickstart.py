@@ -50,21 +50,25 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hwnas.errors import ConfigError
-    from hwnas.quickstart import REPO_ROOT, QuickstartOptions, run_quickstart
-
     from hwnas import paths
+    from hwnas.errors import ConfigError, HwnasError
+    from hwnas.quickstart import QuickstartOptions, run_quickstart
     from hwnas.space import get_space
 
     get_space(args.space)  # an unknown space fails with the list of known ones
-    for flag, given, default in (("--supernet", args.supernet, paths.shipped_supernet_path(args.space)),
-                                 ("--predictor", args.predictor, paths.default_predictor_path(args.space))):
-        if given is None and not default.exists() and not (REPO_ROOT / default).exists():
+    opts = QuickstartOptions(out=args.out, device=args.device, budget_ms=args.budget_ms, space=args.space,
+                             supernet=args.supernet, predictor=args.predictor, evaluations=args.evaluations,
+                             models=args.models, validate=args.validate, eval_images=args.eval_images,
+                             seed=args.seed, overwrite=args.overwrite, progress=not args.no_progress)
+    shipped = (("--supernet", args.supernet, opts.supernet_path, paths.shipped_supernet_path(args.space)),
+               ("--predictor", args.predictor, opts.predictor_path, paths.default_predictor_path(args.space)))
+    for flag, given, find, default in shipped:
+        try:
+            find()
+        except HwnasError:
+            if given is not None:
+                raise
             raise ConfigError(f"space {args.space!r} ships no {default}; pass {flag} (train with hwnas train, "
-                              "label with hwnas collect, fit with hwnas fit-predictor)")
-    run_quickstart(QuickstartOptions(out=args.out, device=args.device, budget_ms=args.budget_ms, space=args.space,
-                                     supernet=args.supernet, predictor=args.predictor,
-                                     evaluations=args.evaluations, models=args.models, validate=args.validate,
-                                     eval_images=args.eval_images, seed=args.seed, overwrite=args.overwrite,
-                                     progress=not args.no_progress))
+                              "label with hwnas collect, fit with hwnas fit-predictor)") from None
+    run_quickstart(opts)
     return 0
