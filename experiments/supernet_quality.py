@@ -98,6 +98,9 @@ def main() -> int:
                         help="a quality file of the shipped checkpoint: compare this (rerun) checkpoint with it")
     parser.add_argument("--out", type=Path, default=REPO / "experiments" / "results" / "supernet_quality.json")
     args = parser.parse_args()
+    if args.reproduces is not None and not args.reproduces.is_file():
+        parser.error(f"--reproduces {args.reproduces}: no such quality file (the shipped checkpoint's, e.g. "
+                     "experiments/results/supernet_quality_resvgg.json)")
     torch.set_num_threads(2)
     net, extra = load_supernet(args.supernet)
     net.eval()
