@@ -45,3 +45,17 @@ def test_an_unknown_space_lists_the_known_ones(tmp_path, capsys):
 def test_the_exported_models_are_scored_on_the_whole_test_set_by_default():
     assert QuickstartOptions().eval_images >= 10_000  # as the references' accuracies are
     assert Path(paths.shipped_supernet_path("fmnist-cnn")) == Path("checkpoints/fmnist-cnn.safetensors")
+
+
+def test_the_default_budget_is_half_the_largest_subnet_for_every_family():
+    """It used the mbconv-only ``largest_architecture``, so a plain-family quickstart without
+    --budget-ms died with an AttributeError after profiling."""
+    from hwnas.families import largest_architecture
+    from hwnas.latency.table import LatencyTable
+    from hwnas.quickstart import default_budget
+
+    for space in ("fmnist-mbv3", "fmnist-resvgg"):
+        table = LatencyTable.load(REPO_ROOT / "latency_tables" / "cpu-1thread" / f"{space}.json", space)
+        budget, fastest, largest = default_budget(table, space)
+        assert largest == table.predict(largest_architecture(space))
+        assert budget == largest / 2 and fastest < budget < largest

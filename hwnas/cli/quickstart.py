@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=d.out, help=f"run folder (default {d.out})")
     p.add_argument("--device", default=d.device, help=f"device profile to profile and measure (default {d.device})")
     p.add_argument("--budget-ms", type=float, default=None,
-                   help="latency budget; default: geometric mean of the fastest and largest subnet's latency")
+                   help="latency budget; default: half the largest subnet's latency")
     p.add_argument("--evaluations", type=int, default=d.evaluations, help="search evaluations")
     p.add_argument("--models", type=int, default=d.models, help="front models to export and measure")
     p.add_argument("--validate", type=int, default=d.validate, help="subnets measured to validate the table")
