@@ -376,12 +376,54 @@ PLAIN_RESULTS = {"fmnist-cnn": ("train_fmnist_cnn", "supernet_quality_cnn.json")
                  "fmnist-resvgg": ("train_fmnist_resvgg", "supernet_quality_resvgg.json")}
 
 
+# fmnist-resvgg's whole training runs, in the order tried: (recipe, run folder, quality file). Each run
+# is scored on the same subnets (supernet_quality.py's fixed random ones), so the rows compare recipes.
+# The 30-epoch checkpoint is in git: git show f28b4c5:checkpoints/fmnist-resvgg.safetensors >
+# runs/fmnist-resvgg-30ep.safetensors, then the command in supernet_quality_resvgg_30ep.json.
+RESVGG_RECIPES = [
+    ("30 epochs, 1 random subnet per step", "train_fmnist_resvgg_30ep", "supernet_quality_resvgg_30ep.json"),
+    ("40 epochs, 2 random subnets per step (shipped)", "train_fmnist_resvgg", "supernet_quality_resvgg.json"),
+]
+
+
+def recipe_row(root: Path) -> Row | None:
+    """The fmnist-resvgg recipes tried as whole runs, side by side on the same test subnets."""
+    cells, files = [], []
+    for label, run, quality_file in RESVGG_RECIPES:
+        if not (root / run / "train_log.jsonl").exists() or not (root / quality_file).exists():
+            continue
+        last = [json.loads(line) for line in (root / run / "train_log.jsonl").read_text().splitlines() if line][-1]
+        acc = {r["subnet"]: 100 * r["supernet_test_accuracy"] for r in _load(root / quality_file)["rows"]}
+        randoms = " / ".join(f"{v:.2f}" for k, v in acc.items() if k.startswith("random"))
+        cells.append(f"{label}: {last['elapsed_s'] / 60:.0f} min, largest {acc['largest']:.2f} %, smallest "
+                     f"{acc['smallest']:.2f} %, random {randoms} %")
+        files += [f"`{run}/`", f"`{quality_file}`"]
+    if len(cells) < 2:
+        return None
+    return ("`fmnist-resvgg` training recipes tried as whole runs on 2 CPU cores (10k test set, BN recalibrated, "
+            "the same subnets)", "; ".join(cells), ", ".join(files))
+
+
+def standalone_row(root: Path) -> Row | None:
+    """Each fmnist-resvgg test subnet in the supernet beside the same network trained alone."""
+    path = root / "supernet_quality_resvgg_standalone.json"
+    if not path.exists():
+        return None
+    d = _load(path)
+    epochs = d["rows"][0]["standalone"]["epochs"]
+    cells = [f"{r['subnet']} {100 * r['supernet_test_accuracy']:.2f} % vs {100 * r['standalone']['test_accuracy']:.2f} % "
+             f"({100 * r['supernet_minus_standalone']:+.2f})" for r in d["rows"]]
+    return (f"`fmnist-resvgg` subnets in the supernet vs each trained alone from scratch ({epochs} epochs, the "
+            f"references' budget; 10k test set)", "; ".join(cells), "`supernet_quality_resvgg_standalone.json`")
+
+
 def cnn_rows(root: Path) -> list[Row]:
     """The plain-CNN family (fmnist-cnn, fmnist-vgg): each space's training run and quality, and all
     families' fronts timed together with the hand-designed references (once those result files exist)."""
     rows: list[Row] = []
     for space, (run, quality_file) in PLAIN_RESULTS.items():
         rows += _plain_space_rows(root, space, run, quality_file)
+    rows += [row for row in (recipe_row(root), standalone_row(root)) if row]
     sensitivity = depth_sensitivity_row(root)
     rows += [sensitivity] if sensitivity else []
     fronts = root / "family_fronts.json"
