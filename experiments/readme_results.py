@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
+from hwnas.atomic_io import read_jsonl
 from hwnas.latency.measure import MIN_MEASURE_SECONDS
 from hwnas.supernet.checkpoint import file_sha256
 
@@ -56,7 +57,7 @@ Row = tuple[str, str, str]  # what, result, file
 
 
 def training_row(root: Path) -> Row:
-    log = [json.loads(line) for line in (root / "train_fmnist" / "train_log.jsonl").read_text().splitlines() if line]
+    log = read_jsonl(root / "train_fmnist" / "train_log.jsonl")
     last = log[-1]
     return (f"`fmnist-mbv3` supernet, {last['epoch']} epochs sandwich training on 2 CPU cores ({last['elapsed_s'] / 60:.0f} min)",
             f"val acc largest {100 * last['val_acc_largest']:.1f} %, smallest {100 * last['val_acc_smallest']:.1f} %",
@@ -392,7 +393,7 @@ def recipe_row(root: Path) -> Row | None:
     for label, run, quality_file in RESVGG_RECIPES:
         if not (root / run / "train_log.jsonl").exists() or not (root / quality_file).exists():
             continue
-        last = [json.loads(line) for line in (root / run / "train_log.jsonl").read_text().splitlines() if line][-1]
+        last = read_jsonl(root / run / "train_log.jsonl")[-1]
         acc = {r["subnet"]: 100 * r["supernet_test_accuracy"] for r in _load(root / quality_file)["rows"]}
         randoms = " / ".join(f"{v:.2f}" for k, v in acc.items() if k.startswith("random"))
         cells.append(f"{label}: {last['elapsed_s'] / 60:.0f} min, largest {acc['largest']:.2f} %, smallest "
@@ -466,7 +467,7 @@ def _plain_space_rows(root: Path, space: str, run: str, quality_file: str) -> li
     rows: list[Row] = []
     log_file = root / run / "train_log.jsonl"
     if log_file.exists():
-        last = [json.loads(line) for line in log_file.read_text().splitlines() if line][-1]
+        last = read_jsonl(log_file)[-1]
         rows.append((f"`{space}` supernet, {last['epoch']} epochs sandwich training on 2 CPU cores "
                      f"({last['elapsed_s'] / 60:.0f} min)",
                      f"val acc largest {100 * last['val_acc_largest']:.1f} %, smallest {100 * last['val_acc_smallest']:.1f} %",
@@ -610,7 +611,7 @@ def render(root: Path = RESULTS) -> str:
 def known_gaps(root: Path) -> str:
     ceiling = _load(root / "noise_ceiling.json")
     bench = _load(root / "predictor_benchmark.json")
-    log = [json.loads(line) for line in (root / "train_fmnist" / "train_log.jsonl").read_text().splitlines() if line]
+    log = read_jsonl(root / "train_fmnist" / "train_log.jsonl")
     quality = _load(root / "supernet_quality.json")
     unmet = [k for k, c in quality["thresholds"].items() if not c["met"]]
     goal = (f"below the issue's quality goal for the {' and '.join(unmet)} subnet{'s' if len(unmet) > 1 else ''}"

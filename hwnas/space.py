@@ -369,7 +369,7 @@ class PlainSpace:
     # its first layer's features to a consumer trained on its third layer's, and the shipped
     # fmnist-vgg supernet lost 1.1-2.5 test points for each layer dropped from its largest subnet
     # (93.9 % -> 91.4 % for one layer fewer in stage 2), against 0.6-0.9 for one width step less;
-    # fmnist-resvgg's lose 0.06-0.74 (experiments/results/depth_sensitivity.json).
+    # fmnist-resvgg's lose 0.28-0.54 (experiments/results/depth_sensitivity.json).
     residual: bool = False
 
     def __post_init__(self) -> None:
