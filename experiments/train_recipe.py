@@ -37,7 +37,7 @@ from hwnas.supernet.calibration import evaluate, recalibrate_bn
 from hwnas.training import SupernetTrainer, TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
-BASELINE: dict[str, Any] = dict(batch_size=256, lr=3e-3, num_random=1, distill=True, label_smoothing=0.1,
+BASELINE: dict[str, Any] = dict(space="fmnist-mbv3", batch_size=256, lr=3e-3, num_random=1, distill=True, label_smoothing=0.1,
                                 ema_decay=0.0)
 VARIANTS: dict[str, dict[str, Any]] = {
     "baseline (sandwich, distill, warm-up 1 epoch)": {},

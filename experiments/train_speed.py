@@ -71,7 +71,9 @@ DEFAULT = "channels_last+trim (default)"
 
 
 def build(option: Option, dataset, workdir: Path) -> SupernetTrainer:
-    config = TrainConfig(device="cpu", threads=option.threads, warmup_epochs=0, seed=0, **option.config)
+    # the fmnist-mbv3 supernet's recipe, as measured in results/train_speed.json (not hwnas train's defaults)
+    config = TrainConfig(space="fmnist-mbv3", num_random=1, device="cpu", threads=option.threads, warmup_epochs=0,
+                         seed=0, **option.config)
     trainer = SupernetTrainer(config, workdir / option.name.replace(" ", "_"), dataset=dataset)
     for module in trainer.net.modules():
         if isinstance(module, DynamicDepthwiseConv):

@@ -12,7 +12,9 @@ from pathlib import Path
 from hwnas.errors import ConfigError
 
 CHECKPOINTS_DIR = Path("checkpoints")
-DEFAULT_SUPERNET = CHECKPOINTS_DIR / "fmnist-mbv3.safetensors"
+# the embedded default: the supernet `hwnas search`, `hwnas quickstart` and `hwnas train` default to
+DEFAULT_SPACE = "fmnist-resvgg"
+DEFAULT_SUPERNET = CHECKPOINTS_DIR / f"{DEFAULT_SPACE}.safetensors"
 PREDICTORS_DIR = Path("predictors")
 TABLES_DIR = Path("latency_tables")
 RUNS_DIR = Path("runs")

@@ -33,7 +33,7 @@ def shipped(relative: str | Path) -> Path:
                      "or pass the path explicitly (hwnas quickstart --supernet / --predictor)")
 
 
-DEFAULT_SPACE = "fmnist-mbv3"
+DEFAULT_SPACE = paths.DEFAULT_SPACE
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,9 @@ class QuickstartOptions:
     # The references' accuracies are on the whole 10,000-image test set, so the exported models' are
     # too: 1,000 images would leave each about +-0.9 points of sampling error (a few seconds more).
     eval_images: int = 10_000
+    # >0: each exported model is first fine-tuned that many epochs from the supernet's weights
+    # (hwnas export --finetune-epochs); minutes per model on a CPU.
+    finetune_epochs: int = 0
     seed: int = 0
     overwrite: bool = False
     progress: bool = True
@@ -112,8 +115,8 @@ def _export(opts: QuickstartOptions, search_dir: Path, out: Path) -> Any:
     from hwnas.export.settings import ExportSettings
 
     outcome = export_run(search_dir, ExportSettings(out=out, pick=str(opts.models), measure=(opts.device,),
-                                                    eval_images=opts.eval_images, seed=opts.seed,
-                                                    progress=opts.progress))
+                                                    eval_images=opts.eval_images, finetune_epochs=opts.finetune_epochs,
+                                                    seed=opts.seed, progress=opts.progress))
     if outcome.failed:
         raise HwnasError(f"quickstart export failed for {', '.join(r.name for r in outcome.failed)}: "
                          f"{outcome.failed[0].error}")
@@ -163,11 +166,14 @@ def run_quickstart(opts: QuickstartOptions) -> dict:
         budget, fastest, largest = default_budget(profiled.table, opts.space)
         log(f"default budget {budget:.3f} ms (fastest subnet {fastest:.3f} ms, largest {largest:.3f} ms)")
     _timed("search", log, lambda: _search(opts, profiled.table_path, budget, run_dir / "search", log))
-    exported = _timed("export and measure", log, lambda: _export(opts, run_dir / "search", run_dir / "export"))
+    stage = f"fine-tune ({opts.finetune_epochs} epochs each), export and measure" if opts.finetune_epochs else \
+        "export and measure"
+    exported = _timed(stage, log, lambda: _export(opts, run_dir / "search", run_dir / "export"))
     shutil.copyfile(run_dir / "search" / "pareto.png", run_dir / "pareto.png")
     references = _timed("compare with hand-designed references", log,
                         lambda: _references(opts, run_dir, exported, profile, log))
-    result = {"run_dir": str(run_dir), "budget_ms": budget, "device": opts.device,
+    result = {"run_dir": str(run_dir), "budget_ms": budget, "device": opts.device, "space": opts.space,
+              "finetune_epochs": opts.finetune_epochs,
               "profile_validation": profiled.report.get("validation", profiled.report),
               "models": [asdict(r) for r in exported.results],
               "latency_agreement": {d: latency_agreement(exported.results, d) for d in exported.devices},
@@ -202,7 +208,9 @@ def _err(pred: float | None, meas: float | None) -> str:
 def summary_table(result: dict, device: str) -> str:
     header = f"{'model':10s} {'pred acc':>9s} {'test acc':>9s} {'pred ms':>8s} {'meas ms':>8s} {'err %':>6s} " \
              f"{'err@ref %':>9s} {'MMACs':>7s} {'size KB':>8s}"
-    lines = [f"Pareto-front models on {device} (budget {result['budget_ms']:.3f} ms):", header, "-" * len(header)]
+    tuned = f", each fine-tuned {result['finetune_epochs']} epochs" if result.get("finetune_epochs") else ""
+    lines = [f"Pareto-front models on {device} (budget {result['budget_ms']:.3f} ms{tuned}):", header,
+             "-" * len(header)]
     for m in result["models"]:
         pred, meas, at_ref = _latency(m, device)
         fp32 = m.get("fp32") or {}

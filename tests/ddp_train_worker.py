@@ -18,7 +18,7 @@ STEPS = 2
 
 
 def config() -> TrainConfig:
-    return TrainConfig(epochs=1, warmup_epochs=0, batch_size=16, max_steps_per_epoch=STEPS, calib_images=16,
+    return TrainConfig(space="fmnist-mbv3", epochs=1, warmup_epochs=0, num_random=1, batch_size=16, max_steps_per_epoch=STEPS, calib_images=16,
                        threads=1, device="cpu")
 
 

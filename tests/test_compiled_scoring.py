@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import xgboost as xgb
 
+from hwnas import paths
 from hwnas.accuracy.compiled import CompiledPredictor
 from hwnas.accuracy.features import ComplexityTables, FeatureEncoder
 from hwnas.accuracy.predictor import AccuracyPredictor
@@ -113,10 +114,12 @@ def test_estimator_predicts_through_the_compiled_model_and_falls_back_when_it_ca
                                   np.clip(deep.inplace_predict(X, validate_features=False), 0, 1).astype(np.float64))
 
 
-def test_search_loads_the_predictor_without_xgboost_sklearn_or_torch():
+@pytest.mark.parametrize("space", [None, "fmnist-mbv3"])  # None: the default checkpoint's space
+def test_search_loads_the_predictor_without_xgboost_sklearn_or_torch(space):
+    predictor = REPO / paths.default_predictor_path(space or paths.DEFAULT_SPACE)
     code = ("import sys; from hwnas.search.runner import load_accuracy_predictor, resolve_space\n"
-            "space, _ = resolve_space(None, None)\n"
-            f"p = load_accuracy_predictor({str(SHIPPED)!r}, space)\n"
+            f"space, _ = resolve_space(None, {space!r})\n"
+            f"p = load_accuracy_predictor({str(predictor)!r}, space)\n"
             "g = p.layout.canonicalize(p.layout.random(5, 0)); assert p.predict(g).shape == (5,)\n"
             "print(type(p).__name__, sorted(m for m in ('xgboost', 'sklearn', 'torch') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)

@@ -59,3 +59,33 @@ def test_the_default_budget_is_half_the_largest_subnet_for_every_family():
         budget, fastest, largest = default_budget(table, space)
         assert largest == table.predict(largest_architecture(space))
         assert budget == largest / 2 and fastest < budget < largest
+
+
+def test_the_quickstart_passes_its_fine_tuning_epochs_to_the_export(monkeypatch, tmp_path):
+    from hwnas.export import pipeline
+    from hwnas.quickstart import _export
+
+    seen = {}
+
+    class Outcome:
+        failed: list = []
+
+    def export_run(run_dir, settings):
+        seen["settings"] = settings
+        return Outcome()
+
+    monkeypatch.setattr(pipeline, "export_run", export_run)
+    _export(QuickstartOptions(finetune_epochs=3), tmp_path / "search", tmp_path / "export")
+    assert seen["settings"].finetune_epochs == 3
+    _export(QuickstartOptions(), tmp_path / "search", tmp_path / "export")
+    assert seen["settings"].finetune_epochs == 0  # off unless asked for: minutes per model on a CPU
+
+
+def test_the_embedded_default_is_the_resvgg_supernet():
+    """The default that meets issue 14's quality thresholds (supernet_quality_resvgg.json), everywhere at once."""
+    from hwnas.search.runner import DEFAULT_SUPERNET
+    from hwnas.training import TrainConfig
+
+    assert QuickstartOptions().space == TrainConfig().space == paths.DEFAULT_SPACE == "fmnist-resvgg"
+    assert DEFAULT_SUPERNET == paths.shipped_supernet_path(paths.DEFAULT_SPACE)
+    assert (REPO_ROOT / DEFAULT_SUPERNET).is_file() and (REPO_ROOT / paths.default_predictor_path("fmnist-resvgg")).is_file()

@@ -16,7 +16,7 @@ torch.set_num_threads(1)
 
 
 def base_config(**kw) -> TrainConfig:
-    base = dict(epochs=2, warmup_epochs=1, batch_size=16, max_steps_per_epoch=2, calib_images=16,
+    base = dict(space="fmnist-mbv3", num_random=1, epochs=2, warmup_epochs=1, batch_size=16, max_steps_per_epoch=2, calib_images=16,
                 checkpoint_every=1, threads=1, device="cpu")
     return TrainConfig(**{**base, **kw})
 
@@ -111,3 +111,44 @@ def test_standalone_training_updates_only_its_subnet(tmp_path):
     assert any("blocks.1." in n for n in changed) and not any(n.startswith("blocks.3.") for n in changed)
     with pytest.raises(Exception, match="does not exist"):
         TrainConfig(fixed_arch=str(tmp_path / "missing.json"))
+
+
+def test_fine_tuning_starts_from_the_checkpoint_and_distils_from_its_largest_subnet(tmp_path):
+    from hwnas.arch import smallest_architecture
+
+    data = tiny_dataset()
+    SupernetTrainer(base_config(epochs=1), tmp_path / "supernet", dataset=data).run(progress=False)
+    start = tmp_path / "supernet" / "supernet.safetensors"
+    arch = smallest_architecture("fmnist-mbv3")
+    tune = SupernetTrainer(base_config(epochs=1, warmup_epochs=0, fixed_arch=arch.to_json(), init_from=str(start)),
+                           tmp_path / "tuned", dataset=data)
+    initial, _ = load_supernet(start)
+    for (name, p), q in zip(tune.net.state_dict().items(), initial.state_dict().values()):
+        assert torch.equal(p, q), f"{name} does not start from the checkpoint"
+    calls = {"n": 0}
+    teacher_logits = tune._teacher_logits
+
+    def counted(x):
+        calls["n"] += 1
+        return teacher_logits(x)
+
+    tune._teacher_logits = counted
+    tune.run(progress=False)
+    assert calls["n"] == 2  # one teacher pass per step (max_steps_per_epoch=2)
+    tuned, _ = load_supernet(tmp_path / "tuned" / "supernet.safetensors")
+    changed = {n for (n, p), q in zip(tuned.named_parameters(), initial.parameters()) if not torch.equal(p, q)}
+    assert changed and not any(n.startswith("blocks.3.") for n in changed)  # only the subnet's weights move
+
+    undistilled = SupernetTrainer(base_config(fixed_arch=arch.to_json(), init_from=str(start), distill=False),
+                                  tmp_path / "plain", dataset=data)
+    assert undistilled.teacher is None
+    with pytest.raises(ConfigError, match="init_from .* is not a file"):
+        TrainConfig(init_from=str(tmp_path / "missing.safetensors"))
+    with pytest.raises(Exception, match="fingerprint|space"):
+        SupernetTrainer(base_config(space="fmnist-resvgg", init_from=str(start)), tmp_path / "wrong", dataset=data)
+
+
+def test_a_training_split_smaller_than_one_batch_is_a_clear_error(tmp_path):
+    data = tiny_dataset()
+    with pytest.raises(ConfigError, match="fewer than one batch .* smaller --batch-size"):
+        SupernetTrainer(base_config(batch_size=len(data.train.labels) + 1), tmp_path / "run", dataset=data)

@@ -26,6 +26,8 @@ examples:
   hwnas export runs/search-cpu --pick budget --int8 --measure cpu-1thread --out exports/budget
   # 5 models spread evenly along the front by latency
   hwnas export runs/search-cpu --pick 5 --out exports/five
+  # ... each fine-tuned 6 epochs from the supernet first (minutes per model on a CPU)
+  hwnas export runs/search-cpu --pick 5 --finetune-epochs 6 --out exports/five-tuned
   # one architecture (hwnas or once-for-all JSON) from a supernet checkpoint
   hwnas export --arch arch.json --supernet checkpoints/fmnist-mbv3.safetensors --out model.onnx
   # one subnet of the published once-for-all supernet (weights file needed, never downloaded)
@@ -71,6 +73,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"ONNX opset (default {TABLE_OPSET}, the latency tables' own; 18 with --exporter dynamo)")
     p.add_argument("--exporter", choices=EXPORTERS, default=d.exporter, help="torch.onnx exporter")
     p.add_argument("--torch-device", default=d.torch_device, help="torch device for BN recalibration (cpu, cuda)")
+    p.add_argument("--finetune-epochs", type=int, default=d.finetune_epochs,
+                   help="fine-tune each model this many epochs from the supernet's weights, distilled from its "
+                        "largest subnet, before export (default 0: export the shared weights as they are); "
+                        "resumes with --overwrite after an interruption")
+    p.add_argument("--finetune-lr", type=float, default=d.finetune_lr, help=f"fine-tuning learning rate ({d.finetune_lr})")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of the calibration subsets")
     p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -83,7 +90,8 @@ def settings_from_args(args: argparse.Namespace) -> ExportSettings:
         measure=tuple(args.measure) if args.measure is not None else None, no_measure=args.no_measure,
         repeats=args.repeats, int8=args.int8, calib_images=args.calib_images, eval_images=args.eval_images,
         int8_calib_images=args.int8_calib_images, parity_images=args.parity_images, batch=args.batch,
-        opset=args.opset, exporter=args.exporter, torch_device=args.torch_device, seed=args.seed,
+        opset=args.opset, exporter=args.exporter, torch_device=args.torch_device,
+        finetune_epochs=args.finetune_epochs, finetune_lr=args.finetune_lr, seed=args.seed,
         overwrite=args.overwrite, progress=not args.no_progress)
 
 

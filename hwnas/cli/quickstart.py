@@ -43,6 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--eval-images", type=int, default=d.eval_images,
                    help=f"test images each exported model is scored on (default {d.eval_images}: the whole "
                         "Fashion-MNIST test set, as the references are)")
+    p.add_argument("--finetune-epochs", type=int, default=d.finetune_epochs,
+                   help=f"fine-tune each exported model this many epochs from the supernet's weights first "
+                        f"(default {d.finetune_epochs}; minutes per model on a CPU)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     p.add_argument("--no-progress", action="store_true")
@@ -59,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
     opts = QuickstartOptions(out=args.out, device=args.device, budget_ms=args.budget_ms, space=args.space,
                              supernet=args.supernet, predictor=args.predictor, evaluations=args.evaluations,
                              models=args.models, validate=args.validate, eval_images=args.eval_images,
+                             finetune_epochs=args.finetune_epochs,
                              seed=args.seed, overwrite=args.overwrite, progress=not args.no_progress)
     shipped = (("--supernet", args.supernet, opts.supernet_path, paths.shipped_supernet_path(args.space)),
                ("--predictor", args.predictor, opts.predictor_path, paths.default_predictor_path(args.space)))

@@ -11,7 +11,7 @@ from hwnas.errors import ConfigError
 
 EXAMPLES = """
 examples:
-  # the embedded default: Fashion-MNIST, fmnist-mbv3 space, on the GPU if there is one
+  # the embedded default: Fashion-MNIST, fmnist-resvgg space, on the GPU if there is one
   hwnas train --out runs/train-fmnist
   # continue an interrupted run exactly where it stopped
   hwnas train --out runs/train-fmnist --resume
@@ -19,6 +19,8 @@ examples:
   torchrun --nproc_per_node 4 -m hwnas.cli train --data ~/my_images --space fmnist-mbv3 --out runs/mine
   # a standalone baseline: one subnet alone, from scratch, with the same code and data pipeline
   hwnas train --out runs/standalone-largest --epochs 15 --fixed-arch my_arch.json
+  # fine-tune one searched subnet from the supernet, distilled from its largest subnet (before deployment)
+  hwnas train --out runs/tuned --epochs 6 --warmup-epochs 0 --lr 1e-3 --fixed-arch my_arch.json --init-from SUPERNET
   # a smoke run on the CPU: a few batches per epoch
   hwnas train --out /tmp/smoke --epochs 1 --max-steps-per-epoch 5 --device cpu
 """

@@ -561,8 +561,10 @@ def export_run(run_dir: str | Path, settings: ExportSettings, warn: Warn = _stde
             arch = architecture_from_dict(dict(c.record.arch), space)
         except ArchitectureError as exc:
             raise ArchitectureError(f"{c.name}: {exc}") from None
-        results.append(export_one(source, arch, models_dir / f"{c.name}.onnx", c.name, measurers, settings,
+        model_source, finetuned = _model_source(source, arch, settings, c.name)
+        results.append(export_one(model_source, arch, models_dir / f"{c.name}.onnx", c.name, measurers, settings,
                                   predicted=c.record, picked_for=c.picked_for, tables=tables))
+        results[-1].finetuned = finetuned
     measure_together(results, measurers, space, settings.batch, tables, progress=settings.progress, warn=warn)
     context = {"run": str(run.path), "supernet": source.label, "supernet sha256": source.sha256,
                "space": f"{space.name} ({space.fingerprint()})",
@@ -571,8 +573,23 @@ def export_run(run_dir: str | Path, settings: ExportSettings, warn: Warn = _stde
                "accuracy images": len(source.test) if source.test is not None else 0,
                "exporter": f"{settings.exporter}, opset {settings.resolved_opset}, batch {settings.batch or 'dynamic'}",
                "pick": settings.pick, "hwnas": hwnas.__version__}
+    if settings.finetune_epochs:
+        context["fine-tuning"] = (f"{settings.finetune_epochs} epochs per model from the supernet's weights, lr "
+                                  f"{settings.finetune_lr}, distilled from its largest subnet ({settings.out / 'finetune'})")
     report = write_report(settings.out, results, list(measurers), context)
     return ExportOutcome(results, list(measurers), models_dir, report)
+
+
+def _model_source(source: Source, arch: Any, settings: ExportSettings, name: str) -> tuple[Source, dict | None]:
+    """The source a model is cut from -- the supernet itself, or its fine-tuned copy (--finetune-epochs) --
+    and the fine-tune's record. A fine-tune runs beside the exported files (``finetune/<name>/`` in a
+    run's --out, ``<model>.finetune/`` beside an --arch file), so a rerun with --overwrite resumes it."""
+    if not settings.finetune_epochs:
+        return source, None
+    from hwnas.export.finetune import finetune_record, finetuned_source
+
+    folder = settings.out.with_suffix(".finetune") if settings.out.suffix == ".onnx" else settings.out / "finetune" / name
+    return finetuned_source(source, arch, settings, folder, progress=settings.progress), finetune_record(folder)
 
 
 def _progress(items: Sequence[Chosen], progress: bool) -> Any:
@@ -596,6 +613,8 @@ def export_architecture(arch_file: Path, settings: ExportSettings) -> Any:
     devices = [] if settings.no_measure else list(settings.measure or [])
     measurers = make_measurers(devices, settings.repeats, explicit=True, base=None)
     tables = device_tables(source.net.space, list(measurers), None, None)
-    result = export_one(source, arch, settings.out, settings.out.stem, measurers, settings, tables=tables)
+    model_source, finetuned = _model_source(source, arch, settings, settings.out.stem)
+    result = export_one(model_source, arch, settings.out, settings.out.stem, measurers, settings, tables=tables)
+    result.finetuned = finetuned
     measure_together([result], measurers, source.net.space, settings.batch, tables, progress=False)
     return result

@@ -58,6 +58,7 @@ class ModelResult:
     fp32: ModelFile | None = None
     int8: ModelFile | None = None
     precision: str = "fp32"  # what the search predicted for: the FP32 file or its INT8 quantisation
+    finetuned: dict[str, Any] | None = None  # the fine-tune before export (hwnas.export.finetune), if any
 
     @property
     def deployed(self) -> ModelFile | None:
@@ -238,7 +239,7 @@ def render_markdown(results: Sequence[ModelResult], devices: Sequence[str], cont
     lines += ["", f"{len(ok)} of {len(results)} models exported and verified.", ""]
     if plot_name:
         lines += [f"![predicted vs measured]({plot_name})", ""]
-    lines += _accuracy_table(results) + [""]
+    lines += _accuracy_table(results) + [""] + _finetune_lines(results)
     for device in devices:
         lines += _latency_table(results, device) + [""]
     failed = [r for r in results if r.status != "ok"]
@@ -249,6 +250,22 @@ def render_markdown(results: Sequence[ModelResult], devices: Sequence[str], cont
               "through all exported models; other backends: each model's repeats in turn). Parity: max |ONNX - PyTorch| / max |PyTorch| over "
               "real test images (must be <= 1e-4). MACs count multiply-accumulates (FLOPs ~ 2 x MACs).", ""]
     return "\n".join(lines)
+
+
+def _finetune_lines(results: Sequence[ModelResult]) -> list[str]:
+    """Which models were fine-tuned before export, for how long, and why their accuracy tops the prediction."""
+    tuned = [r for r in results if r.finetuned]
+    if not tuned:
+        return []
+    lines = ["## Fine-tuning before export", "",
+             "The accuracy predictor scores the supernet's shared weights; these models were fine-tuned from "
+             "them first (hwnas.export.finetune), so their measured accuracy is expected above the prediction.", "",
+             "| model | epochs | lr | distilled | train s | val acc after |", "|---|---|---|---|---|---|"]
+    for r in tuned:
+        f = r.finetuned
+        lines.append(f"| {r.name} | {f['epochs']} | {f['lr']:g} | {'yes' if f['distilled'] else 'no'} | "
+                     f"{f['train_seconds']:.0f} | {_pct(f['val_accuracy'])} |")
+    return lines + [""]
 
 
 def _accuracy_table(results: Sequence[ModelResult]) -> list[str]:

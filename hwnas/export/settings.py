@@ -55,6 +55,11 @@ class ExportSettings:
     opset: int | None = None
     exporter: str = "torchscript"
     torch_device: str = "cpu"
+    # >0: fine-tune each model that many epochs from the supernet's weights before export
+    # (hwnas.export.finetune); the learning rate is a third of hwnas train's (3e-3), for weights
+    # that are trained already.
+    finetune_epochs: int = 0
+    finetune_lr: float = 1e-3
     seed: int = 0
     overwrite: bool = False
     progress: bool = True
@@ -69,6 +74,9 @@ class ExportSettings:
         for flag, value in (("--calib-images", self.calib_images), ("--eval-images", self.eval_images)):
             if value < 0:
                 raise ConfigError(f"{flag} must be an image count >= 0 (0: {'keep the supernet BN statistics' if flag == '--calib-images' else 'no accuracy'}), got {value}")
+        if self.finetune_epochs < 0 or self.finetune_lr <= 0:
+            raise ConfigError(f"--finetune-epochs must be >= 0 (0: no fine-tuning) and --finetune-lr positive, got "
+                              f"{self.finetune_epochs} and {self.finetune_lr}")
         check_onnx_options(self.batch, self.resolved_opset, self.exporter)
 
     @property

@@ -108,7 +108,7 @@ def resolve_space(supernet: str | Path | None, space: str | None) -> tuple[Searc
     if not path.is_file():
         if supernet is None:
             raise ConfigError(f"no --space given and the default supernet {path} does not exist; pass "
-                              f"--space fmnist-mbv3 (or --supernet PATH, or train one with `hwnas train`)")
+                              f"--space {paths.DEFAULT_SPACE} (or --supernet PATH, or train one with `hwnas train`)")
         raise ConfigError(f"supernet checkpoint {path} does not exist; check the path, train one with "
                           f"`hwnas train`, or pass --space NAME instead")
     from hwnas.supernet.checkpoint import read_metadata  # lazy: needs safetensors only
