@@ -405,6 +405,21 @@ def recipe_row(root: Path) -> Row | None:
             "the same subnets)", "; ".join(cells), ", ".join(files))
 
 
+def reproduction_row(root: Path) -> Row | None:
+    """The default checkpoint's committed command rerun from scratch: its wall time and quality differences."""
+    quality, run = root / "supernet_quality_resvgg_repro.json", root / "train_fmnist_resvgg_repro"
+    if not quality.exists() or not (run / "train_log.jsonl").exists():
+        return None
+    rep = _load(quality)["reproduction"]
+    minutes = read_jsonl(run / "train_log.jsonl")[-1]["elapsed_s"] / 60
+    diffs = ", ".join(f"{k} {100 * v:+.2f}" for k, v in rep["differences"].items())
+    verdict = "within" if rep["within_tolerance"] else "NOT within"
+    return ("`hwnas train` rerun of the default checkpoint's committed command (`train_fmnist_resvgg/command.txt`), "
+            "scored on the same test subnets",
+            f"{minutes:.0f} min on 2 CPU cores; rerun minus shipped (points): {diffs}: {verdict} "
+            f"±{100 * rep['tolerance']:.1f}", "`train_fmnist_resvgg_repro/`, `supernet_quality_resvgg_repro.json`")
+
+
 def standalone_row(root: Path) -> Row | None:
     """Each fmnist-resvgg test subnet in the supernet beside the same network trained alone."""
     path = root / "supernet_quality_resvgg_standalone.json"
@@ -439,7 +454,7 @@ def cnn_rows(root: Path) -> list[Row]:
     rows: list[Row] = []
     for space, (run, quality_file) in PLAIN_RESULTS.items():
         rows += _plain_space_rows(root, space, run, quality_file)
-    rows += [row for row in (recipe_row(root), standalone_row(root), finetune_row(root)) if row]
+    rows += [row for row in (recipe_row(root), reproduction_row(root), standalone_row(root), finetune_row(root)) if row]
     sensitivity = depth_sensitivity_row(root)
     rows += [sensitivity] if sensitivity else []
     fronts = root / "family_fronts.json"

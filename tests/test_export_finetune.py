@@ -76,3 +76,22 @@ def test_the_report_says_which_models_were_fine_tuned():
     assert "| front006 | 6 | 0.001 | yes | 375 | 93.72%" in text and "| front012 | 6" not in text
     assert "## Fine-tuning" not in render_markdown([plain], [], {}, plot_name=None)
     assert ModelResult.from_dict(json.loads(json.dumps(asdict(tuned)))).finetuned == record
+
+
+def test_a_search_runs_export_fine_tunes_each_pick_and_reports_it(tmp_path, monkeypatch):
+    from search_fakes import fake_search_env
+
+    env = fake_search_env(tmp_path, monkeypatch)
+    assert main(["search", "--space", "fmnist-mbv3", "--predictor", env["predictor"], "--evaluations", "300",
+                 "--seed", "1", "--out", str(tmp_path / "run"), "--no-progress", "--no-plot", "--device", env["a"],
+                 "--budget-ms", "1.5"]) == 0
+    out = tmp_path / "exp"
+    assert main(["export", str(tmp_path / "run"), "--pick", "budget", "--supernet", str(_checkpoint(tmp_path)),
+                 "--out", str(out), "--no-measure", "--calib-images", "16", "--eval-images", "20", "--parity-images",
+                 "4", "--finetune-epochs", "1", "--no-progress"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    (model,) = summary["models"]
+    assert model["status"] == "ok" and model["finetuned"]["epochs"] == 1
+    assert (out / "finetune" / model["name"] / "supernet.safetensors").exists()
+    report = (out / "report.md").read_text()
+    assert "## Fine-tuning before export" in report and "fine-tuning" in report
