@@ -8,12 +8,15 @@ from pathlib import Path
 EXAMPLES = """
 Profiles this machine's CPU (fast mode), searches the shipped Fashion-MNIST supernet under a default
 latency budget with the shipped accuracy predictor, exports the Pareto front to ONNX, measures the
-exported models and prints a summary. About 5-10 minutes on 2 cores.
+exported models and prints a summary. Its wall time is in the run's quickstart.json (this project's
+run on 2 cores: experiments/results/quickstart.json). --finetune-epochs adds minutes per model.
 
 examples:
   hwnas quickstart
   hwnas quickstart --out runs/qs2 --budget-ms 0.8 --models 6
   hwnas quickstart --device cpu-all --overwrite
+  # each exported model fine-tuned 6 epochs from the supernet first (about a minute an epoch per model)
+  hwnas quickstart --finetune-epochs 6 --out runs/qs-tuned
   # another shipped space (hwnas spaces lists them)
   hwnas quickstart --space fmnist-vgg --out runs/qs-vgg
   # your own trained supernet and predictor (hwnas train, hwnas collect, hwnas fit-predictor)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from hwnas import paths
+
 EXAMPLES = """\
 Examples:
   # best accuracy/latency trade-offs on one CPU thread, budget 2 ms
@@ -51,7 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--supernet", type=Path, default=None,
                    help="supernet checkpoint; its metadata names the space "
-                        "(default checkpoints/fmnist-mbv3.safetensors)")
+                        f"(default {paths.DEFAULT_SUPERNET})")
     p.add_argument("--space", default=None, help="search space name (instead of reading it from --supernet)")
     p.add_argument("--predictor", type=Path, default=None,
                    help="accuracy predictor: an hwnas one or once-for-all's acc_predictor.pth "
