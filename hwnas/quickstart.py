@@ -56,6 +56,9 @@ class QuickstartOptions:
     finetune_epochs: int = 0
     seed: int = 0
     overwrite: bool = False
+    # Continue an interrupted run in ``out``: the profile resumes (or reuses its finished table), the
+    # search reruns (seconds; same table and seed, same front) and the export reuses finished fine-tunes.
+    resume: bool = False
     progress: bool = True
 
     def supernet_path(self) -> Path:
@@ -116,7 +119,7 @@ def _export(opts: QuickstartOptions, search_dir: Path, out: Path) -> Any:
 
     outcome = export_run(search_dir, ExportSettings(out=out, pick=str(opts.models), measure=(opts.device,),
                                                     eval_images=opts.eval_images, finetune_epochs=opts.finetune_epochs,
-                                                    seed=opts.seed, progress=opts.progress))
+                                                    seed=opts.seed, overwrite=opts.resume, progress=opts.progress))
     if outcome.failed:
         raise HwnasError(f"quickstart export failed for {', '.join(r.name for r in outcome.failed)}: "
                          f"{outcome.failed[0].error}")
@@ -150,13 +153,20 @@ def _references(opts: QuickstartOptions, run_dir: Path, exported: Any, profile: 
     return rows
 
 
+def run_folder(opts: QuickstartOptions) -> Path:
+    """``opts.out`` for a new run (refusing a non-empty one without ``overwrite``), or kept as it is to resume."""
+    if opts.resume and opts.out.is_dir():
+        return opts.out
+    return prepare_run_dir(opts.out, opts.overwrite)
+
+
 def run_quickstart(opts: QuickstartOptions) -> dict:
     """Profile, search, export and measure into ``opts.out``; returns what ``quickstart.json`` holds."""
     from hwnas.export.report import latency_agreement
     from hwnas.latency.device import load_device_profile
 
     started = time.time()
-    run_dir = prepare_run_dir(opts.out, opts.overwrite)
+    run_dir = run_folder(opts)
     log = run_logger(run_dir).info
     profile = load_device_profile(opts.device)
     opts.supernet_path(), opts.predictor_path()  # a missing file fails now, not after profiling

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from hwnas import paths
 from hwnas.cli import main
 from hwnas.quickstart import REPO_ROOT, QuickstartOptions
@@ -89,3 +91,26 @@ def test_the_embedded_default_is_the_resvgg_supernet():
     assert QuickstartOptions().space == TrainConfig().space == paths.DEFAULT_SPACE == "fmnist-resvgg"
     assert DEFAULT_SUPERNET == paths.shipped_supernet_path(paths.DEFAULT_SPACE)
     assert (REPO_ROOT / DEFAULT_SUPERNET).is_file() and (REPO_ROOT / paths.default_predictor_path("fmnist-resvgg")).is_file()
+
+
+def test_resume_keeps_the_run_folder_and_lets_the_export_reuse_its_fine_tunes(monkeypatch, tmp_path):
+    from hwnas.errors import ConfigError
+    from hwnas.export import pipeline
+    from hwnas.quickstart import _export, run_folder
+
+    out = tmp_path / "qs"
+    kept = out / "export" / "finetune" / "front000" / "train_state.pt"
+    kept.parent.mkdir(parents=True)
+    kept.write_bytes(b"half a fine-tune")
+    assert run_folder(QuickstartOptions(out=out, resume=True)) == out and kept.exists()
+    with pytest.raises(ConfigError, match="--overwrite"):  # neither --overwrite nor --resume
+        run_folder(QuickstartOptions(out=out))
+    seen = {}
+
+    class Outcome:
+        failed: list = []
+
+    monkeypatch.setattr(pipeline, "export_run", lambda run_dir, settings: seen.update(s=settings) or Outcome())
+    _export(QuickstartOptions(out=out, resume=True), out / "search", out / "export")
+    assert seen["s"].overwrite  # the export folder holds the interrupted run's fine-tunes
+    assert run_folder(QuickstartOptions(out=out, overwrite=True)) == out and not kept.exists()

@@ -51,6 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         f"(default {d.finetune_epochs}; minutes per model on a CPU)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run in --out (keeps its table and finished fine-tunes)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
 
@@ -66,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
                              supernet=args.supernet, predictor=args.predictor, evaluations=args.evaluations,
                              models=args.models, validate=args.validate, eval_images=args.eval_images,
                              finetune_epochs=args.finetune_epochs,
-                             seed=args.seed, overwrite=args.overwrite, progress=not args.no_progress)
+                             seed=args.seed, overwrite=args.overwrite, resume=args.resume,
+                             progress=not args.no_progress)
     shipped = (("--supernet", args.supernet, opts.supernet_path, paths.shipped_supernet_path(args.space)),
                ("--predictor", args.predictor, opts.predictor_path, paths.default_predictor_path(args.space)))
     for flag, given, find, default in shipped:
