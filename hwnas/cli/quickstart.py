@@ -15,7 +15,7 @@ examples:
   hwnas quickstart
   hwnas quickstart --out runs/qs2 --budget-ms 0.8 --models 6
   hwnas quickstart --device cpu-all --overwrite
-  # each exported model fine-tuned 6 epochs from the supernet first (about a minute an epoch per model)
+  # each exported model fine-tuned 6 epochs from the supernet first (60-90 s an epoch per fmnist-resvgg model on 2 cores)
   hwnas quickstart --finetune-epochs 6 --out runs/qs-tuned
   # another shipped space (hwnas spaces lists them)
   hwnas quickstart --space fmnist-vgg --out runs/qs-vgg
