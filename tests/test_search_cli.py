@@ -19,6 +19,7 @@ from hwnas.complexity import ComplexityCounter
 from hwnas.encoding import GeneLayout
 from hwnas.search import runner
 from hwnas.search.evaluated import read_evaluated
+from hwnas import paths
 from search_fakes import FakePredictor, FakeTable, fake_search_env
 
 SPACE = "fmnist-mbv3"
@@ -230,6 +231,20 @@ def test_predict_json(env, capsys):
     assert main(["predict", "--arch", str(front), "--index", "1", "--space", SPACE, "--predictor", env["predictor"],
                  "--device", env["a"], "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["arch"] == arch.to_dict()
+
+
+def test_predict_reads_a_runs_front_in_the_runs_space_not_the_default(env, capsys, monkeypatch):
+    """The default space is fmnist-resvgg; a fmnist-mbv3 search's front.json must still be read as fmnist-mbv3."""
+    assert main(search_args(env, "mbv3-run")) == 0
+    front = env["tmp"] / "mbv3-run" / "front.json"
+    assert json.loads((front.parent / "config.json").read_text())["space"] == SPACE != paths.DEFAULT_SPACE
+    assert main(["predict", "--arch", str(front), "--index", "0", "--predictor", env["predictor"], "--device",
+                 env["a"]]) == 0
+    assert f"space       {SPACE}" in capsys.readouterr().out
+    alone = _arch_file(env["tmp"], json.loads(front.read_text())[0]["arch"])  # no run folder: the default space
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])  # where the default checkpoint ships
+    assert main(["predict", "--arch", str(alone), "--device", env["a"]]) == 2
+    assert "read in the default space fmnist-resvgg; pass --space or --supernet" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("content, message", [

@@ -11,7 +11,7 @@ EXAMPLES = """\
 Examples:
   hwnas predict --arch my_arch.json
   hwnas predict --arch my_arch.json --space fmnist-mbv3 --device cpu-1thread --device cpu-all --json
-  hwnas predict --arch runs/search-cpu/front.json --index 3
+  hwnas predict --arch runs/search-cpu/front.json --index 3   # in the run's space (its config.json)
   hwnas predict --arch ofa_net.json --supernet checkpoints/fmnist-mbv3.safetensors \\
       --predictor predictors/fmnist-mbv3/accuracy_xgb.json
   hwnas predict --arch ofa_net.json --space ofa-mbv3-w1.2 --predictor acc_predictor.pth \\
@@ -68,13 +68,31 @@ def predict_record(arch, space, predictor, sources: Sequence[Any]) -> Any:
                        macs=counter.macs(genes)[0], params=counter.params(genes)[0])
 
 
+def run_space(arch_file: Path) -> str | None:
+    """The space of the search run an architecture file belongs to (its folder's config.json), if any:
+    a run's front.json is read in its own space, not the default one."""
+    config = arch_file.parent / "config.json"
+    try:
+        return json.loads(config.read_text()).get("space") if config.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def run(args: argparse.Namespace) -> int:
+    from hwnas.errors import ArchitectureError
     from hwnas.search import runner
 
-    space, _ = runner.resolve_space(args.supernet, args.space)
+    chosen = args.space or (None if args.supernet is not None else run_space(args.arch))
+    space, _ = runner.resolve_space(args.supernet, chosen)
     from hwnas.search.front import load_arch_file
 
-    arch = load_arch_file(args.arch, space, args.index)
+    try:
+        arch = load_arch_file(args.arch, space, args.index)
+    except ArchitectureError as exc:
+        if args.space is None and args.supernet is None and chosen is None:
+            raise ArchitectureError(f"{exc} (read in the default space {space.name}; pass --space or --supernet "
+                                    "for the architecture's own space)") from None
+        raise
     specs = args.device if args.device else discover_devices(space)
     sources = runner.resolve_latency_sources(specs, space)
     default = runner.default_predictor_path(space)
