@@ -416,7 +416,7 @@ def reproduction_row(root: Path) -> Row | None:
     verdict = "within" if rep["within_tolerance"] else "NOT within"
     return ("`hwnas train` rerun of the default checkpoint's committed command (`train_fmnist_resvgg/command.txt`), "
             "scored on the same test subnets",
-            f"{minutes:.0f} min on 2 CPU cores; rerun minus shipped (points): {diffs}: {verdict} "
+            f"{minutes:.0f} min on 2 CPU cores, shared with test and CI runs (`command.txt`); rerun minus shipped (points): {diffs}: {verdict} "
             f"±{100 * rep['tolerance']:.1f}", "`train_fmnist_resvgg_repro/`, `supernet_quality_resvgg_repro.json`")
 
 
