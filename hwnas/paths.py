@@ -14,7 +14,6 @@ from hwnas.errors import ConfigError
 CHECKPOINTS_DIR = Path("checkpoints")
 # the embedded default: the supernet `hwnas search`, `hwnas quickstart` and `hwnas train` default to
 DEFAULT_SPACE = "fmnist-resvgg"
-DEFAULT_SUPERNET = CHECKPOINTS_DIR / f"{DEFAULT_SPACE}.safetensors"
 PREDICTORS_DIR = Path("predictors")
 TABLES_DIR = Path("latency_tables")
 RUNS_DIR = Path("runs")
@@ -29,6 +28,9 @@ TABLE_PRECISIONS = ("fp32", "int8")
 def shipped_supernet_path(space_name: str) -> Path:
     """``checkpoints/<space>.safetensors``: where a space's trained supernet ships."""
     return CHECKPOINTS_DIR / f"{space_name}.safetensors"
+
+
+DEFAULT_SUPERNET = shipped_supernet_path(DEFAULT_SPACE)
 
 
 def predictor_dir(space_name: str, precision: str = "fp32") -> Path:

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from hwnas import paths
 from hwnas.arch import Architecture
 from hwnas.atomic_io import append_jsonl, atomic_write_bytes, atomic_write_json
 from hwnas.data import (Dataset, calibration_subset, default_crop_padding, load_dataset, random_crop_flip,
@@ -58,7 +59,7 @@ class TrainConfig:
     # The embedded default's recipe: checkpoints/fmnist-resvgg.safetensors (experiments/results/
     # train_fmnist_resvgg/: command, log, 102 min on 2 CPU cores); its quality on the test set is
     # experiments/results/supernet_quality_resvgg.json, and the recipes tried before it are in the README.
-    space: str = "fmnist-resvgg"
+    space: str = paths.DEFAULT_SPACE
     dataset: str = "fashion-mnist"
     epochs: int = 40
     warmup_epochs: float = 1.0  # largest network only, then channel sorting, then sandwich

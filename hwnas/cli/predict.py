@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         arch = load_arch_file(args.arch, space, args.index)
     except ArchitectureError as exc:
-        if args.space is None and args.supernet is None and chosen is None:
+        if chosen is None and args.supernet is None:  # the default space was guessed
             raise ArchitectureError(f"{exc} (read in the default space {space.name}; pass --space or --supernet "
                                     "for the architecture's own space)") from None
         raise
