@@ -433,19 +433,49 @@ def standalone_row(root: Path) -> Row | None:
             f"references' budget; 10k test set)", "; ".join(cells), "`supernet_quality_resvgg_standalone.json`")
 
 
-def finetune_row(root: Path) -> Row | None:
-    """Exported fmnist-resvgg front models before and after fine-tuning, timed beside the references."""
-    path = root / "finetune_front.json"
+FINETUNE_RESULTS = ("finetune_front.json", "finetune_front_18ep.json")
+
+
+def finetune_row(root: Path, name: str) -> Row | None:
+    """Searched fmnist-resvgg subnets before and after fine-tuning, timed beside the references."""
+    path = root / name
     if not path.exists():
         return None
     d = _load(path)
-    epochs = d["command"].split("--epochs ")[1].split()[0]
+    epochs = d.get("epochs") or d["command"].split("--epochs ")[1].split()[0]
+    what = "front models" if d.get("run") else "subnets"
     cells = [f"{r['model']} ({r['latency_ms_now']:.3f} ms) {100 * r['supernet_test_accuracy']:.2f} -> "
-             f"{100 * r['tuned_test_accuracy']:.2f} %" for r in sorted(d["rows"], key=lambda r: r["latency_ms_now"])]
+             f"{100 * r['tuned_test_accuracy']:.2f} %{_alone_cell(r)}"
+             for r in sorted(d["rows"], key=lambda r: r["latency_ms_now"])]
     refs = [f"{r['model']} ({100 * r['test_accuracy']:.2f} %, {r['latency_ms_now']:.3f} ms) beaten by "
             f"{len(r['beaten_by'])}" for r in d["references"]]
-    return (f"`{d['space']}` front models fine-tuned {epochs} epochs from the supernet (distilled from its largest "
-            "subnet; 10k test set, timed with the references)", "; ".join(cells + refs), "`finetune_front.json`")
+    alone = " and trained alone from scratch as long as the references" if any("alone" in r for r in d["rows"]) else ""
+    return (f"`{d['space']}` {what} fine-tuned {epochs} epochs from the supernet (distilled from its largest "
+            f"subnet){alone}; 10k test set, timed with the references", "; ".join(cells + refs), f"`{name}`")
+
+
+def _alone_cell(row: dict) -> str:
+    """A fine-tuned row's standalone accuracies, one per training seed."""
+    runs = row.get("alone") or []
+    return (", alone " + " / ".join(f"{100 * a['test_accuracy']:.2f}" for a in runs)
+            + f" % (seed {' / '.join(str(a['seed']) for a in runs)})") if runs else ""
+
+
+def reference_spread_row(root: Path) -> Row | None:
+    """The references retrained with other seeds (same split and recipe): how far their accuracy moves."""
+    runs = [_load(root / "reference_models.json")] if (root / "reference_models.json").exists() else []
+    runs += [_load(path) for path in sorted(root.glob("reference_models_seed*.json"))]
+    if len(runs) < 2:
+        return None
+    cells = [f"{name}: " + " / ".join(f"{100 * _reference(run, name)['test_accuracy']:.2f}" for run in runs)
+             + f" % (seed {' / '.join(str(run.get('seed', 0)) for run in runs)})" for name in ("mlp", "small-cnn")]
+    return ("hand-designed references retrained with another seed (same split, recipe and epochs; 10k test set)",
+            "; ".join(cells), ", ".join(f"`{p.name}`" for p in [root / "reference_models.json",
+                                                                  *sorted(root.glob("reference_models_seed*.json"))]))
+
+
+def _reference(run: dict, name: str) -> dict:
+    return next(m for m in run["models"] if m["model"] == name)
 
 
 def cnn_rows(root: Path) -> list[Row]:
@@ -454,7 +484,9 @@ def cnn_rows(root: Path) -> list[Row]:
     rows: list[Row] = []
     for space, (run, quality_file) in PLAIN_RESULTS.items():
         rows += _plain_space_rows(root, space, run, quality_file)
-    rows += [row for row in (recipe_row(root), reproduction_row(root), standalone_row(root), finetune_row(root)) if row]
+    rows += [row for row in (recipe_row(root), reproduction_row(root), standalone_row(root),
+                                       *(finetune_row(root, name) for name in FINETUNE_RESULTS),
+                                       reference_spread_row(root)) if row]
     sensitivity = depth_sensitivity_row(root)
     rows += [sensitivity] if sensitivity else []
     fronts = root / "family_fronts.json"

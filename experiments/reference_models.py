@@ -41,11 +41,12 @@ RESULT = REPO / "experiments" / "results" / "reference_models.json"
 
 
 def train(model: nn.Module, dataset, epochs: int, batch_size: int = 256, lr: float = 3e-3,
-          weight_decay: float = 5e-5, label_smoothing: float = 0.1, max_steps: int = 0) -> float:
-    """Train ``model`` with hwnas's recipe; returns the wall time in seconds."""
+          weight_decay: float = 5e-5, label_smoothing: float = 0.1, max_steps: int = 0, seed: int = 0) -> float:
+    """Train ``model`` with hwnas's recipe (``seed`` orders and augments the batches); returns the wall time
+    in seconds."""
     model = model.to(memory_format=torch.channels_last).train()
     loader = DeviceLoader(dataset.train, mean=dataset.mean, std=dataset.std, batch_size=batch_size, device="cpu",
-                          shuffle=True, seed=0, drop_last=True, augment=True, channels_last=True)
+                          shuffle=True, seed=seed, drop_last=True, augment=True, channels_last=True)
     steps_per_epoch = min(len(loader), max_steps) if max_steps else len(loader)
     total = steps_per_epoch * epochs
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
@@ -65,12 +66,13 @@ def train(model: nn.Module, dataset, epochs: int, batch_size: int = 256, lr: flo
 
 def trained(model: nn.Module, name: str, dataset, args: argparse.Namespace) -> float:
     """Train ``model`` (or load the weights an earlier run with the same settings saved); its training seconds."""
-    saved = args.workdir / f"{name}-e{args.epochs}-s{args.max_steps_per_epoch}.pt"
+    seed = f"-seed{args.seed}" if args.seed else ""
+    saved = args.workdir / f"{name}-e{args.epochs}-s{args.max_steps_per_epoch}{seed}.pt"
     if saved.is_file():
         blob = torch.load(saved, weights_only=True)
         model.load_state_dict(blob["state_dict"])
         return float(blob["train_seconds"])
-    seconds = train(model, dataset, args.epochs, max_steps=args.max_steps_per_epoch)
+    seconds = train(model, dataset, args.epochs, max_steps=args.max_steps_per_epoch, seed=args.seed)
     args.workdir.mkdir(parents=True, exist_ok=True)
     partial = saved.with_suffix(".tmp")
     torch.save({"state_dict": model.state_dict(), "train_seconds": seconds}, partial)
@@ -83,6 +85,9 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--device", default="cpu-1thread", help="device profile for the latency")
     parser.add_argument("--threads", type=int, default=2, help="torch threads for training")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the initial weights and of the batches' order and augmentation (the train/val "
+                             "split stays hwnas train's seed-0 split); another seed measures the training spread")
     parser.add_argument("--max-steps-per-epoch", type=int, default=0, help="smoke runs only")
     parser.add_argument("--out", type=Path, default=RESULT)
     parser.add_argument("--workdir", type=Path, default=Path("runs/reference_models"),
@@ -93,7 +98,7 @@ def main() -> int:
     rows: list[dict[str, Any]] = []
     models = {}
     for name, build in ARCHITECTURES.items():
-        torch.manual_seed(0)
+        torch.manual_seed(args.seed)
         model = build(dataset.num_classes)
         seconds = trained(model, name, dataset, args)
         model.eval()
@@ -114,9 +119,10 @@ def main() -> int:
     write_references(args.out, points, {
         "what": "hand-designed references trained with hwnas's data pipeline and recipe; test accuracy on the "
                 "official 10k test set, latency on the device profile (ONNX Runtime, batch 1)",
-        "command": f"python experiments/reference_models.py --epochs {args.epochs}",
+        "command": f"python experiments/reference_models.py --epochs {args.epochs}"
+                   + (f" --seed {args.seed} --out {os.path.relpath(args.out)}" if args.seed else ""),
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "epochs": args.epochs, "device": profile.name, "loadavg_before_timing": [round(v, 2) for v in load]})
+        "epochs": args.epochs, "seed": args.seed, "device": profile.name, "loadavg_before_timing": [round(v, 2) for v in load]})
     for p in points:
         print(f"{p.name:10s} test {p.accuracy:.4f}  latency {p.latency_ms[profile.name]:.4f} ms ({profile.name})")
     print(f"wrote {args.out}")

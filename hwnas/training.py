@@ -82,6 +82,9 @@ class TrainConfig:
     distill: bool = True
     augment: bool = True
     seed: int = 0
+    # The train/val split's seed (None: ``seed``). Another ``seed`` on the same split measures how much
+    # one network's accuracy spreads over training runs (experiments/finetune_front.py --alone-seeds).
+    split_seed: int | None = None
     val_size: int = 5000
     calib_images: int = 2000
     max_steps_per_epoch: int = 0  # 0 = full epochs; >0 caps steps (tests, smoke runs)
@@ -181,7 +184,8 @@ class SupernetTrainer:
         self.device = _device(config.device)
         if self.world > 1:
             self._init_distributed()
-        self.dataset = dataset or load_dataset(config.dataset, val_size=config.val_size, seed=config.seed)
+        split_seed = config.seed if config.split_seed is None else config.split_seed
+        self.dataset = dataset or load_dataset(config.dataset, val_size=config.val_size, seed=split_seed)
         self.space = get_space(config.space)
         if self.dataset.num_classes != self.space.num_classes or self.dataset.in_channels != self.space.in_channels:
             raise ConfigError(

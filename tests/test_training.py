@@ -152,3 +152,14 @@ def test_a_training_split_smaller_than_one_batch_is_a_clear_error(tmp_path):
     data = tiny_dataset()
     with pytest.raises(ConfigError, match="fewer than one batch .* smaller --batch-size"):
         SupernetTrainer(base_config(batch_size=len(data.train.labels) + 1), tmp_path / "run", dataset=data)
+
+
+@pytest.mark.parametrize("seed, split_seed, expected", [(1, None, 1), (1, 0, 0), (0, 3, 3)])
+def test_the_split_follows_split_seed_else_seed(tmp_path, monkeypatch, seed, split_seed, expected):
+    """Another training seed on the same train/val split is how a network's accuracy spread is measured."""
+    import hwnas.training
+
+    asked = []
+    monkeypatch.setattr(hwnas.training, "load_dataset", lambda *a, **kw: asked.append(kw["seed"]) or tiny_dataset())
+    SupernetTrainer(base_config(seed=seed, split_seed=split_seed), tmp_path / "run")
+    assert asked == [expected]

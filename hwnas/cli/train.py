@@ -45,6 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         value = getattr(defaults, f.name)
         if isinstance(value, bool):
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=value, help=f"(default {value})")
+        elif value is None:  # split_seed: follows --seed unless given
+            p.add_argument(flag, type=int, default=None, help="(default: --seed)")
         else:
             p.add_argument(flag, type=type(value), default=value, help=f"(default {value})")
     p.set_defaults(func=run)
