@@ -172,6 +172,12 @@ def warmup_cosine_lr(step: int, total_steps: int, steps_per_epoch: int, base_lr:
     return base_lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
+def saved_config(saved: dict[str, Any]) -> dict[str, Any]:
+    """A run's saved ``TrainConfig`` (as a dict) with the options added since it was saved at their
+    defaults, so a run from before an option existed still compares equal to the same run today."""
+    return {**{f.name: f.default for f in fields(TrainConfig)}, **saved}
+
+
 class SupernetTrainer:
     """Runs (or resumes) one training job writing into ``out_dir``."""
 
@@ -284,8 +290,7 @@ class SupernetTrainer:
         if not self.state_path.exists():
             return False
         blob = torch.load(self.state_path, map_location=self.device, weights_only=True)
-        defaults = {f.name: f.default for f in fields(TrainConfig)}  # options added since that run was saved
-        saved = {**defaults, **json.loads(blob["config"])}
+        saved = saved_config(json.loads(blob["config"]))
         if saved != asdict(self.config):
             changed = sorted(k for k in saved if saved[k] != asdict(self.config).get(k))
             raise ConfigError(f"cannot resume {self.out_dir}: its config differs in {changed}; "

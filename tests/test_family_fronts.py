@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
+from experiment_script import load_experiment
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("family_fronts", ROOT / "experiments/family_fronts.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_experiment("family_fronts")
 
 
 def _run(tmp_path: Path, models: list[dict]) -> Path:

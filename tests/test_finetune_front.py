@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from experiment_script import load_experiment
 
 
 def _module():
-    sys.path.insert(0, str(ROOT / "experiments"))
-    spec = importlib.util.spec_from_file_location("finetune_front", ROOT / "experiments/finetune_front.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_experiment("finetune_front")
 
 
 def _args(**kw) -> argparse.Namespace:

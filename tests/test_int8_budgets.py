@@ -3,16 +3,14 @@ both precisions' picks timed together on a fast local CPU profile, one row per b
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
 from export_fixtures import random_checkpoint
 from search_fakes import FakeTable, fake_search_env
+from experiment_script import load_experiment
 
-ROOT = Path(__file__).resolve().parents[1]
 SPACE = "fmnist-mbv3"
 PROFILE = """name: quick-cpu
 backend: onnxruntime
@@ -26,10 +24,7 @@ timeout_s: 60
 
 
 def _experiment():
-    spec = importlib.util.spec_from_file_location("int8_budgets", ROOT / "experiments" / "int8_budgets.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_experiment("int8_budgets")
 
 
 def test_best_fp32_and_int8_model_per_budget_are_exported_and_measured(tmp_path, monkeypatch, capsys):

@@ -3,7 +3,6 @@ experiment on a synthetic INT8 data set, and the shipped file's precision."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -17,16 +16,13 @@ from hwnas.accuracy.model_file import read_predictor_file
 from hwnas.accuracy.predictor import AccuracyPredictor
 from hwnas.encoding import GeneLayout
 from hwnas.errors import DataError
+from experiment_script import load_experiment
 
-ROOT = Path(__file__).resolve().parents[1]
 SPACE = "fmnist-mbv3"
 
 
 def _experiment():
-    spec = importlib.util.spec_from_file_location("int8_predictor_experiment", ROOT / "experiments" / "int8_predictor.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_experiment("int8_predictor")
 
 
 def _write(folder: Path, n: int, *, int8: bool, seed: int = 0) -> list[dict]:

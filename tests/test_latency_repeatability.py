@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from experiment_script import load_experiment
 
 
 def _experiment():
-    spec = importlib.util.spec_from_file_location("latency_repeatability",
-                                                  ROOT / "experiments" / "latency_repeatability.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_experiment("latency_repeatability")
 
 
 def test_single_noise_sigma_recovers_the_spread_of_one_measurement():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -14,16 +13,13 @@ from hwnas.accuracy.baselines import MLPPredictor, RidgePredictor, tune_baseline
 from hwnas.accuracy.features import ComplexityTables
 from hwnas.encoding import GeneLayout
 from hwnas.space import get_space
+from experiment_script import load_experiment
 
 SPACE = "fmnist-mbv3"
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("predictor_benchmark", ROOT / "experiments/predictor_benchmark.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_experiment("predictor_benchmark")
 
 
 def _synthetic(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

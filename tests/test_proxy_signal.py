@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -15,16 +13,13 @@ from hwnas.data import Dataset, Split
 from hwnas.errors import DataError
 from hwnas.supernet.checkpoint import save_supernet
 from hwnas.supernet.network import ElasticMobileNetV3
+from experiment_script import load_experiment
 
-ROOT = Path(__file__).resolve().parents[1]
 SPACE = "fmnist-mbv3"
 
 
 def _experiment():
-    spec = importlib.util.spec_from_file_location("proxy_signal", ROOT / "experiments/proxy_signal.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_experiment("proxy_signal")
 
 
 def _split(n: int, seed: int) -> Split:

@@ -2,7 +2,6 @@
 command it gives must be the one CI runs (CI also runs the quickstart command itself), and its
 Results section must be what experiments/readme_results.py renders from the result files."""
 
-import importlib.util
 import json
 import re
 import shlex
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from hwnas.cli import build_parser
+from experiment_script import load_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,10 +40,7 @@ def hwnas_commands() -> list[list[str]]:
 
 def _setup_commands() -> list[str]:
     """What .ci/run executes: the README's two set-up commands, extracted by .ci/readme_commands.py."""
-    spec = importlib.util.spec_from_file_location("readme_commands", ROOT / ".ci" / "readme_commands.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.setup_commands((ROOT / "README.md").read_text())
+    return load_experiment("readme_commands", folder=".ci").setup_commands((ROOT / "README.md").read_text())
 
 
 def test_ci_runs_the_readme_setup_commands_which_install_what_the_tests_need():
@@ -71,10 +68,7 @@ def test_readme_command_parses(argv):
 # ----------------------------------------------------------------------------------- results section
 def _readme_results():
     """experiments/readme_results.py, the generator of the README's Results section."""
-    spec = importlib.util.spec_from_file_location("readme_results", ROOT / "experiments" / "readme_results.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_experiment("readme_results")
 
 
 def test_readme_results_section_matches_the_result_files():

@@ -11,7 +11,7 @@ lives in its own folder and resumes after an interruption; a finished one is reu
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +54,9 @@ def _finished(folder: Path, config: Any) -> bool:
     saved = folder / "train_config.json"
     if not saved.exists():
         return False
-    defaults = {f.name: f.default for f in fields(type(config))}  # options added since that fine-tune ran
-    if {**defaults, **json.loads(saved.read_text())} != asdict(config):
+    from hwnas.training import saved_config
+
+    if saved_config(json.loads(saved.read_text())) != asdict(config):
         raise ConfigError(f"{folder} holds a fine-tune with other options; delete it or export into another --out")
     return (folder / "supernet.safetensors").exists()
 
