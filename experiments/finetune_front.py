@@ -6,7 +6,7 @@ Once-for-all fine-tunes the subnets it deploys (its paper: 25 epochs on ImageNet
 exports them with the supernet's weights as they are, and the standalone table
 (``results/supernet_quality_resvgg_standalone.json``) puts the weight-sharing cost of ``fmnist-resvgg``'s
 middle subnets at 0.64-0.74 points. This measures what ``hwnas export --finetune-epochs`` (the trainer,
-data pipeline and schedule of the supernet and the references, via ``hwnas.export.finetune``) recovers,
+data pipeline and schedule of the supernet and the references, via ``hwnas.export.subnet_training``) recovers,
 and whether a fine-tuned front model then beats the small CNN. The fine-tuned models get ``--epochs``
 epochs on top of the supernet's training, which the references (trained alone, ``reference_models.json``)
 do not: the result file states both budgets.
@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hwnas.atomic_io import atomic_write_json, read_jsonl
+from hwnas.atomic_io import atomic_write_json
 from hwnas.export.pipeline import export_architecture
 from hwnas.export.references import compare_with_references, load_references
 from hwnas.export.settings import ExportSettings
@@ -97,26 +97,20 @@ def command_line(args: argparse.Namespace, rows: list[dict[str, Any]]) -> str:
             f"--workdir {args.workdir} --out {os.path.relpath(args.out)}")
 
 
-def alone(model: dict[str, Any], space: str, args: argparse.Namespace, seed: int = 0) -> dict[str, Any]:
-    """``model``'s architecture trained alone from scratch for ``--epochs`` (the references' budget) by the
-    trainer ``hwnas train --fixed-arch`` runs (as ``supernet_quality.py --train-standalone``), on the
-    supernet's train/val split, then exported and scored as the fine-tuned model is. ``seed`` sets the
-    initial weights and the batches' order and augmentation. Resumes an interrupted run; a finished one
-    is reused."""
-    from hwnas.training import SupernetTrainer, TrainConfig
-
-    folder = args.workdir / (f"{model['name']}.alone" + (f"-seed{seed}" if seed else ""))
-    if not (folder / "supernet.safetensors").exists():
-        config = TrainConfig(space=space, epochs=args.epochs, warmup_epochs=0, fixed_arch=json.dumps(model["arch"]),
-                             seed=seed, split_seed=0)
-        SupernetTrainer(config, folder).run(resume=(folder / "train_state.pt").exists(), progress=not args.no_progress)
-    arch_file = args.workdir / f"{model['name']}.arch.json"
+def alone(model: dict[str, Any], supernet: str, args: argparse.Namespace, seed: int = 0) -> dict[str, Any]:
+    """``model``'s architecture retrained from scratch for ``--epochs`` (the references' budget) and exported,
+    as ``hwnas export --retrain-epochs`` does (``hwnas.export.subnet_training``: the trainer ``hwnas train
+    --fixed-arch`` runs, on the supernet's train/val split), scored as the fine-tuned model is. ``seed``
+    sets the initial weights and the batches' order and augmentation. Resumes an interrupted run; a
+    finished one is reused."""
+    path = args.workdir / f"{model['name']}.alone-seed{seed}.onnx"
+    arch_file = path.with_suffix(".arch.json")
     arch_file.write_text(json.dumps(model["arch"]))
     result = export_architecture(arch_file, ExportSettings(
-        out=folder.with_suffix(".onnx"), supernet=str(folder / "supernet.safetensors"),
-        eval_images=10_000, no_measure=True, overwrite=True, progress=not args.no_progress))
+        out=path, supernet=supernet, eval_images=10_000, no_measure=True, overwrite=True,
+        retrain_epochs=args.epochs, seed=seed, progress=not args.no_progress))
     return {"seed": seed, "test_accuracy": result.fp32.accuracy, "epochs": args.epochs,
-            "train_seconds": read_jsonl(folder / "train_log.jsonl")[-1]["elapsed_s"]}
+            "train_seconds": result.trained["train_seconds"]}
 
 
 def main() -> int:
@@ -150,7 +144,7 @@ def main() -> int:
     rows, files = [], []
     for model in models:
         result = tuned_export(model["arch"], supernet, args.workdir / f"{model['name']}.onnx", args)
-        tuned = result.finetuned
+        tuned = result.trained
         res = model["arch"]["resolution"]
         files.append((f"{model['name']}-tuned", result.fp32.accuracy,
                       (Path(result.fp32.path).read_bytes(), (profile.batch_size, channels, res, res))))
@@ -159,7 +153,7 @@ def main() -> int:
                      "gain": round(result.fp32.accuracy - model["fp32"]["accuracy"], 4),
                      "tune_seconds": tuned["train_seconds"], "tune_val_accuracy": tuned["val_accuracy_by_epoch"]})
         if args.alone:
-            rows[-1]["alone"] = [alone(model, space, args, int(seed)) for seed in args.alone_seeds.split(",")]
+            rows[-1]["alone"] = [alone(model, supernet, args, int(seed)) for seed in args.alone_seeds.split(",")]
             for run in rows[-1]["alone"]:
                 print(f"{model['name']} trained alone (seed {run['seed']}): {100 * run['test_accuracy']:.2f} % after "
                       f"{args.epochs} epochs ({run['train_seconds']:.0f} s)", flush=True)

@@ -359,16 +359,24 @@ def speed_rows(root: Path) -> list[Row]:
 
 
 def quickstart_row(root: Path) -> Row:
+    from hwnas.quickstart import weights
+
     d = _load(root / "quickstart.json")
     device = d["device"]
     models = [m for m in d["models"] if m["status"] == "ok"]
     errors = sorted(100 * (m["predicted_latency_ms"][device] / m["fp32"]["latency"][device]["ms"] - 1) for m in models)
     agree = d["latency_agreement"][device]
-    return ("quickstart end to end (fast-mode table)",
-            f"{d['wall_time_s']:.0f} s; {len(models)} models exported and checked against PyTorch; predicted vs "
+    trained = [m for m in models if m.get("trained")]
+    training = "".join(f", {m['trained']['train_seconds']:.0f} s of it training {m['name']} ({weights(m)})"
+                       for m in trained)
+    accuracies = ", ".join(f"{m['name']} {100 * m['fp32']['accuracy']:.2f} % ({weights(m)})" for m in models)
+    return ("quickstart end to end (fast-mode table; `hwnas quickstart`)",
+            f"{d['wall_time_s']:.0f} s on 2 cores{training}; budget {d['budget_ms']:.3f} ms; {len(models)} models "
+            f"exported and checked against PyTorch, 10k test set: {accuracies}; predicted vs "
             f"measured latency {errors[0]:+.1f} % … {errors[-1]:+.1f} %, {round(agree['within10_pct'] * agree['n'] / 100)} "
             f"of {int(agree['n'])} within ±10 %" + _reference_verdicts(d.get("references") or []),
             "`quickstart.json`, `quickstart_log.txt`")
+
 
 
 # plain-family spaces trained here: space -> (training-run folder, supernet-quality file) under results/
@@ -549,7 +557,7 @@ def _reference_verdicts(rows: list[dict[str, Any]]) -> str:
     """'; MLP (89.1 %, 0.061 ms) beaten by 2 models, ...' from the quickstart's timed comparison."""
     refs = [r for r in rows if not r.get("exported")]
     parts = [f"{r['model']} ({100 * r['test_accuracy']:.1f} %, {r['latency_ms_now']:.3f} ms) "
-             + (f"beaten by {len(r['beaten_by'])} of the exported models" if r["beaten_by"] else "NOT beaten")
+             + (f"beaten by {', '.join(r['beaten_by'])}" if r["beaten_by"] else "NOT beaten")
              for r in refs]
     return "; hand-designed references timed beside them: " + ", ".join(parts) if parts else ""
 

@@ -33,7 +33,8 @@ from hwnas.atomic_io import atomic_write_json, read_jsonl
 from hwnas.data import calibration_subset, load_dataset
 from hwnas.supernet.calibration import evaluate, recalibrate_bn
 from hwnas.supernet.checkpoint import load_supernet
-from hwnas.training import SupernetTrainer, TrainConfig
+from hwnas.export.subnet_training import train_alone
+from hwnas.training import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 THRESHOLDS = {"largest": 0.930, "smallest": 0.905}  # issue 14, test set, after BN recalibration
@@ -59,10 +60,7 @@ def test_accuracy(net, arch: Architecture, dataset) -> float:
 def standalone(arch: Architecture, space: str, folder: Path, epochs: int, dataset) -> dict[str, Any]:
     """Train ``arch`` alone (resuming an interrupted run) and return its test accuracy and wall time."""
     config = TrainConfig(space=space, epochs=epochs, warmup_epochs=0, fixed_arch=arch.to_json())
-    final = folder / "supernet.safetensors"
-    if not final.exists():
-        SupernetTrainer(config, folder, dataset=dataset).run(resume=(folder / "train_state.pt").exists())
-    net, _ = load_supernet(final)
+    net, _ = load_supernet(train_alone(config, folder, progress=True, dataset=dataset))
     log = read_jsonl(folder / "train_log.jsonl")
     return {"test_accuracy": test_accuracy(net, arch, dataset), "epochs": epochs,
             "train_wall_s": log[-1]["elapsed_s"] if log else None}

@@ -392,7 +392,7 @@ class SupernetTrainer:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_json(self.out_dir / "train_config.json", asdict(cfg))
         warmup_steps = int(cfg.warmup_epochs * self.steps_per_epoch)
-        bar = tqdm(total=self.total_steps, initial=self.state.global_step, desc="train supernet",
+        bar = tqdm(total=self.total_steps, initial=self.state.global_step, desc="train subnet" if cfg.fixed_arch else "train supernet",
                    disable=not progress or self.rank != 0, dynamic_ncols=True)
         started = time.time() - self.state.elapsed_s
         while self.state.epoch < cfg.epochs:

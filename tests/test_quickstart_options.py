@@ -49,18 +49,52 @@ def test_the_exported_models_are_scored_on_the_whole_test_set_by_default():
     assert Path(paths.shipped_supernet_path("fmnist-cnn")) == Path("checkpoints/fmnist-cnn.safetensors")
 
 
-def test_the_default_budget_is_half_the_largest_subnet_for_every_family():
+def _table(space):
+    from hwnas.latency.table import LatencyTable
+
+    return LatencyTable.load(REPO_ROOT / "latency_tables" / "cpu-1thread" / f"{space}.json", space)
+
+
+def test_without_references_the_default_budget_is_half_the_largest_subnet_for_every_family():
     """It used the mbconv-only ``largest_architecture``, so a plain-family quickstart without
     --budget-ms died with an AttributeError after profiling."""
     from hwnas.families import largest_architecture
-    from hwnas.latency.table import LatencyTable
     from hwnas.quickstart import default_budget
 
     for space in ("fmnist-mbv3", "fmnist-resvgg"):
-        table = LatencyTable.load(REPO_ROOT / "latency_tables" / "cpu-1thread" / f"{space}.json", space)
-        budget, fastest, largest = default_budget(table, space)
-        assert largest == table.predict(largest_architecture(space))
-        assert budget == largest / 2 and fastest < budget < largest
+        table = _table(space)
+        budget, why = default_budget(table, space)
+        largest = table.predict(largest_architecture(space))
+        assert budget == largest / 2 and table.min_latency_ms() < budget < largest and "half the largest" in why
+
+
+def test_with_references_the_default_budget_is_the_slowest_ones_latency_timed_now():
+    from hwnas.quickstart import default_budget
+
+    table = _table("fmnist-resvgg")
+    timed = [{"model": "mlp", "latency_ms_now": 0.036}, {"model": "small-cnn", "latency_ms_now": 0.33},
+             {"model": "front000", "latency_ms_now": 9.0, "exported": True}]  # an exported model is no reference
+    budget, why = default_budget(table, "fmnist-resvgg", timed)
+    assert budget == 0.33 and "small-cnn" in why
+    too_fast = [{"model": "tiny", "latency_ms_now": table.min_latency_ms() / 2}]  # no subnet could meet it
+    assert default_budget(table, "fmnist-resvgg", too_fast) == default_budget(table, "fmnist-resvgg")
+
+
+def test_a_resumed_run_keeps_the_budget_it_decided(monkeypatch, tmp_path):
+    """Timed again, the references would give another budget, another front and a retraining folder that
+    no longer matches its model."""
+    from types import SimpleNamespace
+
+    from hwnas import quickstart
+
+    calls = []
+    monkeypatch.setattr(quickstart, "default_budget", lambda table, space, timed: calls.append(1) or (0.3 + len(calls), "x"))
+    opts = QuickstartOptions(out=tmp_path, references=None)
+    profiled = SimpleNamespace(table=None)
+    first = quickstart._default_budget(opts, tmp_path, profiled, None, lambda line: None)
+    assert quickstart._default_budget(QuickstartOptions(out=tmp_path, references=None, resume=True), tmp_path,
+                                      profiled, None, lambda line: None) == first == 1.3
+    assert quickstart._default_budget(opts, tmp_path, profiled, None, lambda line: None) == 2.3  # a new run decides anew
 
 
 def test_the_quickstart_passes_its_fine_tuning_epochs_to_the_export(monkeypatch, tmp_path):
@@ -78,9 +112,32 @@ def test_the_quickstart_passes_its_fine_tuning_epochs_to_the_export(monkeypatch,
 
     monkeypatch.setattr(pipeline, "export_run", export_run)
     _export(QuickstartOptions(finetune_epochs=3), tmp_path / "search", tmp_path / "export")
-    assert seen["settings"].finetune_epochs == 3
+    assert (seen["settings"].finetune_epochs, seen["settings"].retrain_epochs) == (3, 0)  # one or the other
     _export(QuickstartOptions(), tmp_path / "search", tmp_path / "export")
-    assert seen["settings"].finetune_epochs == 0  # off unless asked for: minutes per model on a CPU
+    default = seen["settings"]
+    assert default.finetune_epochs == 0 and default.retrain_epochs == 18 and default.train_top == 1
+    _export(QuickstartOptions(retrain_epochs=0), tmp_path / "search", tmp_path / "export")
+    assert seen["settings"].retrain_epochs == 0
+
+
+def test_the_retraining_matches_the_references_budget():
+    import json
+
+    references = json.loads((REPO_ROOT / paths.REFERENCE_MODELS).read_text())
+    assert QuickstartOptions().retrain_epochs == references["epochs"]
+
+
+def test_fine_tuning_and_retraining_together_are_refused_by_name(tmp_path, capsys):
+    assert main(["quickstart", "--finetune-epochs", "2", "--retrain-epochs", "3", "--out", str(tmp_path / "q")]) != 0
+    assert "exclude each other" in capsys.readouterr().err and not (tmp_path / "q").exists()
+
+
+def test_the_summary_says_whose_weights_each_model_has():
+    from hwnas.quickstart import weights
+
+    assert weights({"trained": None}) == "supernet"
+    assert weights({"trained": {"mode": "retrain", "epochs": 18}}) == "retrained 18 ep"
+    assert weights({"finetuned": {"epochs": 6}}) == "fine-tuned 6 ep"  # a run from before retraining existed
 
 
 def test_the_embedded_default_is_the_resvgg_supernet():
@@ -93,7 +150,7 @@ def test_the_embedded_default_is_the_resvgg_supernet():
     assert (REPO_ROOT / DEFAULT_SUPERNET).is_file() and (REPO_ROOT / paths.default_predictor_path("fmnist-resvgg")).is_file()
 
 
-def test_resume_keeps_the_run_folder_and_lets_the_export_reuse_its_fine_tunes(monkeypatch, tmp_path):
+def test_resume_keeps_the_run_folder_and_lets_the_export_reuse_its_trainings(monkeypatch, tmp_path):
     from hwnas.errors import ConfigError
     from hwnas.export import pipeline
     from hwnas.quickstart import _export, run_folder

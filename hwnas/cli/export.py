@@ -28,6 +28,8 @@ examples:
   hwnas export runs/search-cpu --pick 5 --out exports/five
   # ... each fine-tuned 6 epochs from the supernet first (minutes per model on a CPU)
   hwnas export runs/search-cpu --pick 5 --finetune-epochs 6 --out exports/five-tuned
+  # ... or the most accurate one retrained from scratch for 18 epochs (as the references are)
+  hwnas export runs/search-cpu --pick 5 --retrain-epochs 18 --train-top 1 --out exports/five-retrained
   # one architecture (hwnas or once-for-all JSON) from a supernet checkpoint
   hwnas export --arch arch.json --supernet checkpoints/fmnist-mbv3.safetensors --out model.onnx
   # one subnet of the published once-for-all supernet (weights file needed, never downloaded)
@@ -78,7 +80,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "largest subnet, before export (default 0: export the shared weights as they are); "
                         "resumes with --overwrite after an interruption")
     p.add_argument("--finetune-lr", type=float, default=d.finetune_lr, help=f"fine-tuning learning rate ({d.finetune_lr})")
-    p.add_argument("--seed", type=int, default=d.seed, help="seed of the calibration subsets")
+    p.add_argument("--retrain-epochs", type=int, default=d.retrain_epochs,
+                   help="instead, retrain each model this many epochs from scratch before export, with hwnas train "
+                        "--fixed-arch's recipe (the hand-designed references' own); resumes with --overwrite")
+    p.add_argument("--train-top", type=int, default=d.train_top, metavar="N",
+                   help="fine-tune or retrain only the N models of highest predicted accuracy; the others keep "
+                        "the supernet's weights (default: every exported model)")
+    p.add_argument("--seed", type=int, default=d.seed, help="seed of the calibration subsets and of a retraining")
     p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -91,7 +99,8 @@ def settings_from_args(args: argparse.Namespace) -> ExportSettings:
         repeats=args.repeats, int8=args.int8, calib_images=args.calib_images, eval_images=args.eval_images,
         int8_calib_images=args.int8_calib_images, parity_images=args.parity_images, batch=args.batch,
         opset=args.opset, exporter=args.exporter, torch_device=args.torch_device,
-        finetune_epochs=args.finetune_epochs, finetune_lr=args.finetune_lr, seed=args.seed,
+        finetune_epochs=args.finetune_epochs, finetune_lr=args.finetune_lr, retrain_epochs=args.retrain_epochs,
+        train_top=args.train_top, seed=args.seed,
         overwrite=args.overwrite, progress=not args.no_progress)
 
 

@@ -6,13 +6,16 @@ import argparse
 from pathlib import Path
 
 EXAMPLES = """
-Profiles this machine's CPU (fast mode), searches the shipped Fashion-MNIST supernet under a default
-latency budget with the shipped accuracy predictor, exports the Pareto front to ONNX, measures the
-exported models and prints a summary. Its wall time is in the run's quickstart.json (this project's
-run on 2 cores: experiments/results/quickstart.json). --finetune-epochs adds minutes per model.
+Profiles this machine's CPU (fast mode), times the hand-designed reference networks, searches the
+shipped Fashion-MNIST supernet under their latency with the shipped accuracy predictor, exports the
+Pareto front to ONNX (the most accurate model retrained from scratch first, as the references are),
+measures the exported models beside the references and prints a summary. Its wall time is in the run's
+quickstart.json (this project's run on 2 cores: experiments/results/quickstart.json).
 
 examples:
   hwnas quickstart
+  # faster: export the supernet's weights as they are, no retraining
+  hwnas quickstart --retrain-epochs 0 --out runs/qs-fast
   hwnas quickstart --out runs/qs2 --budget-ms 0.8 --models 6
   hwnas quickstart --device cpu-all --overwrite
   # each exported model fine-tuned 6 epochs from the supernet first (60-90 s an epoch per fmnist-resvgg model on 2 cores)
@@ -34,7 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=d.out, help=f"run folder (default {d.out})")
     p.add_argument("--device", default=d.device, help=f"device profile to profile and measure (default {d.device})")
     p.add_argument("--budget-ms", type=float, default=None,
-                   help="latency budget; default: half the largest subnet's latency")
+                   help="latency budget; default: the slowest hand-designed reference's latency on this machine, "
+                        "timed at the start (half the largest subnet's without references)")
     p.add_argument("--evaluations", type=int, default=d.evaluations, help="search evaluations")
     p.add_argument("--models", type=int, default=d.models, help="front models to export and measure")
     p.add_argument("--validate", type=int, default=d.validate, help="subnets measured to validate the table")
@@ -49,10 +53,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--finetune-epochs", type=int, default=d.finetune_epochs,
                    help=f"fine-tune each exported model this many epochs from the supernet's weights first "
                         f"(default {d.finetune_epochs}; minutes per model on a CPU)")
-    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--retrain-epochs", type=int, default=None,
+                   help=f"retrain the most accurate exported model(s) from scratch this many epochs first, as the "
+                        f"hand-designed references are trained (default {d.retrain_epochs}, the references' budget: "
+                        f"the longest stage of a quickstart; 0 exports the supernet's weights as they are, in "
+                        f"minutes; 0 when --finetune-epochs is given)")
+    p.add_argument("--train-top", type=int, default=d.train_top, metavar="N",
+                   help=f"how many of the most accurate exported models to retrain or fine-tune (default {d.train_top})")
+    p.add_argument("--seed", type=int, default=d.seed, help="seed of the search, the subsets and the retraining")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     p.add_argument("--resume", action="store_true",
-                   help="continue an interrupted run in --out (keeps its table and finished fine-tunes)")
+                   help="continue an interrupted run in --out (keeps its table, budget and finished retraining "
+                        "or fine-tunes)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
 
@@ -64,10 +76,14 @@ def run(args: argparse.Namespace) -> int:
     from hwnas.space import get_space
 
     get_space(args.space)  # an unknown space fails with the list of known ones
+    if args.finetune_epochs and args.retrain_epochs:
+        raise ConfigError("--finetune-epochs and --retrain-epochs exclude each other: the models are either "
+                          "fine-tuned from the supernet's weights or retrained from scratch; pass one")
     opts = QuickstartOptions(out=args.out, device=args.device, budget_ms=args.budget_ms, space=args.space,
                              supernet=args.supernet, predictor=args.predictor, evaluations=args.evaluations,
                              models=args.models, validate=args.validate, eval_images=args.eval_images,
-                             finetune_epochs=args.finetune_epochs,
+                             finetune_epochs=args.finetune_epochs, train_top=args.train_top,
+                             **({} if args.retrain_epochs is None else {"retrain_epochs": args.retrain_epochs}),
                              seed=args.seed, overwrite=args.overwrite, resume=args.resume,
                              progress=not args.no_progress)
     shipped = (("--supernet", args.supernet, opts.supernet_path, paths.shipped_supernet_path(args.space)),

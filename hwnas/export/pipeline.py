@@ -556,15 +556,17 @@ def export_run(run_dir: str | Path, settings: ExportSettings, warn: Warn = _stde
     measurers = make_measurers([str(d) for d in devices], settings.repeats, explicit, run.path, warn)
     tables = device_tables(space, list(measurers), run.config.get("latency_tables"), run.path)
     results = []
+    to_train = trained_names(chosen, settings.train_top)
     for c in _progress(chosen, settings.progress):
         try:
             arch = architecture_from_dict(dict(c.record.arch), space)
         except ArchitectureError as exc:
             raise ArchitectureError(f"{c.name}: {exc}") from None
-        model_source, finetuned = _model_source(source, arch, settings, c.name)
+        model_source, trained = _model_source(source, arch, settings if c.name in to_train else
+                                              settings.replace(finetune_epochs=0, retrain_epochs=0), c.name)
         results.append(export_one(model_source, arch, models_dir / f"{c.name}.onnx", c.name, measurers, settings,
                                   predicted=c.record, picked_for=c.picked_for, tables=tables))
-        results[-1].finetuned = finetuned
+        results[-1].trained = trained
     measure_together(results, measurers, space, settings.batch, tables, progress=settings.progress, warn=warn)
     context = {"run": str(run.path), "supernet": source.label, "supernet sha256": source.sha256,
                "space": f"{space.name} ({space.fingerprint()})",
@@ -573,23 +575,42 @@ def export_run(run_dir: str | Path, settings: ExportSettings, warn: Warn = _stde
                "accuracy images": len(source.test) if source.test is not None else 0,
                "exporter": f"{settings.exporter}, opset {settings.resolved_opset}, batch {settings.batch or 'dynamic'}",
                "pick": settings.pick, "hwnas": hwnas.__version__}
+    which = "each model" if settings.train_top is None else \
+        f"the {settings.train_top} most accurate (predicted) model{'s' if settings.train_top > 1 else ''}"
     if settings.finetune_epochs:
-        context["fine-tuning"] = (f"{settings.finetune_epochs} epochs per model from the supernet's weights, lr "
+        context["fine-tuning"] = (f"{settings.finetune_epochs} epochs for {which} from the supernet's weights, lr "
                                   f"{settings.finetune_lr}, distilled from its largest subnet ({settings.out / 'finetune'})")
+    if settings.retrain_epochs:
+        context["retraining"] = (f"{settings.retrain_epochs} epochs for {which} from scratch, hwnas train "
+                                 f"--fixed-arch's recipe, seed {settings.seed} ({settings.out / 'retrain'})")
     report = write_report(settings.out, results, list(measurers), context)
     return ExportOutcome(results, list(measurers), models_dir, report)
 
 
-def _model_source(source: Source, arch: Any, settings: ExportSettings, name: str) -> tuple[Source, dict | None]:
-    """The source a model is cut from -- the supernet itself, or its fine-tuned copy (--finetune-epochs) --
-    and the fine-tune's record. A fine-tune runs beside the exported files (``finetune/<name>/`` in a
-    run's --out, ``<model>.finetune/`` beside an --arch file), so a rerun with --overwrite resumes it."""
-    if not settings.finetune_epochs:
-        return source, None
-    from hwnas.export.finetune import finetune_record, finetuned_source
+def trained_names(chosen: Sequence[Chosen], top: int | None) -> set[str]:
+    """The models to fine-tune or retrain: all (``top`` None) or the ``top`` of highest predicted accuracy
+    (ties: the slower model, as the search would rank it, then the name)."""
+    if top is None:
+        return {c.name for c in chosen}
+    ranked = sorted(chosen, key=lambda c: (-(c.record.accuracy if c.record.accuracy is not None else -1.0),
+                                           -max(c.record.latency_ms.values(), default=0.0), c.name))
+    return {c.name for c in ranked[:top]}
 
-    folder = settings.out.with_suffix(".finetune") if settings.out.suffix == ".onnx" else settings.out / "finetune" / name
-    return finetuned_source(source, arch, settings, folder, progress=settings.progress), finetune_record(folder)
+
+def _model_source(source: Source, arch: Any, settings: ExportSettings, name: str) -> tuple[Source, dict | None]:
+    """The source a model is cut from -- the supernet itself, or a copy in which the subnet was fine-tuned
+    (--finetune-epochs) or retrained (--retrain-epochs) -- and that training's record. The training runs
+    beside the exported files (``finetune/<name>/`` or ``retrain/<name>/`` in a run's --out,
+    ``<model>.finetune/`` or ``<model>.retrain/`` beside an --arch file), so a rerun with --overwrite
+    resumes it."""
+    from hwnas.export.subnet_training import FINETUNE, trained_source, training_mode, training_record
+
+    mode = training_mode(settings)
+    if mode is None:
+        return source, None
+    kind = "finetune" if mode == FINETUNE else "retrain"
+    folder = settings.out.with_suffix(f".{kind}") if settings.out.suffix == ".onnx" else settings.out / kind / name
+    return trained_source(source, arch, settings, folder, progress=settings.progress), training_record(folder)
 
 
 def _progress(items: Sequence[Chosen], progress: bool) -> Any:
@@ -613,8 +634,8 @@ def export_architecture(arch_file: Path, settings: ExportSettings) -> Any:
     devices = [] if settings.no_measure else list(settings.measure or [])
     measurers = make_measurers(devices, settings.repeats, explicit=True, base=None)
     tables = device_tables(source.net.space, list(measurers), None, None)
-    model_source, finetuned = _model_source(source, arch, settings, settings.out.stem)
+    model_source, trained = _model_source(source, arch, settings, settings.out.stem)
     result = export_one(model_source, arch, settings.out, settings.out.stem, measurers, settings, tables=tables)
-    result.finetuned = finetuned
+    result.trained = trained
     measure_together([result], measurers, source.net.space, settings.batch, tables, progress=False)
     return result

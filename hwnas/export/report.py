@@ -58,7 +58,8 @@ class ModelResult:
     fp32: ModelFile | None = None
     int8: ModelFile | None = None
     precision: str = "fp32"  # what the search predicted for: the FP32 file or its INT8 quantisation
-    finetuned: dict[str, Any] | None = None  # the fine-tune before export (hwnas.export.finetune), if any
+    # the subnet's training before export (fine-tune or retrain: hwnas.export.subnet_training), if any
+    trained: dict[str, Any] | None = None
 
     @property
     def deployed(self) -> ModelFile | None:
@@ -69,6 +70,9 @@ class ModelResult:
     def from_dict(cls, data: dict[str, Any]) -> "ModelResult":
         data = dict(data)
         data.pop("front_flops", None)  # summaries written before picks were recorded
+        if "finetuned" in data:  # summaries written before retraining existed (always fine-tunes then)
+            tuned = data.pop("finetuned")
+            data["trained"] = None if tuned is None else {"mode": "fine-tune", **tuned}
         for key in ("fp32", "int8"):
             if data.get(key) is not None:
                 data[key] = ModelFile(**data[key])
@@ -239,7 +243,7 @@ def render_markdown(results: Sequence[ModelResult], devices: Sequence[str], cont
     lines += ["", f"{len(ok)} of {len(results)} models exported and verified.", ""]
     if plot_name:
         lines += [f"![predicted vs measured]({plot_name})", ""]
-    lines += _accuracy_table(results) + [""] + _finetune_lines(results)
+    lines += _accuracy_table(results) + [""] + _training_lines(results)
     for device in devices:
         lines += _latency_table(results, device) + [""]
     failed = [r for r in results if r.status != "ok"]
@@ -252,19 +256,22 @@ def render_markdown(results: Sequence[ModelResult], devices: Sequence[str], cont
     return "\n".join(lines)
 
 
-def _finetune_lines(results: Sequence[ModelResult]) -> list[str]:
-    """Which models were fine-tuned before export, for how long, and why their accuracy tops the prediction."""
-    tuned = [r for r in results if r.finetuned]
-    if not tuned:
+def _training_lines(results: Sequence[ModelResult]) -> list[str]:
+    """Which models were fine-tuned or retrained before export, how, and why their accuracy is not the
+    predicted one."""
+    trained = [r for r in results if r.trained]
+    if not trained:
         return []
-    lines = ["## Fine-tuning before export", "",
-             "The accuracy predictor scores the supernet's shared weights; these models were fine-tuned from "
-             "them first (hwnas.export.finetune), so their measured accuracy is expected above the prediction.", "",
-             "| model | epochs | lr | distilled | train s | val acc after |", "|---|---|---|---|---|---|"]
-    for r in tuned:
-        f = r.finetuned
-        lines.append(f"| {r.name} | {f['epochs']} | {f['lr']:g} | {'yes' if f['distilled'] else 'no'} | "
-                     f"{f['train_seconds']:.0f} | {_pct(f['val_accuracy'])} |")
+    lines = ["## Training before export", "",
+             "The accuracy predictor scores the supernet's shared weights; these models were trained alone before "
+             "export (hwnas.export.subnet_training): fine-tuned from the supernet's weights or retrained from "
+             "scratch, so their measured accuracy need not match the prediction.", "",
+             "| model | how | epochs | lr | seed | distilled | train s | val acc after |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in trained:
+        t = r.trained
+        lines.append(f"| {r.name} | {t.get('mode', 'fine-tune')} | {t['epochs']} | {t['lr']:g} | {t.get('seed', '-')} | "
+                     f"{'yes' if t['distilled'] else 'no'} | {t['train_seconds']:.0f} | {_pct(t['val_accuracy'])} |")
     return lines + [""]
 
 

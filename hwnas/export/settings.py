@@ -56,10 +56,17 @@ class ExportSettings:
     exporter: str = "torchscript"
     torch_device: str = "cpu"
     # >0: fine-tune each model that many epochs from the supernet's weights before export
-    # (hwnas.export.finetune); the learning rate is a third of hwnas train's (3e-3), for weights
+    # (hwnas.export.subnet_training); the learning rate is a third of hwnas train's (3e-3), for weights
     # that are trained already.
     finetune_epochs: int = 0
     finetune_lr: float = 1e-3
+    # >0: retrain each model that many epochs from scratch before export (hwnas.export.subnet_training),
+    # with hwnas train --fixed-arch's recipe and --seed as its training seed.
+    retrain_epochs: int = 0
+    # Fine-tune or retrain only the N exported models of highest predicted accuracy (None: all of them);
+    # the others keep the supernet's weights. Training time grows with a model's size, so the most
+    # accurate models are both the slowest to train and the ones a user deploys.
+    train_top: int | None = None
     seed: int = 0
     overwrite: bool = False
     progress: bool = True
@@ -77,6 +84,14 @@ class ExportSettings:
         if self.finetune_epochs < 0 or self.finetune_lr <= 0:
             raise ConfigError(f"--finetune-epochs must be >= 0 (0: no fine-tuning) and --finetune-lr positive, got "
                               f"{self.finetune_epochs} and {self.finetune_lr}")
+        if self.retrain_epochs < 0:
+            raise ConfigError(f"--retrain-epochs must be >= 0 (0: no retraining), got {self.retrain_epochs}")
+        if self.finetune_epochs and self.retrain_epochs:
+            raise ConfigError("--finetune-epochs and --retrain-epochs exclude each other: a model is either "
+                              "fine-tuned from the supernet's weights or retrained from scratch; pass one")
+        if self.train_top is not None and self.train_top < 1:
+            raise ConfigError(f"--train-top must be a positive number of models, got {self.train_top}; omit it "
+                              "to train every exported model")
         check_onnx_options(self.batch, self.resolved_opset, self.exporter)
 
     @property
