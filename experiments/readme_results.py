@@ -441,7 +441,7 @@ def standalone_row(root: Path) -> Row | None:
             f"references' budget; 10k test set)", "; ".join(cells), "`supernet_quality_resvgg_standalone.json`")
 
 
-FINETUNE_RESULTS = ("finetune_front.json", "finetune_front_18ep.json")
+FINETUNE_RESULTS = ("finetune_front.json", "finetune_front_18ep.json", "finetune_front_A_seeds23.json")
 
 
 def finetune_row(root: Path, name: str) -> Row | None:
@@ -482,6 +482,35 @@ def reference_spread_row(root: Path) -> Row | None:
                                                                   *sorted(root.glob("reference_models_seed*.json"))]))
 
 
+def seed_comparison_row(root: Path, arch: str = "A", reference: str = "small-cnn") -> Row | None:
+    """The search's pick ``arch`` trained alone against ``reference`` over every seed in the result files
+    (same split, recipe and epochs): each one's mean and sample standard deviation, and which seeds each
+    of them won."""
+    import statistics
+
+    arch_runs = {a["seed"]: a["test_accuracy"] for name in FINETUNE_RESULTS if (root / name).exists()
+                 for row in _load(root / name)["rows"] if row["model"] == arch for a in row.get("alone") or []}
+    files = [root / "reference_models.json", *sorted(root.glob("reference_models_seed*.json"))]
+    ref_runs = {run.get("seed", 0): _reference(run, reference)["test_accuracy"] for run in map(_load, files)
+                if run.get("epochs") == 18}
+    if len(arch_runs) < 3 or len(ref_runs) < 3:
+        return None
+
+    def summary(runs: dict[int, float]) -> str:
+        values = [100 * runs[seed] for seed in sorted(runs)]
+        return (f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f} % over seeds "
+                f"{', '.join(map(str, sorted(runs)))} ({' / '.join(f'{v:.2f}' for v in values)})")
+
+    both = sorted(set(arch_runs) & set(ref_runs))
+    wins = sum(arch_runs[seed] > ref_runs[seed] for seed in both)
+    return (f"subnet {arch} (the search's pick at the small CNN's latency) against {reference}, each trained alone "
+            "from scratch for 18 epochs per seed (same split and recipe; 10k test set; mean ± sample sd)",
+            f"{arch} {summary(arch_runs)}; {reference} {summary(ref_runs)}; {arch} more accurate on {wins} of the "
+            f"{len(both)} seeds both ran",
+            ", ".join(f"`{name}`" for name in FINETUNE_RESULTS[1:] if (root / name).exists())
+            + ", " + ", ".join(f"`{f.name}`" for f in files))
+
+
 def _reference(run: dict, name: str) -> dict:
     return next(m for m in run["models"] if m["model"] == name)
 
@@ -494,7 +523,7 @@ def cnn_rows(root: Path) -> list[Row]:
         rows += _plain_space_rows(root, space, run, quality_file)
     rows += [row for row in (recipe_row(root), reproduction_row(root), standalone_row(root),
                                        *(finetune_row(root, name) for name in FINETUNE_RESULTS),
-                                       reference_spread_row(root)) if row]
+                                       reference_spread_row(root), seed_comparison_row(root)) if row]
     sensitivity = depth_sensitivity_row(root)
     rows += [sensitivity] if sensitivity else []
     fronts = root / "family_fronts.json"

@@ -95,3 +95,27 @@ def test_readme_results_follow_a_changed_result_file(tmp_path):
     ceiling["noise_var_validation"] = None
     (root / "noise_ceiling.json").write_text(json.dumps(ceiling))
     assert "at most 0.123 (calibration noise only" in gen.render(root)
+
+
+def test_the_seed_comparison_counts_each_seeds_winner_from_the_files(tmp_path):
+    """A's and the small CNN's runs are gathered per seed across their files; a changed accuracy in one
+    file changes the means and the count of seeds A wins."""
+    gen = _readme_results()
+    root = tmp_path / "results"
+    root.mkdir()
+    names = ["finetune_front_18ep.json", "finetune_front_A_seeds23.json", "reference_models.json",
+             *(f"reference_models_seed{s}.json" for s in (1, 2, 3))]
+    for name in names:
+        shutil.copy(ROOT / "experiments" / "results" / name, root / name)
+    row = gen.seed_comparison_row(root)
+    assert row is not None and "over seeds 0, 1, 2, 3" in row[1]
+    wins = int(row[1].split("more accurate on ")[1].split(" of")[0])
+    seed3 = json.loads((root / "reference_models_seed3.json").read_text())
+    cnn = next(m for m in seed3["models"] if m["model"] == "small-cnn")
+    cnn["test_accuracy"] = 0.99  # the small CNN now wins seed 3
+    (root / "reference_models_seed3.json").write_text(json.dumps(seed3))
+    changed = gen.seed_comparison_row(root)[1]
+    assert f"more accurate on {wins - 1} of the 4 seeds" in changed and "99.00" in changed
+    (root / "reference_models_seed3.json").unlink()
+    (root / "reference_models_seed2.json").unlink()
+    assert gen.seed_comparison_row(root) is None  # two seeds are too few to report a spread
