@@ -171,3 +171,11 @@ def test_resume_keeps_the_run_folder_and_lets_the_export_reuse_its_trainings(mon
     _export(QuickstartOptions(out=out, resume=True), out / "search", out / "export")
     assert seen["s"].overwrite  # the export folder holds the interrupted run's fine-tunes
     assert run_folder(QuickstartOptions(out=out, overwrite=True)) == out and not kept.exists()
+
+
+def test_bad_training_options_fail_before_anything_is_profiled(tmp_path, capsys):
+    out = tmp_path / "qs"
+    assert main(["quickstart", "--train-top", "0", "--out", str(out), "--no-progress"]) != 0
+    assert "--train-top must be a positive number" in capsys.readouterr().err and not out.exists()
+    assert main(["quickstart", "--retrain-epochs", "-1", "--out", str(out), "--no-progress"]) != 0
+    assert "--retrain-epochs must be >= 0" in capsys.readouterr().err and not out.exists()
