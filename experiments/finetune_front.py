@@ -76,15 +76,16 @@ def arch_models(specs: list[str], supernet: str, args: argparse.Namespace) -> tu
     return read_metadata(supernet)["space_name"], models
 
 
-def tuned_export(arch: dict[str, Any], supernet: str, path: Path, args: argparse.Namespace) -> Any:
-    """The subnet fine-tuned (``path.finetune/``, resumed or reused on a rerun) and exported as ONNX, its
-    test accuracy measured on the whole test set as the quickstart measures it."""
+def trained_export(arch: dict[str, Any], supernet: str, path: Path, args: argparse.Namespace, **training: Any) -> Any:
+    """The subnet trained as ``training`` (ExportSettings' fine-tune or retrain options) says, in
+    ``path.finetune/`` or ``path.retrain/`` (resumed or reused on a rerun), and exported as ONNX, its test
+    accuracy measured on the whole test set as the quickstart measures it."""
     arch_file = path.with_suffix(".arch.json")
     path.parent.mkdir(parents=True, exist_ok=True)
     arch_file.write_text(json.dumps(arch))
     return export_architecture(arch_file, ExportSettings(out=path, supernet=supernet, eval_images=10_000,
-                                                         no_measure=True, overwrite=True, finetune_epochs=args.epochs,
-                                                         finetune_lr=args.lr, progress=not args.no_progress))
+                                                         no_measure=True, overwrite=True, progress=not args.no_progress,
+                                                         **training))
 
 
 def command_line(args: argparse.Namespace, rows: list[dict[str, Any]]) -> str:
@@ -103,12 +104,8 @@ def alone(model: dict[str, Any], supernet: str, args: argparse.Namespace, seed: 
     --fixed-arch`` runs, on the supernet's train/val split), scored as the fine-tuned model is. ``seed``
     sets the initial weights and the batches' order and augmentation. Resumes an interrupted run; a
     finished one is reused."""
-    path = args.workdir / f"{model['name']}.alone-seed{seed}.onnx"
-    arch_file = path.with_suffix(".arch.json")
-    arch_file.write_text(json.dumps(model["arch"]))
-    result = export_architecture(arch_file, ExportSettings(
-        out=path, supernet=supernet, eval_images=10_000, no_measure=True, overwrite=True,
-        retrain_epochs=args.epochs, seed=seed, progress=not args.no_progress))
+    result = trained_export(model["arch"], supernet, args.workdir / f"{model['name']}.alone-seed{seed}.onnx", args,
+                            retrain_epochs=args.epochs, seed=seed)
     return {"seed": seed, "test_accuracy": result.fp32.accuracy, "epochs": args.epochs,
             "train_seconds": result.trained["train_seconds"]}
 
@@ -143,7 +140,8 @@ def main() -> int:
     profile = load_device_profile(args.device)
     rows, files = [], []
     for model in models:
-        result = tuned_export(model["arch"], supernet, args.workdir / f"{model['name']}.onnx", args)
+        result = trained_export(model["arch"], supernet, args.workdir / f"{model['name']}.onnx", args,
+                                finetune_epochs=args.epochs, finetune_lr=args.lr)
         tuned = result.trained
         res = model["arch"]["resolution"]
         files.append((f"{model['name']}-tuned", result.fp32.accuracy,

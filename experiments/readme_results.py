@@ -378,7 +378,6 @@ def quickstart_row(root: Path) -> Row:
             "`quickstart.json`, `quickstart_log.txt`")
 
 
-
 # plain-family spaces trained here: space -> (training-run folder, supernet-quality file) under results/
 PLAIN_RESULTS = {"fmnist-cnn": ("train_fmnist_cnn", "supernet_quality_cnn.json"),
                  "fmnist-vgg": ("train_fmnist_vgg", "supernet_quality_vgg.json"),
@@ -471,15 +470,14 @@ def _alone_cell(row: dict) -> str:
 
 def reference_spread_row(root: Path) -> Row | None:
     """The references retrained with other seeds (same split and recipe): how far their accuracy moves."""
-    runs = [_load(root / "reference_models.json")] if (root / "reference_models.json").exists() else []
-    runs += [_load(path) for path in sorted(root.glob("reference_models_seed*.json"))]
+    files = _reference_files(root)
+    runs = [_load(path) for path in files]
     if len(runs) < 2:
         return None
     cells = [f"{name}: " + " / ".join(f"{100 * _reference(run, name)['test_accuracy']:.2f}" for run in runs)
              + f" % (seed {' / '.join(str(run.get('seed', 0)) for run in runs)})" for name in ("mlp", "small-cnn")]
     return ("hand-designed references retrained with another seed (same split, recipe and epochs; 10k test set)",
-            "; ".join(cells), ", ".join(f"`{p.name}`" for p in [root / "reference_models.json",
-                                                                  *sorted(root.glob("reference_models_seed*.json"))]))
+            "; ".join(cells), ", ".join(f"`{p.name}`" for p in files))
 
 
 def seed_comparison_row(root: Path, arch: str = "A", reference: str = "small-cnn") -> Row | None:
@@ -490,7 +488,7 @@ def seed_comparison_row(root: Path, arch: str = "A", reference: str = "small-cnn
 
     arch_runs = {a["seed"]: a["test_accuracy"] for name in FINETUNE_RESULTS if (root / name).exists()
                  for row in _load(root / name)["rows"] if row["model"] == arch for a in row.get("alone") or []}
-    files = [root / "reference_models.json", *sorted(root.glob("reference_models_seed*.json"))]
+    files = _reference_files(root)
     ref_runs = {run.get("seed", 0): _reference(run, reference)["test_accuracy"] for run in map(_load, files)
                 if run.get("epochs") == 18}
     if len(arch_runs) < 3 or len(ref_runs) < 3:
@@ -509,6 +507,12 @@ def seed_comparison_row(root: Path, arch: str = "A", reference: str = "small-cnn
             f"{len(both)} seeds both ran",
             ", ".join(f"`{name}`" for name in FINETUNE_RESULTS[1:] if (root / name).exists())
             + ", " + ", ".join(f"`{f.name}`" for f in files))
+
+
+def _reference_files(root: Path) -> list[Path]:
+    """The references' result files: the shipped one (seed 0) and each retrained with another seed."""
+    shipped = [root / "reference_models.json"] if (root / "reference_models.json").exists() else []
+    return shipped + sorted(root.glob("reference_models_seed*.json"))
 
 
 def _reference(run: dict, name: str) -> dict:

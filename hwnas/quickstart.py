@@ -296,7 +296,7 @@ def summary_table(result: dict, device: str) -> str:
             f"{m['name'][:10]:10s} {_pct(m.get('predicted_accuracy')):>9s} {_pct(fp32.get('accuracy')):>9s} "
             f"{_ms(pred):>8s} {_ms(meas):>8s} {_err(pred, meas):>6s} {_err(pred, at_ref):>9s} {m['macs'] / 1e6:7.2f} "
             f"{fp32.get('size_bytes', 0) / 1024:8.0f}  {weights(m)}")
-    if any(m.get("trained") or m.get("finetuned") for m in result["models"]):
+    if any(weights(m) != "supernet" for m in result["models"]):
         lines.append("pred acc: the predictor's score of the supernet's shared weights; a retrained or fine-tuned "
                      "model's test acc is of its own weights")
     agreement = (result.get("latency_agreement") or {}).get(device) or {}
@@ -309,7 +309,9 @@ def summary_table(result: dict, device: str) -> str:
 
 def weights(model: dict) -> str:
     """Whose weights an exported model has: the supernet's, or its own after retraining or fine-tuning."""
-    trained = model.get("trained") or ({"mode": "fine-tune", **model["finetuned"]} if model.get("finetuned") else None)
+    from hwnas.export.report import training_of
+
+    trained = training_of(model)
     if not trained:
         return "supernet"
     return f"{'retrained' if trained.get('mode') == 'retrain' else 'fine-tuned'} {trained['epochs']} ep"

@@ -178,6 +178,13 @@ def saved_config(saved: dict[str, Any]) -> dict[str, Any]:
     return {**{f.name: f.default for f in fields(TrainConfig)}, **saved}
 
 
+def data_split_seed(config: dict[str, Any]) -> int:
+    """The seed of a run's train/val split (``TrainConfig`` as a dict, saved or current): its ``split_seed``,
+    else its training ``seed``."""
+    saved = saved_config(config)
+    return saved["seed"] if saved["split_seed"] is None else saved["split_seed"]
+
+
 class SupernetTrainer:
     """Runs (or resumes) one training job writing into ``out_dir``."""
 
@@ -190,8 +197,8 @@ class SupernetTrainer:
         self.device = _device(config.device)
         if self.world > 1:
             self._init_distributed()
-        split_seed = config.seed if config.split_seed is None else config.split_seed
-        self.dataset = dataset or load_dataset(config.dataset, val_size=config.val_size, seed=split_seed)
+        self.dataset = dataset or load_dataset(config.dataset, val_size=config.val_size,
+                                               seed=data_split_seed(asdict(config)))
         self.space = get_space(config.space)
         if self.dataset.num_classes != self.space.num_classes or self.dataset.in_channels != self.space.in_channels:
             raise ConfigError(

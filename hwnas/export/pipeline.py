@@ -603,12 +603,12 @@ def _model_source(source: Source, arch: Any, settings: ExportSettings, name: str
     beside the exported files (``finetune/<name>/`` or ``retrain/<name>/`` in a run's --out,
     ``<model>.finetune/`` or ``<model>.retrain/`` beside an --arch file), so a rerun with --overwrite
     resumes it."""
-    from hwnas.export.subnet_training import FINETUNE, trained_source, training_mode, training_record
+    from hwnas.export.subnet_training import OPTION_NAME, trained_source, training_mode, training_record
 
     mode = training_mode(settings)
     if mode is None:
         return source, None
-    kind = "finetune" if mode == FINETUNE else "retrain"
+    kind = OPTION_NAME[mode]
     folder = settings.out.with_suffix(f".{kind}") if settings.out.suffix == ".onnx" else settings.out / kind / name
     return trained_source(source, arch, settings, folder, progress=settings.progress), training_record(folder)
 

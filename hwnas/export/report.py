@@ -70,13 +70,20 @@ class ModelResult:
     def from_dict(cls, data: dict[str, Any]) -> "ModelResult":
         data = dict(data)
         data.pop("front_flops", None)  # summaries written before picks were recorded
-        if "finetuned" in data:  # summaries written before retraining existed (always fine-tunes then)
-            tuned = data.pop("finetuned")
-            data["trained"] = None if tuned is None else {"mode": "fine-tune", **tuned}
+        data["trained"] = training_of(data)
+        data.pop("finetuned", None)
         for key in ("fp32", "int8"):
             if data.get(key) is not None:
                 data[key] = ModelFile(**data[key])
         return cls(**data)
+
+
+def training_of(entry: dict[str, Any]) -> dict[str, Any] | None:
+    """A summary entry's training before export; entries written before retraining existed name it
+    ``finetuned`` (always a fine-tune then)."""
+    if entry.get("trained") or not entry.get("finetuned"):
+        return entry.get("trained")
+    return {"mode": "fine-tune", **entry["finetuned"]}
 
 
 # ----------------------------------------------------------------------------------- fronts

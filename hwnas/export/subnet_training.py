@@ -28,6 +28,8 @@ from hwnas.atomic_io import read_jsonl
 from hwnas.errors import ConfigError
 
 FINETUNE, RETRAIN = "fine-tune", "retrain"
+#: Each mode's name in its command-line flag (``--<name>-epochs``) and in its run folders.
+OPTION_NAME = {FINETUNE: "finetune", RETRAIN: "retrain"}
 
 
 def training_mode(settings: Any) -> str | None:
@@ -39,11 +41,11 @@ def training_mode(settings: Any) -> str | None:
 
 def training_config(source: Any, arch: Any, settings: Any) -> Any:
     """The run that trains ``arch`` of ``source``'s supernet (an hwnas checkpoint) as ``settings`` ask."""
-    from hwnas.training import TrainConfig
+    from hwnas.training import TrainConfig, data_split_seed
 
     mode = training_mode(settings)
     if source.ofa:
-        raise ConfigError(f"--{'finetune' if mode == FINETUNE else 'retrain'}-epochs needs an hwnas supernet "
+        raise ConfigError(f"--{OPTION_NAME[mode]}-epochs needs an hwnas supernet "
                           "checkpoint; the published once-for-all weights are trained on ImageNet, which hwnas "
                           "does not train on")
     trained = source.extra.get("train_config") or {}
@@ -52,11 +54,11 @@ def training_config(source: Any, arch: Any, settings: Any) -> Any:
         raise ConfigError("the supernet does not say which data it was trained on; pass --data to train the subnet")
     common = dict(space=source.net.space.name, dataset=dataset, fixed_arch=json.dumps(arch.to_dict()), warmup_epochs=0,
                   val_size=int(trained.get("val_size", 5000)), device=settings.torch_device)
-    split_seed = int(trained.get("split_seed") if trained.get("split_seed") is not None else trained.get("seed", 0))
     if mode == FINETUNE:
         return TrainConfig(**common, init_from=str(source.label), epochs=settings.finetune_epochs,
                            lr=settings.finetune_lr, seed=int(trained.get("seed", 0)))
-    return TrainConfig(**common, epochs=settings.retrain_epochs, seed=settings.seed, split_seed=split_seed)
+    return TrainConfig(**common, epochs=settings.retrain_epochs, seed=settings.seed,
+                       split_seed=int(data_split_seed(trained)))
 
 
 def train_alone(config: Any, folder: Path, progress: bool = False, dataset: Any = None) -> Path:
