@@ -509,6 +509,37 @@ def seed_comparison_row(root: Path, arch: str = "A", reference: str = "small-cnn
             + ", " + ", ".join(f"`{f.name}`" for f in files))
 
 
+# The quickstart's retrained pick and the references trained as long, per training budget: (quickstart
+# summary, references' file, the command that wrote the summary; each copied from its run folder).
+RETRAIN_BUDGETS = [
+    ("quickstart.json", "reference_models.json", "hwnas quickstart --overwrite"),
+    ("quickstart_retrain36.json", "reference_models_36ep.json",
+     "hwnas quickstart --out runs/qs36 --retrain-epochs 36"),
+]
+
+
+def retrain_budget_row(root: Path, reference: str = "small-cnn") -> Row | None:
+    """The quickstart's retrained pick against ``reference`` at each training budget both were trained
+    for: whether more epochs separate them. A budget whose two files disagree on the epochs is left out."""
+    cells, sources = [], []
+    for summary_name, reference_name, command in RETRAIN_BUDGETS:
+        if not (root / summary_name).exists() or not (root / reference_name).exists():
+            continue
+        references = _load(root / reference_name)
+        picks = [m for m in _load(root / summary_name)["models"] if m.get("trained")]
+        if len(picks) != 1 or picks[0]["trained"]["epochs"] != references["epochs"]:
+            continue
+        pick, ref = picks[0], _reference(references, reference)
+        ours, theirs = 100 * pick["fp32"]["accuracy"], 100 * ref["test_accuracy"]
+        cells.append(f"{references['epochs']} epochs: {pick['name']} {ours:.2f} % vs {reference} {theirs:.2f} % "
+                     f"({ours - theirs:+.2f})")
+        sources.append(f"`{summary_name}` (`{command}`), `{reference_name}`")
+    if len(cells) < 2:
+        return None
+    return (f"the quickstart's retrained pick (seed 0, 2 threads) against {reference} trained as long (seed 0), per "
+            "training budget (10k test set)", "; ".join(cells), "; ".join(sources))
+
+
 def _reference_files(root: Path) -> list[Path]:
     """The references' result files: the shipped one (seed 0) and each retrained with another seed."""
     shipped = [root / "reference_models.json"] if (root / "reference_models.json").exists() else []
@@ -527,7 +558,8 @@ def cnn_rows(root: Path) -> list[Row]:
         rows += _plain_space_rows(root, space, run, quality_file)
     rows += [row for row in (recipe_row(root), reproduction_row(root), standalone_row(root),
                                        *(finetune_row(root, name) for name in FINETUNE_RESULTS),
-                                       reference_spread_row(root), seed_comparison_row(root)) if row]
+                                       reference_spread_row(root), seed_comparison_row(root),
+                                       retrain_budget_row(root)) if row]
     sensitivity = depth_sensitivity_row(root)
     rows += [sensitivity] if sensitivity else []
     fronts = root / "family_fronts.json"

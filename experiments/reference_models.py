@@ -10,7 +10,7 @@ timed on a device profile (default ``cpu-1thread``) with hwnas's interleaved ONN
 (``hwnas.latency.measure.time_models``), exported as ``hwnas export`` exports subnets and run at batch 1.
 
 Trained weights are kept under ``--workdir`` (runs/reference_models/), so a rerun re-times without
-retraining. Run: ``python experiments/reference_models.py --epochs 15`` -> ``experiments/results/reference_models.json``
+retraining. Run: ``python experiments/reference_models.py --epochs 18`` -> ``experiments/results/reference_models.json``
 (the quickstart's Pareto plot marks the points of that file). Nothing else heavy may run meanwhile:
 the latency half is a timing measurement.
 """
@@ -38,6 +38,7 @@ from hwnas.training import warmup_cosine_lr
 
 REPO = Path(__file__).resolve().parents[1]
 RESULT = REPO / "experiments" / "results" / "reference_models.json"
+WORKDIR = Path("runs/reference_models")
 
 
 def train(model: nn.Module, dataset, epochs: int, batch_size: int = 256, lr: float = 3e-3,
@@ -80,9 +81,19 @@ def trained(model: nn.Module, name: str, dataset, args: argparse.Namespace) -> f
     return seconds
 
 
-def main() -> int:
+def command_line(args: argparse.Namespace) -> str:
+    """The command that regenerates this run's file: every option that differs from its default."""
+    options = [("--seed", args.seed, 0), ("--threads", args.threads, 2), ("--device", args.device, "cpu-1thread"),
+               ("--max-steps-per-epoch", args.max_steps_per_epoch, 0),
+               ("--out", os.path.relpath(args.out), os.path.relpath(RESULT)),
+               ("--workdir", os.path.relpath(args.workdir), os.path.relpath(WORKDIR))]
+    return " ".join([f"python experiments/reference_models.py --epochs {args.epochs}",
+                     *(f"{flag} {value}" for flag, value, default in options if value != default)])
+
+
+def argument_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--epochs", type=int, default=18)
     parser.add_argument("--device", default="cpu-1thread", help="device profile for the latency")
     parser.add_argument("--threads", type=int, default=2, help="torch threads for training")
     parser.add_argument("--seed", type=int, default=0,
@@ -90,9 +101,13 @@ def main() -> int:
                              "split stays hwnas train's seed-0 split); another seed measures the training spread")
     parser.add_argument("--max-steps-per-epoch", type=int, default=0, help="smoke runs only")
     parser.add_argument("--out", type=Path, default=RESULT)
-    parser.add_argument("--workdir", type=Path, default=Path("runs/reference_models"),
+    parser.add_argument("--workdir", type=Path, default=WORKDIR,
                         help="trained weights are kept here: a rerun with the same settings only re-times")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> int:
+    args = argument_parser().parse_args()
     torch.set_num_threads(args.threads)
     dataset = load_dataset("fashion-mnist", val_size=5000, seed=0)
     rows: list[dict[str, Any]] = []
@@ -119,8 +134,7 @@ def main() -> int:
     write_references(args.out, points, {
         "what": "hand-designed references trained with hwnas's data pipeline and recipe; test accuracy on the "
                 "official 10k test set, latency on the device profile (ONNX Runtime, batch 1)",
-        "command": f"python experiments/reference_models.py --epochs {args.epochs}"
-                   + (f" --seed {args.seed} --out {os.path.relpath(args.out)}" if args.seed else ""),
+        "command": command_line(args),
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "epochs": args.epochs, "seed": args.seed, "device": profile.name, "loadavg_before_timing": [round(v, 2) for v in load]})
     for p in points:

@@ -119,3 +119,24 @@ def test_the_seed_comparison_counts_each_seeds_winner_from_the_files(tmp_path):
     (root / "reference_models_seed3.json").unlink()
     (root / "reference_models_seed2.json").unlink()
     assert gen.seed_comparison_row(root) is None  # two seeds are too few to report a spread
+
+
+def test_the_retrain_budget_row_pairs_each_quickstart_run_with_references_trained_as_long(tmp_path):
+    """Each budget's pick is set beside the small CNN of the references' file with the same epochs; a file
+    whose epochs disagree with the pick's is not paired, and a changed accuracy changes the difference."""
+    gen = _readme_results()
+    root = tmp_path / "results"
+    root.mkdir()
+    for summary, references, _ in gen.RETRAIN_BUDGETS:
+        shutil.copy(ROOT / "experiments" / "results" / summary, root / summary)
+        shutil.copy(ROOT / "experiments" / "results" / references, root / references)
+    row = gen.retrain_budget_row(root)
+    assert row is not None and "18 epochs: front000" in row[1] and "36 epochs: front000" in row[1]
+    references = json.loads((root / "reference_models_36ep.json").read_text())
+    cnn = next(m for m in references["models"] if m["model"] == "small-cnn")
+    cnn["test_accuracy"] = 0.9
+    (root / "reference_models_36ep.json").write_text(json.dumps(references))
+    assert "small-cnn 90.00 %" in gen.retrain_budget_row(root)[1]
+    references["epochs"] = 18  # no longer trained as long as the 36-epoch pick
+    (root / "reference_models_36ep.json").write_text(json.dumps(references))
+    assert gen.retrain_budget_row(root) is None  # one budget left: nothing to compare across budgets
