@@ -62,9 +62,9 @@ class QuickstartOptions:
     finetune_epochs: int = 0
     # >0: the exported models are first retrained from scratch that many epochs (hwnas export
     # --retrain-epochs). Retrained as the references are, the search's pick at the small CNN's latency
-    # beat it on two seeds where the supernet's own weights did not (experiments/results/
-    # finetune_front_18ep.json); the supernet's weights are what the predictor scores, not the best a
-    # found architecture reaches.
+    # beat it on each of four seeds where the supernet's own weights did not (18 epochs: experiments/
+    # results/paired_comparison.json); the supernet's weights are what the predictor scores, not the best
+    # a found architecture reaches.
     retrain_epochs: int = RETRAIN_EPOCHS
     # Only the most accurate models are retrained (None: all): the one a user deploys, and the slowest to train.
     train_top: int | None = 1

@@ -140,3 +140,21 @@ def test_the_retrain_budget_row_pairs_each_quickstart_run_with_references_traine
     references["epochs"] = 18  # no longer trained as long as the 36-epoch pick
     (root / "reference_models_36ep.json").write_text(json.dumps(references))
     assert gen.retrain_budget_row(root) is None  # one budget left: nothing to compare across budgets
+
+
+def test_a_reference_copied_before_the_references_file_was_regenerated_is_marked(tmp_path):
+    """A fine-tune result file keeps the reference accuracies of its day; once reference_models.json says
+    otherwise, its row says so and gives the file's accuracy now."""
+    gen = _readme_results()
+    root = tmp_path / "results"
+    root.mkdir()
+    shutil.copy(ROOT / "experiments" / "results" / "finetune_front_18ep.json", root / "finetune_front_18ep.json")
+    tuned = json.loads((root / "finetune_front_18ep.json").read_text())
+    references = {"format": "hwnas-reference-models-v1", "epochs": 18,
+                  "models": [{"model": r["model"], "test_accuracy": r["test_accuracy"]} for r in tuned["references"]]}
+    (root / "reference_models.json").write_text(json.dumps(references))
+    assert "as it was then" not in gen.finetune_row(root, "finetune_front_18ep.json")[1]
+    references["models"][-1]["test_accuracy"] = 0.5
+    (root / "reference_models.json").write_text(json.dumps(references))
+    row = gen.finetune_row(root, "finetune_front_18ep.json")[1]
+    assert row.count("as it was then") == 1 and "50.00 % since regenerated" in row

@@ -316,6 +316,15 @@ def onnx_accuracy(model: bytes | str | Path, split: Split, resolution: int, mean
     return onnx_evaluate_on(model, _batches(split, resolution, mean, std, batch_size), threads)[0]
 
 
+def onnx_predictions(model: bytes | str | Path, split: Split, resolution: int, mean: tuple[float, ...],
+                     std: tuple[float, ...], batch_size: int = 500, threads: int = 0) -> np.ndarray:
+    """The class an ONNX model predicts for each image of ``split``, in the split's order: what a paired
+    comparison of two models on the same images needs (:mod:`hwnas.classifier_comparison`)."""
+    session = ort_session(model, threads)
+    return np.concatenate([run_session(session, x).argmax(1)
+                           for x, _ in _batches(split, resolution, mean, std, batch_size)])
+
+
 def onnx_evaluate_on(model: bytes | str | Path, batches: Iterable[tuple[np.ndarray, np.ndarray]],
                      threads: int = 0) -> tuple[float, float]:
     """Top-1 accuracy (fraction) and mean cross-entropy of an ONNX model on prepared ``(x, y)`` numpy
