@@ -22,7 +22,8 @@ from hwnas.errors import ConfigError, DataError
 from hwnas.export import onnx_export
 from hwnas.export.bn_fold import fold_batchnorm
 from hwnas.export.onnx_export import (ExportError, check_parity, compare_outputs, export_subnet, model_metadata,
-                                      onnx_accuracy, ort_session, prepared_images, read_metadata, run_session)
+                                      onnx_accuracy, onnx_predictions, ort_session, prepared_images, read_metadata,
+                                      run_session)
 from hwnas.export.quantize import quantize_int8
 from hwnas.export.report import write_report
 from hwnas.supernet.calibration import evaluate
@@ -154,6 +155,18 @@ def test_onnx_accuracy_equals_pytorch_accuracy(net, dataset, tmp_path):
     acc_onnx = onnx_accuracy(path, dataset.test, arch.resolution, MEAN, STD, batch_size=16)
     acc_torch, _ = evaluate(sub, dataset.test, arch.resolution, MEAN, STD, batch_size=16)
     assert abs(acc_onnx - acc_torch) <= 1 / len(dataset.test)
+
+
+def test_onnx_predictions_are_one_class_per_test_image_in_order(net, dataset, tmp_path):
+    """The per-image classes (what a paired comparison needs) agree with onnx_accuracy's count, whatever
+    the batch size."""
+    arch = sample_architecture(SPACE, 4)
+    path = export_subnet(_subnet(net, arch, dataset), arch, tmp_path / "m.onnx")
+    predicted = onnx_predictions(path, dataset.test, arch.resolution, MEAN, STD, batch_size=7)
+    assert predicted.shape == (len(dataset.test),)
+    assert np.array_equal(predicted, onnx_predictions(path, dataset.test, arch.resolution, MEAN, STD, batch_size=16))
+    accuracy = onnx_accuracy(path, dataset.test, arch.resolution, MEAN, STD, batch_size=16)
+    assert np.mean(predicted == dataset.test.labels.numpy()) == pytest.approx(accuracy)
 
 
 def test_unknown_exporter_and_old_opset_are_refused(net, dataset, tmp_path):
