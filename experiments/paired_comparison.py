@@ -57,6 +57,8 @@ def onnx_model(side: dict[str, Any]) -> bytes | Path:
 
 
 def _existing(side: dict[str, Any], key: str) -> Path:
+    if not side.get(key):
+        raise ConfigError(f"{side.get('name')}: give 'onnx' (an exported model) or 'reference' and 'weights'")
     path = Path(side[key])
     if not path.is_file():
         raise ConfigError(f"{side.get('name')}: {key} file {path} is missing; make it with: {side.get('made_by')}")
@@ -94,9 +96,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     config = json.loads(args.config.read_text())
     dataset = load_dataset("fashion-mnist", val_size=5000, seed=0)
-    rows = []
+    rows, scored = [], {}  # a model two pairs share (a seed-0 reference) is scored once
+
+    def correct(side: dict[str, Any]) -> np.ndarray:
+        key = json.dumps(side, sort_keys=True)
+        if key not in scored:
+            scored[key] = correctness(side, dataset)
+        return scored[key]
+
     for pair in config["pairs"]:
-        result = compare_classifiers(correctness(pair["a"], dataset), correctness(pair["b"], dataset)).to_dict()
+        result = compare_classifiers(correct(pair["a"]), correct(pair["b"])).to_dict()
         rows.append({"label": pair["label"], "epochs": pair["epochs"], "seed": pair["seed"],
                      "seed_study": pair.get("seed_study", False), "a": pair["a"]["name"], "b": pair["b"]["name"],
                      **result})

@@ -28,3 +28,5 @@ def test_a_missing_model_names_the_command_that_makes_it(tmp_path):
         script.onnx_model(side)
     with pytest.raises(ConfigError, match="'reference' must be one of"):
         script.onnx_model({"name": "x", "reference": "resnet"})
+    with pytest.raises(ConfigError, match="give 'onnx'"):
+        script.onnx_model({"name": "x", "reference": "small-cnn"})  # no weights named

@@ -320,9 +320,16 @@ def onnx_predictions(model: bytes | str | Path, split: Split, resolution: int, m
                      std: tuple[float, ...], batch_size: int = 500, threads: int = 0) -> np.ndarray:
     """The class an ONNX model predicts for each image of ``split``, in the split's order: what a paired
     comparison of two models on the same images needs (:mod:`hwnas.classifier_comparison`)."""
+    return np.concatenate([logits.argmax(1) for logits, _ in
+                           _batch_logits(model, _batches(split, resolution, mean, std, batch_size), threads)])
+
+
+def _batch_logits(model: bytes | str | Path, batches: Iterable[tuple[np.ndarray, np.ndarray]],
+                  threads: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``(logits, y)`` per prepared batch: one ONNX Runtime session, one call per batch."""
     session = ort_session(model, threads)
-    return np.concatenate([run_session(session, x).argmax(1)
-                           for x, _ in _batches(split, resolution, mean, std, batch_size)])
+    for x, y in batches:
+        yield run_session(session, x), y
 
 
 def onnx_evaluate_on(model: bytes | str | Path, batches: Iterable[tuple[np.ndarray, np.ndarray]],
@@ -330,10 +337,9 @@ def onnx_evaluate_on(model: bytes | str | Path, batches: Iterable[tuple[np.ndarr
     """Top-1 accuracy (fraction) and mean cross-entropy of an ONNX model on prepared ``(x, y)`` numpy
     batches, one ONNX Runtime call per batch: the ONNX twin of
     :func:`hwnas.supernet.calibration.evaluate_on`, so both report the same two numbers."""
-    session = ort_session(model, threads)
     correct, loss_sum, n = 0, 0.0, 0
-    for x, y in batches:
-        logits = run_session(session, x).astype(np.float64)
+    for logits, y in _batch_logits(model, batches, threads):
+        logits = logits.astype(np.float64)
         shifted = logits - logits.max(1, keepdims=True)
         log_probs = shifted - np.log(np.exp(shifted).sum(1, keepdims=True))
         loss_sum += float(-log_probs[np.arange(len(y)), y].sum())
